@@ -1,0 +1,34 @@
+# Hot-Net — the commands. `make run` serves the demo; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(PY) -m flask --app wsgi
+
+.PHONY: run test bench translations install install-dev
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+translations: $(VENV)/.installed
+	$(PY) -m babel.messages.frontend compile -q -d app/translations -D messages
+
+run: install translations
+	$(FLASK) db upgrade
+	$(FLASK) hotnet seed-demo --if-empty
+	$(PY) -m app.devserver
+
+test: install-dev translations
+	$(PY) -m tests.run
+
+bench: install-dev translations
+	$(PY) -m bench.run

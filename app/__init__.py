@@ -1,0 +1,82 @@
+"""Hot-Net: the web platform of a community-welfare supporter network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, session
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app import config as config_module
+from app.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application; `config` overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        instance_path=os.environ.get("HOTNET_INSTANCE_PATH", str(ROOT / "instance")),
+    )
+    app.config.update(config_module.from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from app import formatting, site
+    formatting.init_app(app)
+    site.init_app(app)
+
+    from app.cli import hotnet
+    app.cli.add_command(hotnet)
+    return app
+
+
+def _select_locale() -> str:
+    return session.get("lang") or "ja"
+
+
+def _init_extensions(app: Flask) -> None:
+    # Import every model so that metadata (and Alembic) sees all tables.
+    from app import models  # noqa: F401
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None
+
+    from app.accounts.services import load_user
+    login_manager.user_loader(load_user)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """WAL mode and foreign keys for SQLite (no-op on other databases)."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.accounts.views import bp as accounts_bp
+    from app.audit.views import bp as audit_bp
+    from app.geography.views import bp as geography_bp
+    from app.mailcatcher.views import bp as mailcatcher_bp
+    from app.supporters.views import bp as supporters_bp
+
+    for bp in (accounts_bp, audit_bp, geography_bp, mailcatcher_bp, supporters_bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.dbtypes import UTCDateTime, utcnow
+from app.extensions import db
+from app.geography.models import Area, Station
+
+ROLES = ("admin", "coordinator")
+
+staff_area = Table(
+    "staff_area",
+    db.Model.metadata,
+    Column("staff_id", Integer, ForeignKey("staff_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("area_id", Integer, ForeignKey("area.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class StaffUser(db.Model):
+    """A member of the council's staff: an admin (事務局) or a coordinator."""
+
+    __tablename__ = "staff_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kana: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(20), default="coordinator")
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("station.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    station: Mapped[Station | None] = relationship()
+    areas: Mapped[list[Area]] = relationship(secondary=staff_area, order_by=Area.position)
+
+    # Flask-Login protocol
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = True
+    is_supporter = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def get_id(self) -> str:
+        return f"staff:{self.id}"
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class LoginLink(db.Model):
+    """A one-time sign-in link sent to a supporter. Only the token's hash is stored."""
+
+    __tablename__ = "login_link"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,139 @@
+"""Sign-in and sign-out for staff and supporters; staff account administration."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from app.accounts import services
+from app.accounts.forms import ConfirmForm, LinkRequestForm, StaffForm, StaffLoginForm
+from app.accounts.models import ROLES, StaffUser
+from app.errors import InvalidInput, LinkInvalid
+from app.extensions import db, limiter
+from app.geography.services import list_areas, list_stations
+from app.labels import ROLE
+from app.site import add_error, safe_next
+
+bp = Blueprint("accounts", __name__)
+
+
+def _login_limit() -> str:
+    return current_app.config["HOTNET_LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    form = StaffLoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate_staff(form.email.data, form.password.data)
+        if user is None:
+            form.password.errors.append(_("メールアドレスかパスワードが違います。"))
+        else:
+            login_user(user)
+            return redirect(safe_next(request.args.get("next"), url_for("supporters.staff_list")))
+    return render_template("accounts/login.html", form=form, link_form=LinkRequestForm())
+
+
+@bp.route("/login/link", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def request_link():
+    form = LinkRequestForm()
+    if form.validate_on_submit():
+        try:
+            services.request_login_link(form.email.data)
+        except OSError:
+            current_app.logger.exception("sign-in link could not be sent")
+            flash(_("メールを送れませんでした。時間をおいてもう一度お試しください。"), "error")
+            return render_template("accounts/link_request.html", form=form)
+        return render_template("accounts/link_sent.html", email=form.email.data)
+    return render_template("accounts/link_request.html", form=form)
+
+
+@bp.route("/login/link/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def link_signin(token: str):
+    """GET only asks for a click, so that mail scanners opening the link do not use it up."""
+    form = ConfirmForm()
+    try:
+        if request.method == "POST" and form.validate_on_submit():
+            supporter = services.consume_login_link(token)
+            logout_user()
+            login_user(supporter)
+            flash(_("ログインしました。"), "success")
+            return redirect(url_for("supporters.me"))
+        services.check_login_link(token)
+    except LinkInvalid as exc:
+        return render_template("accounts/link_invalid.html", reason=exc.reason,
+                               form=LinkRequestForm()), 410
+    return render_template("accounts/link_confirm.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash(_("ログアウトしました。"), "success")
+    return redirect(url_for("site.home"))
+
+
+# --- staff administration (admins) --------------------------------------------------------
+
+def _staff_form(form: StaffForm) -> StaffForm:
+    form.role.choices = [(r, ROLE[r]) for r in ROLES]
+    form.station_id.choices = [(0, _("なし"))] + [(s.id, s.name) for s in list_stations()]
+    form.area_ids.choices = [(a.id, a.name) for a in list_areas()]
+    return form
+
+
+@bp.get("/admin/staff")
+@services.admin_required
+def staff_list():
+    return render_template("accounts/staff_list.html", staff=services.list_staff())
+
+
+@bp.route("/admin/staff/new", methods=["GET", "POST"])
+@services.admin_required
+def staff_new():
+    form = _staff_form(StaffForm())
+    if form.validate_on_submit():
+        if not form.password.data:
+            form.password.errors.append(_("パスワードを入力してください。"))
+        else:
+            try:
+                services.create_staff(
+                    form.email.data, form.name.data, form.password.data, form.role.data,
+                    kana=form.kana.data or "", station_id=form.station_id.data or None,
+                    area_ids=form.area_ids.data,
+                )
+            except InvalidInput as exc:
+                add_error(form, exc)
+            else:
+                flash(_("職員を登録しました。"), "success")
+                return redirect(url_for("accounts.staff_list"))
+    return render_template("accounts/staff_form.html", form=form, user=None)
+
+
+@bp.route("/admin/staff/<int:user_id>", methods=["GET", "POST"])
+@services.admin_required
+def staff_edit(user_id: int):
+    user = db.session.get(StaffUser, user_id) or abort(404)
+    form = _staff_form(StaffForm(obj=user))
+    if request.method == "GET":
+        form.station_id.data = user.station_id or 0
+        form.area_ids.data = [a.id for a in user.areas]
+    if form.validate_on_submit():
+        if user.id == current_user.id and (form.role.data != "admin" or not form.active.data):
+            form.role.errors.append(_("自分自身の管理者権限は外せません。"))
+        else:
+            try:
+                services.update_staff(
+                    user, email=form.email.data, name=form.name.data, kana=form.kana.data or "", role=form.role.data,
+                    station_id=form.station_id.data or None, area_ids=form.area_ids.data,
+                    active=form.active.data, password=form.password.data or "",
+                )
+            except InvalidInput as exc:
+                add_error(form, exc)
+            else:
+                flash(_("職員の情報を保存しました。"), "success")
+                return redirect(url_for("accounts.staff_list"))
+    return render_template("accounts/staff_form.html", form=form, user=user)

@@ -1,0 +1,1 @@
+"""The audit log: who exported or viewed personal data, and other staff actions."""

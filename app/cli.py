@@ -1,0 +1,84 @@
+"""`flask hotnet …` commands."""
+from __future__ import annotations
+
+import getpass
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.errors import InvalidInput
+
+hotnet = AppGroup("hotnet", help="Hot-Net administration commands.")
+
+
+@hotnet.command("load-geography")
+@click.argument("path", required=False)
+def load_geography_command(path: str | None) -> None:
+    """Add or update stations, areas and districts from the geography file."""
+    from app.geography.services import load_geography
+
+    try:
+        result = load_geography(path or current_app.config["HOTNET_GEOGRAPHY"])
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"geography: {result.added} added, {result.updated} updated")
+
+
+@hotnet.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.option("--password", envvar="HOTNET_ADMIN_PASSWORD", default=None,
+              help="Prompted for when not given (or set HOTNET_ADMIN_PASSWORD).")
+def create_admin_command(email: str, name: str, password: str | None) -> None:
+    """Create the first admin (事務局) account."""
+    from app.accounts.services import create_staff
+
+    if not password:
+        password = getpass.getpass("Password: ")
+    try:
+        create_staff(email, name, password, "admin")
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"admin {email} created")
+
+
+@hotnet.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Only when the database holds no staff yet.")
+def seed_demo_command(if_empty: bool) -> None:
+    """Load the demo geography, staff and supporters (idempotent)."""
+    from sqlalchemy import func, select
+
+    from app.accounts.models import StaffUser
+    from app.demo import ADMIN_EMAIL, DEMO_PASSWORD, seed_demo
+    from app.extensions import db
+
+    if if_empty and db.session.scalar(select(func.count(StaffUser.id))):
+        click.echo("demo: the database already has data; nothing loaded")
+        return
+    result = seed_demo()
+    click.echo(f"demo: {result['created']} supporters created")
+    click.echo(f"demo sign-in: {ADMIN_EMAIL} / {DEMO_PASSWORD} (admin), "
+               f"coordinator1@hotnet.example.jp … coordinator8@hotnet.example.jp / {DEMO_PASSWORD}")
+
+
+@hotnet.command("scheduler")
+def scheduler_command() -> None:
+    """Run the one scheduler process (keep exactly one running)."""
+    from app.scheduler import run
+
+    run(current_app._get_current_object())
+
+
+@hotnet.command("mailcatcher")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8025, type=int)
+@click.option("--dir", "folder", default=None, help="Defaults to HOTNET_MAILCATCHER_DIR.")
+def mailcatcher_command(host: str, port: int, folder: str | None) -> None:
+    """Run the demo mail catcher (a local SMTP server) in the foreground."""
+    from app.mailcatcher.server import serve
+
+    folder = folder or current_app.config["HOTNET_MAILCATCHER_DIR"]
+    if not folder:
+        raise click.ClickException("set HOTNET_MAILCATCHER_DIR or pass --dir")
+    serve(folder, host, port)

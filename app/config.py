@@ -1,0 +1,64 @@
+"""Settings, read from environment variables (documented in README.md)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def from_environment(instance_path: str) -> dict:
+    """Build the configuration mapping from the process environment."""
+    default_db = "sqlite:///" + os.path.join(instance_path, "hotnet.sqlite3")
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "HOTNET_GEOGRAPHY": os.environ.get(
+            "HOTNET_GEOGRAPHY", str(ROOT / "app" / "geography" / "nishitokyo.toml")
+        ),
+        "HOTNET_BASE_URL": os.environ.get("HOTNET_BASE_URL", "http://127.0.0.1:5000"),
+        "HOTNET_ORG_NAME": os.environ.get("HOTNET_ORG_NAME", "西東京市社会福祉協議会"),
+        "HOTNET_PRIVACY_VERSION": os.environ.get("HOTNET_PRIVACY_VERSION", "2026-04"),
+        # Folder where the demo mail catcher stores caught messages; empty turns the page off.
+        "HOTNET_MAILCATCHER_DIR": os.environ.get("HOTNET_MAILCATCHER_DIR", ""),
+        "HOTNET_PAGE_SIZE": _int("HOTNET_PAGE_SIZE", 25),
+        "HOTNET_LOGIN_LINK_MINUTES": _int("HOTNET_LOGIN_LINK_MINUTES", 30),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "127.0.0.1"),
+        "MAIL_PORT": _int("MAIL_PORT", 8025),
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS", False),
+        "MAIL_USE_SSL": _bool("MAIL_USE_SSL", False),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": os.environ.get(
+            "MAIL_DEFAULT_SENDER", "ほっとネット <hotnet@example.jp>"
+        ),
+        "MAIL_SUPPRESS_SEND": _bool("MAIL_SUPPRESS_SEND", False),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT", "10 per minute"),
+        "HOTNET_PUBLIC_FORM_RATE_LIMIT": os.environ.get(
+            "HOTNET_PUBLIC_FORM_RATE_LIMIT", "20 per hour"
+        ),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "app" / "translations"),
+        "LANGUAGES": ["ja", "en"],
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": _int("HOTNET_MAX_UPLOAD_MB", 10) * 1024 * 1024,
+    }

@@ -1,0 +1,108 @@
+"""Demo data: the geography, staff, and about 460 supporters with realistic Japanese names."""
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from faker import Faker
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.accounts.models import StaffUser
+from app.extensions import db
+from app.geography.models import Area, District
+from app.geography.services import load_geography
+from app.supporters import services as supporters
+from app.supporters.models import BusinessCategory, Supporter, SupporterChange
+from app.text import is_kana
+
+DEMO_PASSWORD = "hotnet-demo-2026"
+ADMIN_EMAIL = "admin@hotnet.example.jp"
+PERSONS = 420
+BUSINESSES = 40
+TOWNS = ("田無町", "南町", "北町", "芝久保町", "向台町", "谷戸町", "緑町", "西原町", "保谷町",
+         "住吉町", "東町", "中町", "下保谷", "泉町", "栄町", "東伏見", "柳沢", "富士町", "新町")
+BUSINESS_WORDS = {
+    "real_estate": ("不動産", "ふどうさん"),
+    "cleanup": ("クリーンサービス", "くりーんさーびす"),
+    "gardening": ("造園", "ぞうえん"),
+    "shop": ("商店", "しょうてん"),
+    "care": ("ケアサービス", "けあさーびす"),
+    "other": ("工務店", "こうむてん"),
+}
+
+
+def _staff(email: str, name: str, kana: str, role: str, station_id=None, areas=()) -> None:
+    if db.session.scalar(select(StaffUser).where(StaffUser.email == email)):
+        return
+    user = StaffUser(email=email, name=name, kana=kana, role=role, station_id=station_id)
+    user.set_password(DEMO_PASSWORD)
+    user.areas = list(areas)
+    db.session.add(user)
+
+
+def _person(fake: Faker) -> tuple[str, str]:
+    while True:
+        last, first = fake.last_name_pair(), fake.first_name_pair()
+        name, kana = f"{last[0]} {first[0]}", f"{last[1]} {first[1]}"
+        if is_kana(kana):
+            return name, kana
+
+
+def seed_demo() -> dict:
+    """Load the demo; running it again changes nothing (idempotent)."""
+    load_geography(current_app.config["HOTNET_GEOGRAPHY"])
+    supporters.ensure_default_categories()
+    fake = Faker("ja_JP")
+    Faker.seed(20261126)
+    rng = random.Random(20261126)
+
+    _staff(ADMIN_EMAIL, "事務局 管理者", "じむきょく かんりしゃ", "admin")
+    areas = list(db.session.scalars(select(Area).order_by(Area.position)))
+    for n, area in enumerate(areas):
+        for k in range(2):
+            name, kana = _person(fake)
+            _staff(f"coordinator{2 * n + k + 1}@hotnet.example.jp", name, kana, "coordinator",
+                   area.station_id, [area])
+    db.session.commit()
+
+    if db.session.scalar(select(func.count(Supporter.id))) >= PERSONS:
+        return {"created": 0}
+    districts = list(db.session.scalars(select(District)))
+    categories = {c.code: c for c in db.session.scalars(select(BusinessCategory))}
+    created = 0
+    for i in range(PERSONS + BUSINESSES):
+        is_business = i >= PERSONS
+        status = rng.choices(["active", "applied", "paused"], [88, 6, 6])[0]
+        delivery = rng.choices(["email", "post", "both", "none"], [45, 35, 15, 5])[0]
+        with_email = delivery in ("email", "both") or rng.random() < 0.2
+        name, kana = _person(fake)
+        record = Supporter(
+            kind="business" if is_business else "person",
+            name=name, kana=kana,
+            email=f"demo{i + 1:04d}@example.jp" if with_email else None,
+            phone=f"042-{rng.randint(400, 499)}-{rng.randint(0, 9999):04d}",
+            postal_code=f"{rng.choice(['188', '202'])}-00{rng.randint(0, 99):02d}",
+            address=f"西東京市{rng.choice(TOWNS)}{rng.randint(1, 6)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}",
+            district_id=rng.choice(districts).id,
+            delivery=delivery, status=status,
+            joined_via=rng.choices(["application", "staff", "former_consultee"], [60, 30, 10])[0],
+            joined_on=None if status == "applied" else date(2015, 4, 1) + timedelta(days=rng.randint(0, 4000)),
+        )
+        if not is_business and status != "applied":
+            record.registration_training_on = record.joined_on
+        if is_business:
+            code = rng.choice(list(BUSINESS_WORDS))
+            word, word_kana = BUSINESS_WORDS[code]
+            last = fake.last_name_pair()
+            record.business_name = f"{last[0]}{word}"
+            record.business_kana = f"{last[1]}{word_kana}"
+            record.business_category_id = categories[code].id
+            record.contact_person, record.kana = record.name, record.kana
+        db.session.add(record)
+        db.session.flush()
+        db.session.add(SupporterChange(supporter_id=record.id, actor="demo", action="created",
+                                       changes={}))
+        created += 1
+    db.session.commit()
+    return {"created": created}

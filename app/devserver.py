@@ -1,0 +1,64 @@
+"""`make run`: the web server, the scheduler and the demo mail catcher, stopped together by Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("FLASK_APP", "wsgi")
+    env.setdefault("HOTNET_MAILCATCHER_DIR", str(ROOT / "instance" / "mail"))
+    env.setdefault("MAIL_SERVER", "127.0.0.1")
+    env.setdefault("MAIL_PORT", "8025")
+    port = env.get("PORT", "5000")
+    env.setdefault("HOTNET_BASE_URL", f"http://127.0.0.1:{port}")
+    flask = [sys.executable, "-m", "flask"]
+    commands = {
+        "mail catcher": flask + ["hotnet", "mailcatcher", "--port", env["MAIL_PORT"]],
+        "scheduler": flask + ["hotnet", "scheduler"],
+        "web": flask + ["run", "--host", "127.0.0.1", "--port", port],
+    }
+    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+             for name, cmd in commands.items()}
+    print(f"""
+  Hot-Net is running: http://127.0.0.1:{port}/
+  Staff sign-in:  admin@hotnet.example.jp / hotnet-demo-2026  (admin)
+                  coordinator1@hotnet.example.jp … coordinator8@ / hotnet-demo-2026
+  Caught mail:    http://127.0.0.1:{port}/staff/mailbox  (signed in as staff)
+  Supporter sign-in: /login/link with e.g. demo0001@example.jp, then open the link
+                  from the caught mail.
+  Ctrl-C stops the web server, the scheduler and the mail catcher.
+""", flush=True)
+    code = 0
+    try:
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} stopped (exit {proc.returncode}); stopping the rest", flush=True)
+                    code = proc.returncode or 1
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The domain error tree. Services raise these; views turn them into messages."""
+
+
+class HotNetError(Exception):
+    """Base class for every error a service raises on purpose."""
+
+
+class NotFound(HotNetError):
+    """The record asked for does not exist (or is not visible to this user)."""
+
+
+class InvalidInput(HotNetError):
+    """The input breaks a rule; the message is for the user, `field` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidState(HotNetError):
+    """The record is not in a state that allows this action."""
+
+
+class LinkInvalid(HotNetError):
+    """A one-time sign-in link is unknown, used or expired."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,128 @@
+"""Loading the geography file and reading the geography."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.errors import InvalidInput
+from app.extensions import db
+from app.geography.models import Area, District, Station
+
+
+@dataclass
+class LoadResult:
+    added: int = 0
+    updated: int = 0
+
+
+def _read(path: str | Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"地域ファイルが見つかりません: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"地域ファイルの書式に誤りがあります: {exc}") from exc
+
+
+def _check(data: dict) -> None:
+    stations = {s.get("code") for s in data.get("station", [])}
+    areas = {a.get("code") for a in data.get("area", [])}
+    problems = []
+    for kind in ("station", "area", "district"):
+        codes = [item.get("code") for item in data.get(kind, [])]
+        for item in data.get(kind, []):
+            if not item.get("code") or not item.get("name"):
+                problems.append(f"{kind}: code と name は必須です ({item})")
+        if len(codes) != len(set(codes)):
+            problems.append(f"{kind}: code が重複しています")
+    for area in data.get("area", []):
+        if area.get("station") not in stations:
+            problems.append(f"圏域 {area.get('code')}: ステーション {area.get('station')} がありません")
+    for district in data.get("district", []):
+        if district.get("area") not in areas:
+            problems.append(f"地区 {district.get('code')}: 圏域 {district.get('area')} がありません")
+    if not stations or not areas:
+        problems.append("ステーションと圏域が少なくとも1つずつ必要です")
+    if problems:
+        raise InvalidInput("\n".join(problems))
+
+
+def _upsert(model, code: str, values: dict, result: LoadResult):
+    row = db.session.scalar(select(model).where(model.code == code))
+    if row is None:
+        row = model(code=code, **values)
+        db.session.add(row)
+        result.added += 1
+    else:
+        changed = False
+        for key, value in values.items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+                changed = True
+        result.updated += int(changed)
+    db.session.flush()
+    return row
+
+
+def load_geography(path: str | Path) -> LoadResult:
+    """Add or update stations, areas and districts from a TOML file, matched by code.
+
+    Nothing else is touched: supporters keep their district, and rows missing from the
+    file are left in place (a district that disappears may still have supporters).
+    """
+    data = _read(path)
+    _check(data)
+    result = LoadResult()
+    stations = {}
+    for pos, item in enumerate(data["station"]):
+        stations[item["code"]] = _upsert(
+            Station, item["code"],
+            {"name": item["name"], "address": item.get("address", ""),
+             "phone": item.get("phone", ""), "position": pos},
+            result,
+        )
+    areas = {}
+    for pos, item in enumerate(data["area"]):
+        areas[item["code"]] = _upsert(
+            Area, item["code"],
+            {"name": item["name"], "station_id": stations[item["station"]].id, "position": pos},
+            result,
+        )
+    for pos, item in enumerate(data.get("district", [])):
+        _upsert(
+            District, item["code"],
+            {"name": item["name"], "kana": item.get("kana", ""),
+             "area_id": areas[item["area"]].id, "position": pos},
+            result,
+        )
+    db.session.commit()
+    return result
+
+
+def list_stations() -> list[Station]:
+    """All stations with their areas and districts, in the file's order."""
+    return list(db.session.scalars(
+        select(Station)
+        .options(selectinload(Station.areas).selectinload(Area.districts))
+        .order_by(Station.position)
+    ))
+
+
+def list_areas() -> list[Area]:
+    return list(db.session.scalars(select(Area).order_by(Area.position)))
+
+
+def list_districts() -> list[District]:
+    return list(db.session.scalars(
+        select(District).join(Area).order_by(Area.position, District.position)
+    ))
+
+
+def district_choices() -> list[tuple[int, str]]:
+    """(id, "district (area)") pairs for pick lists, grouped by area order."""
+    return [(d.id, f"{d.name}（{d.area.name}）") for d in list_districts()]

@@ -1,0 +1,81 @@
+"""Display labels for stored codes, translated lazily (Japanese is the source language)."""
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+
+def localized(name: str, name_en: str = "") -> str:
+    """An admin-entered name in the current language (English only when one was given)."""
+    locale = get_locale()
+    if locale is not None and locale.language == "en" and name_en:
+        return name_en
+    return name
+
+KIND = {"person": _l("個人"), "business": _l("事業所")}
+STATUS = {
+    "applied": _l("申込中"),
+    "active": _l("活動中"),
+    "paused": _l("休止中"),
+    "withdrawn": _l("退会"),
+    "declined": _l("見送り"),
+}
+DELIVERY = {
+    "email": _l("メール"),
+    "post": _l("郵送"),
+    "both": _l("メールと郵送"),
+    "none": _l("送付しない"),
+}
+JOINED_VIA = {
+    "application": _l("本人の申込み"),
+    "staff": _l("職員が登録"),
+    "former_consultee": _l("元相談者"),
+}
+ROLE = {"admin": _l("事務局（管理者）"), "coordinator": _l("地域福祉コーディネーター")}
+CHANGE_ACTION = {
+    "created": _l("登録"),
+    "updated": _l("変更"),
+    "approved": _l("承認"),
+    "declined": _l("見送り"),
+    "withdrawn": _l("退会"),
+    "imported": _l("CSV取込"),
+    "applied": _l("申込み"),
+}
+FIELD = {
+    "kind": _l("種別"),
+    "name": _l("氏名"),
+    "kana": _l("ふりがな"),
+    "business_name": _l("事業所名"),
+    "business_kana": _l("事業所名のふりがな"),
+    "business_category": _l("業種"),
+    "contact_person": _l("担当者"),
+    "email": _l("メールアドレス"),
+    "phone": _l("電話番号"),
+    "postal_code": _l("郵便番号"),
+    "address": _l("住所"),
+    "district": _l("地区"),
+    "delivery": _l("通信の受け取り方"),
+    "status": _l("状態"),
+    "joined_via": _l("登録のきっかけ"),
+    "joined_on": _l("登録日"),
+    "registration_training_on": _l("登録研修の受講日"),
+    "notes": _l("職員メモ"),
+    "consent_version": _l("同意した個人情報の取扱い（版）"),
+}
+
+
+_BY_FIELD = {"kind": KIND, "status": STATUS, "delivery": DELIVERY, "joined_via": JOINED_VIA}
+
+
+def value(field: str, stored: str) -> str:
+    """A history value for display: codes of choice fields become their labels."""
+    mapping = _BY_FIELD.get(field)
+    if mapping and stored in mapping:
+        return str(mapping[stored])
+    return stored
+
+
+def all_labels() -> dict:
+    return {
+        "KIND": KIND, "STATUS": STATUS, "DELIVERY": DELIVERY, "JOINED_VIA": JOINED_VIA,
+        "ROLE": ROLE, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD, "localized": localized,
+        "value": value,
+    }

@@ -1,0 +1,109 @@
+"""Site-wide pages and behaviour: home, health check, language switch, errors, headers."""
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import Blueprint, Flask, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import text
+
+from app.extensions import db
+from app.labels import all_labels
+
+bp = Blueprint("site", __name__)
+
+
+@bp.get("/")
+def home():
+    return render_template("site/home.html")
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness and database check for load balancers and benchmarks."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site relative paths are followed after a form."""
+    if not target:
+        return default
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def add_error(form, exc) -> None:
+    """Show a service's InvalidInput next to its fields (or at the top of the form)."""
+    problems = getattr(exc, "problems", None) or {getattr(exc, "field", None): str(exc)}
+    for name, message in problems.items():
+        field = getattr(form, name, None) if name else None
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + [message]
+        else:
+            form.form_errors.append(message)
+
+
+@bp.post("/language")
+def set_language():
+    lang = request.form.get("lang", "ja")
+    session["lang"] = lang if lang in ("ja", "en") else "ja"
+    return redirect(safe_next(request.form.get("next")))
+
+
+def _error_page(status: int, title: str, message: str):
+    return render_template("site/error.html", status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def inject():
+        return {"labels": all_labels(), "current_locale": str(get_locale() or "ja")}
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return _error_page(403, _("このページを見る権限がありません"),
+                           _("職員用のページです。必要な場合は事務局にお問い合わせください。"))
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return _error_page(404, _("ページが見つかりません"),
+                           _("アドレスが正しいかお確かめください。"))
+
+    @app.errorhandler(413)
+    def too_large(error):
+        return _error_page(413, _("ファイルが大きすぎます"),
+                           _("もっと小さいファイルを選んでください。"))
+
+    @app.errorhandler(429)
+    def too_many(error):
+        return _error_page(429, _("操作が続いたため、しばらくお待ちください"),
+                           _("数分ほど時間をおいてから、もう一度お試しください。"))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return _error_page(400, _("画面の有効期限が切れました"),
+                           _("お手数ですが、前の画面に戻り、ページを読み込み直してからもう一度送信してください。"))
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return _error_page(500, _("申し訳ありません。問題が起きました"),
+                           _("時間をおいてもう一度お試しください。続く場合は事務局にご連絡ください。"))

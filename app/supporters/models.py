@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.dbtypes import UTCDateTime, binary_string, utcnow
+from app.extensions import db
+from app.geography.models import District
+
+KINDS = ("person", "business")
+DELIVERIES = ("email", "post", "both", "none")
+STATUSES = ("applied", "active", "paused", "withdrawn", "declined")
+JOINED_VIA = ("application", "staff", "former_consultee")
+
+
+class BusinessCategory(db.Model):
+    """A kind of local business (不動産, 清掃 …); admins extend the list."""
+
+    __tablename__ = "business_category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Supporter(db.Model):
+    """A registered supporter: a person, or a business with a contact person."""
+
+    __tablename__ = "supporter"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="person")
+    name: Mapped[str] = mapped_column(String(100), default="")
+    kana: Mapped[str] = mapped_column(String(100), default="")
+    business_name: Mapped[str] = mapped_column(String(200), default="")
+    business_kana: Mapped[str] = mapped_column(String(200), default="")
+    business_category_id: Mapped[int | None] = mapped_column(ForeignKey("business_category.id"))
+    contact_person: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_key: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    postal_code: Mapped[str] = mapped_column(String(10), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"), index=True)
+    delivery: Mapped[str] = mapped_column(String(10), default="post")
+    status: Mapped[str] = mapped_column(String(20), default="applied", index=True)
+    joined_via: Mapped[str] = mapped_column(String(30), default="staff")
+    joined_on: Mapped[date | None] = mapped_column(Date)
+    registration_training_on: Mapped[date | None] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_version: Mapped[str] = mapped_column(String(40), default="")
+    sort_key: Mapped[str] = mapped_column(binary_string(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    district: Mapped[District | None] = relationship()
+    business_category: Mapped[BusinessCategory | None] = relationship()
+    search_terms: Mapped[list["SupporterSearchTerm"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_supporter_sort", "sort_key", "id"),)
+
+    # Flask-Login protocol: a supporter signed in with a one-time link.
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_supporter = True
+    is_admin = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ("applied", "active", "paused")
+
+    def get_id(self) -> str:
+        return f"supporter:{self.id}"
+
+    @property
+    def display_name(self) -> str:
+        if self.kind == "business":
+            return self.business_name or self.name
+        return self.name
+
+    @property
+    def display_kana(self) -> str:
+        return self.business_kana if self.kind == "business" else self.kana
+
+
+class SupporterSearchTerm(db.Model):
+    """One folded search term of a supporter (a word, or a suffix of a name).
+
+    Searching is a prefix range scan on `term`, which a plain B-tree index answers on
+    SQLite and PostgreSQL alike; suffixes make it a substring search on names.
+    """
+
+    __tablename__ = "supporter_search_term"
+    term: Mapped[str] = mapped_column(binary_string(254), primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SupporterChange(db.Model):
+    """One entry of a supporter's history: who changed what, and when."""
+
+    __tablename__ = "supporter_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    staff = relationship("StaffUser")
+
+
+class SupporterImport(db.Model):
+    """An uploaded CSV waiting for the user's choice after the dry run.
+
+    The decoded text is kept only until it is imported or discarded.
+    """
+
+    __tablename__ = "supporter_import"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    encoding: Mapped[str] = mapped_column(String(20), default="")
+    content: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,527 @@
+"""The rules of the registry: creating, changing, approving, searching and erasing supporters."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from math import ceil
+
+from flask import current_app, has_request_context
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.accounts.models import LoginLink
+from app.audit import services as audit
+from app.dbtypes import utcnow
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import db
+from app.formatting import today_tokyo
+from app.geography.models import Area, District
+from app.mailer import try_send_mail
+from app.supporters.models import (
+    DELIVERIES, JOINED_VIA, KINDS, STATUSES, BusinessCategory, Supporter, SupporterChange,
+    SupporterSearchTerm,
+)
+from app.text import clean, digits, fold, fold_words, is_kana
+from app.validators import is_valid_email
+
+# Fields a staff member may edit, in form order.
+EDITABLE = (
+    "kind", "name", "kana", "business_name", "business_kana", "business_category_id",
+    "contact_person", "email", "phone", "postal_code", "address", "district_id", "delivery",
+    "status", "joined_via", "joined_on", "registration_training_on", "notes",
+)
+# Fields a supporter may edit on their own page.
+SELF_EDITABLE = ("email", "phone", "postal_code", "address", "district_id", "delivery")
+LIVE_STATUSES = ("applied", "active", "paused")
+ERASED_STATUSES = ("withdrawn", "declined")
+_TEXT_FIELDS = ("name", "kana", "business_name", "business_kana", "contact_person",
+                "phone", "postal_code", "address")
+
+
+# --- search terms and sort key ------------------------------------------------------------
+
+def _suffixes(word: str) -> list[str]:
+    return [word[i:] for i in range(len(word))]
+
+
+def search_terms_for(s: Supporter) -> set[str]:
+    """Folded terms under which a supporter is found by a prefix search.
+
+    Every suffix of a name, reading or business name (so "田" finds 山田 and "不動産" finds
+    山田不動産), each word of them, the phone digits and their last four, and the e-mail
+    address with its local part and domain.
+    """
+    terms: set[str] = set()
+    for text in (s.name, s.kana, s.business_name, s.business_kana, s.contact_person):
+        terms.update(fold_words(text))
+        terms.update(_suffixes(fold(text)))
+    phone = digits(s.phone)
+    if phone:
+        terms.update({phone, phone[-4:]})
+    if s.email:
+        email = s.email.strip().lower()
+        local, _, domain = email.partition("@")
+        terms.update({email, local, domain})
+    return {t[:254] for t in terms if t}
+
+
+def sort_key_for(s: Supporter) -> str:
+    """五十音 order: the folded reading (hiragana), the name when there is none."""
+    reading = s.business_kana if s.kind == "business" else s.kana
+    return (fold(reading) or fold(s.display_name))[:200]
+
+
+@event.listens_for(Session, "before_flush")
+def _refresh_derived(session: Session, flush_context, instances) -> None:
+    """Keep sort key, e-mail key and search terms in step with every supporter change."""
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, Supporter):
+            continue
+        obj.sort_key = sort_key_for(obj)
+        obj.email_key = obj.email.strip().lower() if obj.email else None
+        wanted = search_terms_for(obj)
+        have = {t.term: t for t in obj.search_terms}
+        for term, row in have.items():
+            if term not in wanted:
+                obj.search_terms.remove(row)
+        for term in wanted - have.keys():
+            obj.search_terms.append(SupporterSearchTerm(term=term))
+
+
+# --- validation ------------------------------------------------------------------------
+
+def normalise(data: dict) -> dict:
+    """Tidy typed values: trim, NFKC, empty e-mail → None, codes lower-case."""
+    out = dict(data)
+    for key in _TEXT_FIELDS:
+        if key in out:
+            out[key] = clean(out[key])
+    if "email" in out:
+        out["email"] = (out["email"] or "").strip() or None
+    if "notes" in out:
+        out["notes"] = (out["notes"] or "").strip()
+    for key in ("district_id", "business_category_id"):
+        if key in out and not out[key]:
+            out[key] = None
+    return out
+
+
+def validate(data: dict, *, exclude_id: int | None = None,
+             check_duplicates: bool = True) -> dict[str, str]:
+    """Problems with a supporter's data, as {field: message in the user's language}."""
+    problems: dict[str, str] = {}
+    kind = data.get("kind", "person")
+    if kind not in KINDS:
+        problems["kind"] = _("種別を選んでください。")
+    if kind == "person":
+        if not data.get("name"):
+            problems["name"] = _("氏名を入力してください。")
+        if not data.get("kana"):
+            problems["kana"] = _("ふりがなを入力してください。")
+    if kind == "business" and not data.get("business_name"):
+        problems["business_name"] = _("事業所名を入力してください。")
+    for key in ("kana", "business_kana"):
+        if data.get(key) and not is_kana(data[key]) and key not in problems:
+            problems[key] = _("ふりがなは、ひらがなかカタカナで入力してください。")
+    email = data.get("email")
+    if email and not is_valid_email(email):
+        problems["email"] = _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。")
+    phone = digits(data.get("phone"))
+    if data.get("phone") and not 10 <= len(phone) <= 11:
+        problems["phone"] = _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
+    if data.get("postal_code") and len(digits(data["postal_code"])) != 7:
+        problems["postal_code"] = _("郵便番号は7桁で入力してください（例: 188-0012）。")
+    delivery = data.get("delivery", "post")
+    if delivery not in DELIVERIES:
+        problems["delivery"] = _("通信の受け取り方を選んでください。")
+    if delivery in ("email", "both") and not email and "email" not in problems:
+        problems["email"] = _("メールで受け取るには、メールアドレスが必要です。")
+    if delivery in ("post", "both"):
+        if not data.get("address") and "address" not in problems:
+            problems["address"] = _("郵送で受け取るには、住所が必要です。")
+        if not data.get("postal_code") and "postal_code" not in problems:
+            problems["postal_code"] = _("郵送で受け取るには、郵便番号が必要です。")
+    if data.get("status", "applied") not in STATUSES:
+        problems["status"] = _("状態を選んでください。")
+    if data.get("joined_via", "staff") not in JOINED_VIA:
+        problems["joined_via"] = _("登録のきっかけを選んでください。")
+    if data.get("district_id") and db.session.get(District, data["district_id"]) is None:
+        problems["district_id"] = _("地区を選び直してください。")
+    if check_duplicates and "email" not in problems and email:
+        other = find_by_email(email, exclude_id=exclude_id)
+        if other is not None:
+            problems["email"] = _("このメールアドレスはすでに登録されています（%(name)s）。",
+                                  name=other.display_name)
+    return problems
+
+
+def find_by_email(email: str, exclude_id: int | None = None) -> Supporter | None:
+    query = select(Supporter).where(Supporter.email_key == email.strip().lower(),
+                                    Supporter.status.in_(LIVE_STATUSES))
+    if exclude_id:
+        query = query.where(Supporter.id != exclude_id)
+    return db.session.scalars(query.limit(1)).first()
+
+
+def find_by_name_and_phone(name: str, phone: str, exclude_id: int | None = None) -> Supporter | None:
+    """A live supporter with the same name (ignoring spaces and width) and phone digits."""
+    phone_digits = digits(phone)
+    if not name or not phone_digits:
+        return None
+    folded = fold(name)
+    candidates = select(SupporterSearchTerm.supporter_id).where(
+        SupporterSearchTerm.term == phone_digits)
+    query = select(Supporter).where(Supporter.id.in_(candidates),
+                                    Supporter.status.in_(LIVE_STATUSES))
+    if exclude_id:
+        query = query.where(Supporter.id != exclude_id)
+    for other in db.session.scalars(query):
+        if digits(other.phone) == phone_digits and folded in (fold(other.name),
+                                                              fold(other.business_name)):
+            return other
+    return None
+
+
+def possible_duplicates(s: Supporter) -> list[Supporter]:
+    """Other live supporters with the same e-mail, or the same name and phone."""
+    found = []
+    if s.email:
+        other = find_by_email(s.email, exclude_id=s.id)
+        if other:
+            found.append(other)
+    other = find_by_name_and_phone(s.display_name, s.phone, exclude_id=s.id)
+    if other and other not in found:
+        found.append(other)
+    return found
+
+
+# --- history -----------------------------------------------------------------------------
+
+def _actor() -> tuple[int | None, str]:
+    if has_request_context() and current_user.is_authenticated:
+        if current_user.is_staff:
+            return current_user.id, current_user.name
+        return None, _("本人")
+    return None, "system"
+
+
+def _display(key: str, value):
+    if value is None or value == "":
+        return ""
+    if key == "district_id":
+        district = db.session.get(District, value)
+        return district.name if district else str(value)
+    if key == "business_category_id":
+        category = db.session.get(BusinessCategory, value)
+        return category.name if category else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def record_change(s: Supporter, action: str, changes: dict | None = None) -> None:
+    staff_id, actor = _actor()
+    db.session.add(SupporterChange(supporter_id=s.id, staff_id=staff_id, actor=actor,
+                                   action=action, changes=changes or {}))
+
+
+def history(s: Supporter) -> list[SupporterChange]:
+    return list(db.session.scalars(
+        select(SupporterChange).where(SupporterChange.supporter_id == s.id)
+        .order_by(SupporterChange.at.desc(), SupporterChange.id.desc())
+    ))
+
+
+# --- create / change -------------------------------------------------------------------------
+
+def _check(data: dict, exclude_id: int | None = None) -> dict:
+    data = normalise(data)
+    problems = validate(data, exclude_id=exclude_id)
+    if problems:
+        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
+        error.problems = problems
+        raise error
+    return data
+
+
+def create_supporter(data: dict, *, action: str = "created") -> Supporter:
+    """Register a supporter from validated form data; records the history entry."""
+    data = _check(data)
+    supporter = Supporter(**{k: v for k, v in data.items() if k in EDITABLE
+                             or k in ("consent_at", "consent_version")})
+    if supporter.status == "active" and supporter.joined_on is None:
+        supporter.joined_on = today_tokyo()
+    db.session.add(supporter)
+    db.session.flush()
+    record_change(supporter, action)
+    audit.record("supporter.create", "supporter", supporter.id, action)
+    db.session.commit()
+    return supporter
+
+
+def update_supporter(s: Supporter, data: dict, *, fields=EDITABLE) -> dict:
+    """Change the given fields; returns {field: [old, new]} as written to the history."""
+    if s.status in ERASED_STATUSES:
+        raise InvalidState(_("退会した推進員の情報は変更できません。"))
+    merged = {key: getattr(s, key) for key in EDITABLE}
+    merged.update({k: v for k, v in data.items() if k in fields})
+    merged = _check(merged, exclude_id=s.id)
+    changes = {}
+    for key in fields:
+        old, new = getattr(s, key), merged[key]
+        if (old or None) != (new or None):
+            changes[key] = [_display(key, old), _display(key, new)]
+            setattr(s, key, new)
+    if "notes" in changes:  # staff-only notes: say that they changed, not what they said
+        changes["notes"] = ["…", "…"]
+    if changes:
+        record_change(s, "updated", changes)
+        db.session.commit()
+    return changes
+
+
+def get_supporter(supporter_id: int) -> Supporter:
+    s = db.session.get(Supporter, supporter_id)
+    if s is None:
+        raise NotFound(supporter_id)
+    return s
+
+
+def view_supporter(supporter_id: int) -> Supporter:
+    """Get a record for a staff member to read; the view is written to the audit log."""
+    s = get_supporter(supporter_id)
+    audit.record("supporter.view", "supporter", s.id)
+    db.session.commit()
+    return s
+
+
+def apply(data: dict) -> Supporter:
+    """A public application: lands as "applied" with the privacy consent recorded."""
+    data = dict(data, status="applied", joined_via="application",
+                consent_at=utcnow(), consent_version=current_app.config["HOTNET_PRIVACY_VERSION"])
+    data.pop("notes", None)
+    data = normalise(data)
+    # An applicant who is already registered is not turned away: staff see the duplicate.
+    problems = validate(data, check_duplicates=False)
+    if problems:
+        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
+        error.problems = problems
+        raise error
+    supporter = Supporter(**{k: v for k, v in data.items()
+                             if k in EDITABLE or k in ("consent_at", "consent_version")})
+    db.session.add(supporter)
+    db.session.flush()
+    record_change(supporter, "applied")
+    db.session.commit()
+    if supporter.email:
+        try_send_mail(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
+                      "application_received", supporter=supporter)
+    return supporter
+
+
+def approve(s: Supporter) -> Supporter:
+    """Accept an application: the supporter becomes active and is told by e-mail."""
+    if s.status != "applied":
+        raise InvalidState(_("申込中の方だけ承認できます。"))
+    s.status = "active"
+    s.joined_on = s.joined_on or today_tokyo()
+    record_change(s, "approved", {"status": ["applied", "active"]})
+    audit.record("supporter.approve", "supporter", s.id)
+    db.session.commit()
+    if s.email:
+        try_send_mail(s.email, _("ほっとネット推進員に登録しました"), "application_approved",
+                      supporter=s)
+    return s
+
+
+def decline(s: Supporter) -> Supporter:
+    """Decline an application: tell the applicant, then erase what they gave us."""
+    if s.status != "applied":
+        raise InvalidState(_("申込中の方だけ見送りにできます。"))
+    if s.email:
+        try_send_mail(s.email, _("ほっとネット推進員のお申込みについて"), "application_declined",
+                      supporter=s)
+    _erase(s, "declined")
+    record_change(s, "declined")
+    audit.record("supporter.decline", "supporter", s.id)
+    db.session.commit()
+    return s
+
+
+def withdraw(s: Supporter) -> Supporter:
+    """Withdraw a supporter and erase their personal data, keeping only anonymous counts."""
+    if s.status in ERASED_STATUSES:
+        raise InvalidState(_("すでに退会しています。"))
+    _erase(s, "withdrawn")
+    record_change(s, "withdrawn")
+    audit.record("supporter.withdraw", "supporter", s.id)
+    db.session.commit()
+    return s
+
+
+def _erase(s: Supporter, status: str) -> None:
+    for key in _TEXT_FIELDS + ("notes",):
+        setattr(s, key, "")
+    s.email = None
+    s.business_category_id = s.business_category_id if s.kind == "business" else None
+    s.delivery = "none"
+    s.status = status
+    s.withdrawn_at = utcnow()
+    db.session.execute(delete(LoginLink).where(LoginLink.supporter_id == s.id))
+    # Old values in the history are personal data too.
+    for entry in db.session.scalars(select(SupporterChange).where(SupporterChange.supporter_id == s.id)):
+        entry.changes = {}
+
+
+# --- search ------------------------------------------------------------------------------
+
+@dataclass
+class Filters:
+    q: str = ""
+    area_id: int | None = None
+    district_id: int | None = None
+    kind: str = ""
+    status: str = ""
+    delivery: str = ""
+    category_id: int | None = None
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v)
+
+
+@dataclass
+class Page:
+    rows: list[Supporter]
+    total: int
+    page: int
+    per_page: int
+    area_totals: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.per_page))
+
+
+def _query_term(q: str) -> str:
+    """The folded form of what was typed; phone-like input becomes bare digits."""
+    stripped = q.strip()
+    if stripped and all(ch.isdigit() or ch in "-‐－ー ()（）　" for ch in stripped):
+        return digits(stripped)
+    return fold(stripped)
+
+
+def _filtered(query, f: Filters, *, geography: bool = True):
+    if f.q:
+        term = _query_term(f.q)
+        if term:
+            matches = select(SupporterSearchTerm.supporter_id).where(
+                SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
+            query = query.where(Supporter.id.in_(matches))
+    if geography and f.district_id:
+        query = query.where(Supporter.district_id == f.district_id)
+    if geography and f.area_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).where(District.area_id == f.area_id)))
+    if f.kind:
+        query = query.where(Supporter.kind == f.kind)
+    if f.status:
+        query = query.where(Supporter.status == f.status)
+    else:
+        query = query.where(Supporter.status.in_(LIVE_STATUSES))
+    if f.delivery:
+        query = query.where(Supporter.delivery == f.delivery)
+    if f.category_id:
+        query = query.where(Supporter.business_category_id == f.category_id)
+    return query
+
+
+def count(f: Filters) -> int:
+    return db.session.scalar(_filtered(select(func.count(Supporter.id)), f)) or 0
+
+
+def search(f: Filters, page: int = 1, per_page: int = 25) -> Page:
+    """One page of supporters in 五十音 order, with the total and the totals per area."""
+    page = max(1, page)
+    base = _filtered(select(Supporter), f)
+    total = count(f)
+    rows = list(db.session.scalars(
+        base.options(selectinload(Supporter.district).selectinload(District.area),
+                     selectinload(Supporter.business_category))
+        .order_by(Supporter.sort_key, Supporter.id)
+        .limit(per_page).offset((page - 1) * per_page)
+    ))
+    return Page(rows=rows, total=total, page=page, per_page=per_page,
+                area_totals=area_totals(f))
+
+
+def area_totals(f: Filters) -> list[tuple[str, int]]:
+    """How many supporters match in each area (ignoring the area and district filters)."""
+    counts = dict(db.session.execute(
+        _filtered(select(District.area_id, func.count(Supporter.id))
+                  .select_from(Supporter).outerjoin(District), f, geography=False)
+        .group_by(District.area_id)
+    ).all())
+    result = [(a.name, counts.get(a.id, 0))
+              for a in db.session.scalars(select(Area).order_by(Area.position))]
+    if counts.get(None):
+        result.append((_("地区未設定"), counts[None]))
+    return result
+
+
+def iter_filtered(f: Filters):
+    """Every matching supporter in 五十音 order, streamed (for exports)."""
+    query = _filtered(select(Supporter), f).order_by(Supporter.sort_key, Supporter.id)
+    return db.session.scalars(query.execution_options(yield_per=500))
+
+
+def list_categories() -> list[BusinessCategory]:
+    return list(db.session.scalars(select(BusinessCategory).order_by(BusinessCategory.position,
+                                                                     BusinessCategory.id)))
+
+
+def add_category(name: str, name_en: str = "") -> BusinessCategory:
+    name = clean(name)
+    if not name:
+        raise InvalidInput(_("業種名を入力してください。"), field="name")
+    if db.session.scalar(select(BusinessCategory).where(BusinessCategory.name == name)):
+        raise InvalidInput(_("同じ名前の業種があります。"), field="name")
+    position = (db.session.scalar(select(func.max(BusinessCategory.position))) or 0) + 1
+    code = f"c{position:03d}"
+    while db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)):
+        position += 1
+        code = f"c{position:03d}"
+    category = BusinessCategory(code=code, name=name, name_en=clean(name_en), position=position)
+    db.session.add(category)
+    audit.record("category.create", "business_category", None, name)
+    db.session.commit()
+    return category
+
+
+def rename_category(category: BusinessCategory, name: str, name_en: str = "") -> None:
+    name = clean(name)
+    if not name:
+        raise InvalidInput(_("業種名を入力してください。"), field="name")
+    category.name, category.name_en = name, clean(name_en)
+    audit.record("category.update", "business_category", category.id, name)
+    db.session.commit()
+
+
+DEFAULT_CATEGORIES = (
+    ("real_estate", "不動産", "Real estate"),
+    ("cleanup", "清掃・片付け", "Clean-up"),
+    ("gardening", "造園・植木", "Gardening"),
+    ("shop", "商店・飲食", "Shop"),
+    ("care", "介護・福祉サービス", "Care provider"),
+    ("other", "その他", "Other"),
+)
+
+
+def ensure_default_categories() -> None:
+    """Create the shipped business categories that are missing (idempotent)."""
+    for position, (code, name, name_en) in enumerate(DEFAULT_CATEGORIES):
+        if db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)) is None:
+            db.session.add(BusinessCategory(code=code, name=name, name_en=name_en,
+                                            position=position))
+    db.session.commit()

@@ -1,0 +1,313 @@
+"""Registry pages: public applications, the supporter's own page, and the staff registry."""
+from __future__ import annotations
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+from app.accounts.forms import ConfirmForm
+from app.accounts.services import admin_required, staff_required, supporter_required
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import db, limiter
+from app.geography.services import district_choices, list_areas, list_districts
+from app.labels import localized
+from app.site import add_error
+from app.supporters import csvio, services
+from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
+                                  ProfileForm, SupporterForm)
+from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory
+
+bp = Blueprint("supporters", __name__)
+
+
+def _public_form_limit() -> str:
+    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
+
+
+def _choices(form, *, unknown_label: str) -> None:
+    if hasattr(form, "district_id"):
+        form.district_id.choices = [(0, unknown_label)] + district_choices()
+    if hasattr(form, "business_category_id"):
+        form.business_category_id.choices = [(0, _("選んでください"))] + [
+            (c.id, localized(c.name, c.name_en))
+            for c in services.list_categories()]
+
+
+def _data(form, fields) -> dict:
+    data = {}
+    for key in fields:
+        if hasattr(form, key):
+            value = getattr(form, key).data
+            data[key] = value if value != 0 or not key.endswith("_id") else None
+    return data
+
+
+def _get(supporter_id: int):
+    try:
+        return services.get_supporter(supporter_id)
+    except NotFound:
+        abort(404)
+
+
+# --- public applications -------------------------------------------------------------------
+
+@bp.route("/apply", methods=["GET", "POST"])
+@limiter.limit(_public_form_limit, methods=["POST"])
+def apply():
+    form = ApplicationForm()
+    _choices(form, unknown_label=_("わからない・選ばない"))
+    return _apply(form, "person", "supporters/apply.html")
+
+
+@bp.route("/apply/business", methods=["GET", "POST"])
+@limiter.limit(_public_form_limit, methods=["POST"])
+def apply_business():
+    form = BusinessApplicationForm()
+    _choices(form, unknown_label=_("わからない・選ばない"))
+    return _apply(form, "business", "supporters/apply_business.html")
+
+
+def _apply(form, kind: str, template: str):
+    if form.validate_on_submit():
+        try:
+            services.apply(dict(_data(form, services.EDITABLE), kind=kind))
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            return redirect(url_for("supporters.apply_thanks"))
+    return render_template(template, form=form)
+
+
+@bp.get("/apply/thanks")
+def apply_thanks():
+    return render_template("supporters/apply_thanks.html")
+
+
+@bp.get("/privacy")
+def privacy():
+    return render_template("supporters/privacy.html")
+
+
+# --- the supporter's own page ------------------------------------------------------------------
+
+@bp.route("/me", methods=["GET", "POST"])
+@supporter_required
+def me():
+    form = ProfileForm(obj=current_user)
+    _choices(form, unknown_label=_("わからない・選ばない"))
+    if request.method == "GET":
+        form.district_id.data = current_user.district_id or 0
+    if form.validate_on_submit():
+        try:
+            changes = services.update_supporter(current_user, _data(form, services.SELF_EDITABLE),
+                                                fields=services.SELF_EDITABLE)
+        except (InvalidInput, InvalidState) as exc:
+            add_error(form, exc)
+        else:
+            flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
+            return redirect(url_for("supporters.me"))
+    return render_template("supporters/me.html", form=form, supporter=current_user)
+
+
+@bp.route("/me/withdraw", methods=["GET", "POST"])
+@supporter_required
+def me_withdraw():
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        supporter = current_user._get_current_object()
+        logout_user()
+        services.withdraw(supporter)
+        return render_template("supporters/withdrawn.html")
+    return render_template("supporters/withdraw_confirm.html", form=form, supporter=current_user,
+                           own=True)
+
+
+# --- staff registry ---------------------------------------------------------------------------
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _filters() -> services.Filters:
+    args = request.args
+    return services.Filters(
+        q=args.get("q", "")[:100],
+        area_id=_int_arg("area"),
+        district_id=_int_arg("district"),
+        kind=args.get("kind") if args.get("kind") in KINDS else "",
+        status=args.get("status") if args.get("status") in STATUSES else "",
+        delivery=args.get("delivery") if args.get("delivery") in DELIVERIES else "",
+        category_id=_int_arg("category"),
+    )
+
+
+@bp.get("/staff/supporters")
+@staff_required
+def staff_list():
+    filters = _filters()
+    page = services.search(filters, page=_int_arg("page") or 1,
+                           per_page=current_app.config["HOTNET_PAGE_SIZE"])
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "supporters/staff_list.html", page=page, filters=filters, args=args,
+        areas=list_areas(), districts=list_districts(), categories=services.list_categories(),
+    )
+
+
+@bp.get("/staff/supporters/export.csv")
+@staff_required
+def export_csv():
+    filters = _filters()
+    csvio.record_export(filters, services.count(filters))
+    body = stream_with_context(csvio.export_rows(filters))
+    return Response(body, mimetype="text/csv; charset=utf-8", headers={
+        "Content-Disposition": "attachment; filename=hotnet-supporters.csv"})
+
+
+@bp.route("/staff/supporters/new", methods=["GET", "POST"])
+@staff_required
+def staff_new():
+    form = SupporterForm()
+    _choices(form, unknown_label=_("未設定"))
+    if form.validate_on_submit():
+        try:
+            supporter = services.create_supporter(_data(form, services.EDITABLE))
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            flash(_("推進員を登録しました。"), "success")
+            return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+    return render_template("supporters/staff_form.html", form=form, supporter=None)
+
+
+@bp.get("/staff/supporters/<int:supporter_id>")
+@staff_required
+def staff_detail(supporter_id: int):
+    try:
+        supporter = services.view_supporter(supporter_id)
+    except NotFound:
+        abort(404)
+    return render_template("supporters/staff_detail.html", supporter=supporter,
+                           history=services.history(supporter),
+                           duplicates=services.possible_duplicates(supporter),
+                           form=ConfirmForm())
+
+
+@bp.route("/staff/supporters/<int:supporter_id>/edit", methods=["GET", "POST"])
+@staff_required
+def staff_edit(supporter_id: int):
+    supporter = _get(supporter_id)
+    if supporter.status in services.ERASED_STATUSES:
+        abort(404)
+    form = SupporterForm(obj=supporter)
+    _choices(form, unknown_label=_("未設定"))
+    if request.method == "GET":
+        form.district_id.data = supporter.district_id or 0
+        form.business_category_id.data = supporter.business_category_id or 0
+    if supporter.status not in ("applied", "active", "paused"):
+        form.status.choices = [(supporter.status, supporter.status)]
+    if form.validate_on_submit():
+        try:
+            changes = services.update_supporter(supporter, _data(form, services.EDITABLE))
+        except (InvalidInput, InvalidState) as exc:
+            add_error(form, exc)
+        else:
+            flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
+            return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+    return render_template("supporters/staff_form.html", form=form, supporter=supporter)
+
+
+@bp.post("/staff/supporters/<int:supporter_id>/<any(approve, decline):action>")
+@staff_required
+def staff_decide(supporter_id: int, action: str):
+    supporter = _get(supporter_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        if action == "approve":
+            services.approve(supporter)
+            flash(_("承認しました。メールアドレスのある方には通知を送りました。"), "success")
+        else:
+            services.decline(supporter)
+            flash(_("見送りにしました。お申込みの個人情報は消去しました。"), "success")
+    except InvalidState as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+
+
+@bp.route("/staff/supporters/<int:supporter_id>/withdraw", methods=["GET", "POST"])
+@staff_required
+def staff_withdraw(supporter_id: int):
+    supporter = _get(supporter_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            services.withdraw(supporter)
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("退会の手続きをし、個人情報を消去しました。"), "success")
+        return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+    return render_template("supporters/withdraw_confirm.html", form=form, supporter=supporter,
+                           own=False)
+
+
+@bp.route("/staff/supporters/import", methods=["GET", "POST"])
+@staff_required
+def import_upload():
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        if not upload or not upload.filename:
+            form.file.errors = [_("CSVファイルを選んでください。")]
+        else:
+            try:
+                pending, result = csvio.stage(upload.read(), upload.filename, current_user.id)
+            except InvalidInput as exc:
+                add_error(form, exc)
+            else:
+                return render_template("supporters/import_review.html", pending=pending,
+                                       result=result, form=ConfirmForm())
+    return render_template("supporters/import_upload.html", form=form, columns=csvio.COLUMNS)
+
+
+@bp.post("/staff/supporters/import/<int:import_id>")
+@staff_required
+def import_decide(import_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        pending = csvio.get_pending(import_id)
+    except NotFound:
+        flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
+        return redirect(url_for("supporters.import_upload"))
+    if request.form.get("decision") == "import":
+        count = csvio.commit_import(pending)
+        flash(_("%(n)d件を取り込みました。", n=count), "success")
+        return redirect(url_for("supporters.staff_list"))
+    csvio.discard_import(pending)
+    flash(_("取込みを取り消しました。何も登録していません。"), "success")
+    return redirect(url_for("supporters.import_upload"))
+
+
+@bp.route("/admin/categories", methods=["GET", "POST"])
+@admin_required
+def categories():
+    form = CategoryForm()
+    if form.validate_on_submit():
+        try:
+            category_id = request.form.get("category_id", "")
+            if category_id.isdigit():
+                category = db.session.get(BusinessCategory, int(category_id)) or abort(404)
+                services.rename_category(category, form.name.data or "", form.name_en.data or "")
+            else:
+                services.add_category(form.name.data or "", form.name_en.data or "")
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            flash(_("業種を保存しました。"), "success")
+            return redirect(url_for("supporters.categories"))
+    return render_template("supporters/categories.html", form=form,
+                           categories=services.list_categories())

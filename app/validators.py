@@ -1,0 +1,65 @@
+"""Form validators with messages in the user's language."""
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
+
+from app.text import digits, is_kana
+
+
+def required(message=None):
+    return DataRequired(message=message or _l("入力してください。"))
+
+
+def chosen(message=None):
+    return InputRequired(message=message or _l("選んでください。"))
+
+
+def max_length(n: int):
+    return Length(max=n, message=_l("%(max)d文字以内で入力してください。", max=n))
+
+
+optional = Optional
+
+
+def is_valid_email(value: str) -> bool:
+    try:
+        validate_email(value, check_deliverability=False)
+        return True
+    except EmailNotValidError:
+        return False
+
+
+class Email:
+    """A syntactically valid e-mail address (no DNS look-up)."""
+
+    def __call__(self, form, field):
+        if field.data and not is_valid_email(field.data.strip()):
+            raise ValidationError(_l("メールアドレスの形式が正しくありません（例: hanako@example.jp）。"))
+
+
+class Kana:
+    """Hiragana or katakana only."""
+
+    def __call__(self, form, field):
+        if field.data and not is_kana(field.data):
+            raise ValidationError(_l("ふりがなは、ひらがなかカタカナで入力してください。"))
+
+
+class Phone:
+    def __call__(self, form, field):
+        if field.data:
+            n = len(digits(field.data))
+            if n < 10 or n > 11:
+                raise ValidationError(_l("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。"))
+
+
+class PostalCode:
+    def __call__(self, form, field):
+        if field.data and len(digits(field.data)) != 7:
+            raise ValidationError(_l("郵便番号は7桁で入力してください（例: 188-0012）。"))
+
+
+__all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana", "Phone",
+           "PostalCode", "StopValidation", "is_valid_email"]
