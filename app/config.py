@@ -19,12 +19,20 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from the process environment."""
     default_db = "sqlite:///" + os.path.join(instance_path, "hotnet.sqlite3")
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
+        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL", default_db)),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "HOTNET_GEOGRAPHY": os.environ.get(
             "HOTNET_GEOGRAPHY", str(ROOT / "app" / "geography" / "nishitokyo.toml")
@@ -34,6 +42,8 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_PRIVACY_VERSION": os.environ.get("HOTNET_PRIVACY_VERSION", "2026-04"),
         # Folder where the demo mail catcher stores caught messages; empty turns the page off.
         "HOTNET_MAILCATCHER_DIR": os.environ.get("HOTNET_MAILCATCHER_DIR", ""),
+        # werkzeug hashing method; the tests use a cheaper one to stay fast.
+        "HOTNET_PASSWORD_METHOD": os.environ.get("HOTNET_PASSWORD_METHOD", "scrypt"),
         "HOTNET_PAGE_SIZE": _int("HOTNET_PAGE_SIZE", 25),
         "HOTNET_LOGIN_LINK_MINUTES": _int("HOTNET_LOGIN_LINK_MINUTES", 30),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", "127.0.0.1"),

@@ -1,0 +1,116 @@
+"""The staff search: kana-, width- and space-insensitive, filtered, in 五十音 order, paginated."""
+import pytest
+
+from tests.conftest import district, login_staff, make_supporter, page_text
+
+
+@pytest.fixture
+def people(geography):
+    return {
+        "yamada": make_supporter(name="山田 太郎", kana="ヤマダ タロウ", phone="042-461-1234",
+                                 email="taro@example.jp", delivery="both"),
+        "yamaguchi": make_supporter(name="山口 花子", kana="やまぐち はなこ", phone="042-461-5678",
+                                    district_id=district("d11").id),
+        "aoki": make_supporter(name="青木 一郎", kana="あおき いちろう", phone="0424619999",
+                               district_id=district("d16").id, status="paused"),
+        "fudosan": make_supporter(kind="business", name="", kana="", business_name="ひばり不動産",
+                                  business_kana="ひばりふどうさん", contact_person="佐藤 次郎",
+                                  phone="042-400-0001", district_id=district("d11").id),
+    }
+
+
+def names(response) -> list[str]:
+    import re
+    return re.findall(r'/staff/supporters/\d+">([^<]+)</a>', page_text(response))
+
+
+@pytest.mark.parametrize("query", ["やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "山田", "山田太郎", "山田　太郎",
+                                   "ｔａｒｏ", "TARO@EXAMPLE.JP", "たろう", "太郎"])
+def test_every_way_of_typing_finds_yamada(client, admin, people, query):
+    login_staff(client, admin)
+    found = names(client.get("/staff/supporters", query_string={"q": query}))
+    assert found == ["山田 太郎"], query
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("042-461-1234", ["山田 太郎"]),
+    ("０４２４６１１２３４", ["山田 太郎"]),
+    ("5678", ["山口 花子"]),
+    ("不動産", ["ひばり不動産"]),
+    ("フドウサン", ["ひばり不動産"]),
+    ("佐藤", ["ひばり不動産"]),
+    ("やま", ["山口 花子", "山田 太郎"]),
+    ("田", ["山田 太郎"]),
+    ("example.jp", ["山田 太郎"]),
+    ("存在しない名前", []),
+])
+def test_search_by_phone_business_and_part_of_a_name(client, admin, people, query, expected):
+    login_staff(client, admin)
+    assert names(client.get("/staff/supporters", query_string={"q": query})) == expected
+
+
+def test_list_is_in_gojuon_order_of_the_reading(client, admin, people):
+    login_staff(client, admin)
+    assert names(client.get("/staff/supporters")) == [
+        "青木 一郎", "ひばり不動産", "山口 花子", "山田 太郎"]
+
+
+def test_filters(client, admin, people):
+    login_staff(client, admin)
+    from app.geography.models import Area
+    from app.extensions import db
+    hokutobu = db.session.scalar(db.select(Area).where(Area.code == "hokutobu"))
+    assert names(client.get("/staff/supporters", query_string={"area": hokutobu.id})) == [
+        "ひばり不動産", "山口 花子"]
+    assert names(client.get("/staff/supporters", query_string={"kind": "business"})) == [
+        "ひばり不動産"]
+    assert names(client.get("/staff/supporters", query_string={"status": "paused"})) == ["青木 一郎"]
+    assert names(client.get("/staff/supporters", query_string={"delivery": "both"})) == ["山田 太郎"]
+    assert names(client.get("/staff/supporters",
+                            query_string={"district": district("d16").id})) == ["青木 一郎"]
+    category = people["fudosan"].business_category_id
+    assert category is None
+    assert names(client.get("/staff/supporters",
+                            query_string={"q": "やま", "area": hokutobu.id})) == ["山口 花子"]
+
+
+def test_category_filter(client, admin, geography):
+    from app.supporters.services import list_categories
+    real_estate = list_categories()[0]
+    make_supporter(kind="business", business_name="西東京不動産", business_kana="にしとうきょうふどうさん",
+                   business_category_id=real_estate.id)
+    make_supporter(kind="business", business_name="花屋", business_kana="はなや",
+                   business_category_id=list_categories()[3].id)
+    login_staff(client, admin)
+    assert names(client.get("/staff/supporters", query_string={"category": real_estate.id})) == [
+        "西東京不動産"]
+
+
+def test_totals_per_area_and_total(client, admin, people):
+    login_staff(client, admin)
+    body = page_text(client.get("/staff/supporters"))
+    assert "該当 4 件" in body
+    assert "北東部圏域: <strong>2</strong>" in body
+    assert "中部圏域: <strong>1</strong>" in body
+    assert "西部圏域: <strong>1</strong>" in body
+    assert "南部圏域: <strong>0</strong>" in body
+
+
+def test_pagination(client, admin, geography, app):
+    app.config["HOTNET_PAGE_SIZE"] = 2
+    for kana in ("あ", "い", "う", "え", "お"):
+        make_supporter(name=f"{kana}野 太郎", kana=f"{kana}の たろう", phone="")
+    login_staff(client, admin)
+    first = client.get("/staff/supporters")
+    assert names(first) == ["あ野 太郎", "い野 太郎"] and "1 / 3 ページ" in page_text(first)
+    third = client.get("/staff/supporters", query_string={"page": 3})
+    assert names(third) == ["お野 太郎"]
+
+
+def test_withdrawn_are_not_listed_by_default(client, admin, people):
+    from app.supporters.services import withdraw
+    withdraw(people["aoki"])
+    login_staff(client, admin)
+    assert "青木" not in page_text(client.get("/staff/supporters"))
+    assert names(client.get("/staff/supporters", query_string={"q": "あおき",
+                                                                "status": "withdrawn"})) == []
