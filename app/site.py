@@ -37,13 +37,14 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-def add_error(form, exc) -> None:
+def add_error(form, exc, problems: dict | None = None) -> None:
     """Show a service's InvalidInput next to its fields (or at the top of the form)."""
-    problems = getattr(exc, "problems", None) or {getattr(exc, "field", None): str(exc)}
+    problems = problems or getattr(exc, "problems", None) or {getattr(exc, "field", None): str(exc)}
     for name, message in problems.items():
         field = getattr(form, name, None) if name else None
         if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [message]
+            if message not in field.errors:
+                field.errors = list(field.errors) + [message]
         else:
             form.form_errors.append(message)
 

@@ -1,6 +1,7 @@
 """Fixtures: the app on SQLite and on PostgreSQL, a real SMTP server, users and helpers."""
 from __future__ import annotations
 
+import contextvars
 import email
 import email.policy
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
@@ -138,10 +140,27 @@ def app_config(schema_url, smtp_server):
     }
 
 
+class RequestIsolatingClient(FlaskClient):
+    """Runs each request in its own app context, as in production.
+
+    Otherwise requests would share the test's app context: its `g` (signed-in user, locale)
+    and its database session. After each request the test's session starts a new
+    transaction, so the test reads what the request wrote.
+    """
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        db.session.rollback()
+        return response
+
+
 @pytest.fixture(scope="session")
 def shared_app(app_config):
     """One application per backend for the whole run (templates compile once)."""
-    return create_app(app_config)
+    app = create_app(app_config)
+    app.test_client_class = RequestIsolatingClient
+    return app
 
 
 @pytest.fixture

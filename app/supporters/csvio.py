@@ -54,6 +54,9 @@ WORDS = {
 
 def decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
+    if b"\x00" in raw[:4096] or raw.startswith(b"PK\x03\x04") or raw.startswith(b"%PDF"):
+        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file")
     for encoding in ("utf-8-sig", "cp932"):
         try:
             return raw.decode(encoding), encoding

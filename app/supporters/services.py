@@ -297,13 +297,24 @@ def view_supporter(supporter_id: int) -> Supporter:
     return s
 
 
-def apply(data: dict) -> Supporter:
-    """A public application: lands as "applied" with the privacy consent recorded."""
+def _application_data(data: dict) -> dict:
     data = dict(data, status="applied", joined_via="application",
                 consent_at=utcnow(), consent_version=current_app.config["HOTNET_PRIVACY_VERSION"])
     data.pop("notes", None)
-    data = normalise(data)
-    # An applicant who is already registered is not turned away: staff see the duplicate.
+    return normalise(data)
+
+
+def application_problems(data: dict) -> dict[str, str]:
+    """What is wrong with an application, per field (to show every problem at once).
+
+    An applicant who is already registered is not turned away: staff see the duplicate.
+    """
+    return validate(_application_data(data), check_duplicates=False)
+
+
+def apply(data: dict) -> Supporter:
+    """A public application: lands as "applied" with the privacy consent recorded."""
+    data = _application_data(data)
     problems = validate(data, check_duplicates=False)
     if problems:
         error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))

@@ -69,13 +69,20 @@ def apply_business():
 
 
 def _apply(form, kind: str, template: str):
-    if form.validate_on_submit():
-        try:
-            services.apply(dict(_data(form, services.EDITABLE), kind=kind))
-        except InvalidInput as exc:
-            add_error(form, exc)
-        else:
-            return redirect(url_for("supporters.apply_thanks"))
+    if request.method == "POST":
+        data = dict(_data(form, services.EDITABLE), kind=kind)
+        if form.validate_on_submit():
+            try:
+                services.apply(data)
+            except InvalidInput as exc:
+                add_error(form, exc)
+            else:
+                return redirect(url_for("supporters.apply_thanks"))
+        elif not form.csrf_token.errors:
+            # Show the rule problems beside the form's own, so that one try shows them all.
+            problems = services.application_problems(data)
+            if problems:
+                add_error(form, InvalidInput("", None), problems=problems)
     return render_template(template, form=form)
 
 

@@ -1,0 +1,125 @@
+"""CSV import with a dry run (UTF-8 with/without BOM, Shift_JIS) and the audited CSV export."""
+import csv
+import io
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEntry
+from app.extensions import db
+from app.supporters.models import Supporter, SupporterImport
+from tests.conftest import login_staff, make_supporter, page_text, post
+
+HEADER = "種別,氏名,ふりがな,メールアドレス,電話番号,郵便番号,住所,地区,通信の受け取り方,状態,登録日\r\n"
+GOOD = [
+    "個人,田無 一郎,たなし いちろう,ichiro@example.jp,042-401-0001,188-0011,西東京市田無町1-1,田無小地区（例）,メール,活動中,2024/04/01",
+    "個人,保谷 二郎,ホウヤ ジロウ,,042-401-0002,202-0002,西東京市保谷町2-2,保谷小地区,郵送,活動中,",
+]
+
+
+def count() -> int:
+    return db.session.scalar(select(func.count(Supporter.id)))
+
+
+def upload(client, content: bytes, filename: str = "meibo.csv"):
+    return post(client, "/staff/supporters/import",
+                {"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data")
+
+
+def decide(client, response, decision: str):
+    import_id = re.search(r"/staff/supporters/import/(\d+)", page_text(response)).group(1)
+    return post(client, f"/staff/supporters/import/{import_id}", {"decision": decision})
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "cp932"])
+def test_import_in_every_encoding_excel_writes(client, coordinator, encoding):
+    login_staff(client, coordinator)
+    content = (HEADER + "\r\n".join(GOOD) + "\r\n").encode(encoding)
+    review = upload(client, content)
+    body = page_text(review)
+    assert "全 2 行のうち、登録できる行は 2 行、問題のある行は 0 行です。" in body
+    assert count() == 0  # the dry run writes nothing
+    response = decide(client, review, "import")
+    assert response.status_code == 302
+    people = {s.name: s for s in db.session.scalars(select(Supporter))}
+    assert set(people) == {"田無 一郎", "保谷 二郎"}
+    assert people["田無 一郎"].district.code == "d01" and people["田無 一郎"].delivery == "email"
+    assert people["田無 一郎"].joined_on.isoformat() == "2024-04-01"
+    assert people["保谷 二郎"].district.code == "d11" and people["保谷 二郎"].email is None
+    assert db.session.scalar(select(func.count(SupporterImport.id))) == 0  # file forgotten
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.import"))
+
+
+def test_dry_run_lists_every_problem_in_japanese(client, coordinator):
+    make_supporter(name="既存 花子", kana="きぞん はなこ", email="taken@example.jp",
+                   delivery="email", phone="042-409-0000")
+    login_staff(client, coordinator)
+    rows = GOOD + [
+        "個人,,,,042-401-0003,188-0011,住所,田無小地区,郵送,活動中,",                          # 4: no name
+        "個人,名前 あり,なまえ あり,not-an-email,,,,田無小地区,送付しない,活動中,",             # 5: bad e-mail
+        "個人,地区 なし,ちく なし,,,,,どこにもない地区,送付しない,活動中,",                    # 6: district
+        "個人,別人 三郎,べつじん さぶろう,TAKEN@example.jp,,,,田無小地区,メール,活動中,",       # 7: dup e-mail
+        "個人,既存 花子,きぞん はなこ,,042-409-0000,188-0011,住所,田無小地区,郵送,活動中,",    # 8: name+phone
+        "個人,田無 一郎,たなし いちろう,ichiro@example.jp,,,,田無小地区,メール,活動中,",        # 9: dup of row 2
+        "個人,日付 へん,ひづけ へん,,,,,田無小地区,送付しない,活動中,2024/13/45",              # 10: date
+    ]
+    review = upload(client, (HEADER + "\r\n".join(rows)).encode("cp932"))
+    body = page_text(review)
+    assert "全 9 行のうち、登録できる行は 2 行、問題のある行は 7 行です。" in body
+    for expected in ("4行目", "氏名を入力してください。",
+                     "5行目", "メールアドレスの形式が正しくありません",
+                     "6行目", "地区「どこにもない地区」が見つかりません。",
+                     "7行目", "メールアドレスが登録済みの推進員（既存 花子）と同じです。",
+                     "8行目", "氏名と電話番号が登録済みの推進員（既存 花子）と同じです。",
+                     "9行目", "メールアドレスが2行目と同じです。",
+                     "10行目", "登録日「2024/13/45」は日付として読めません"):
+        assert expected in body, expected
+    assert count() == 1
+
+
+def test_choosing_none_imports_nothing(client, coordinator):
+    login_staff(client, coordinator)
+    review = upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    response = decide(client, review, "discard")
+    assert response.status_code == 302
+    assert count() == 0
+    assert db.session.scalar(select(func.count(SupporterImport.id))) == 0
+
+
+def test_missing_headers_and_unreadable_files_are_explained(client, coordinator):
+    login_staff(client, coordinator)
+    body = page_text(upload(client, "名前,電話\r\nx,y\r\n".encode("utf-8")))
+    assert "必要な列の見出しがありません: 氏名、地区" in body
+    body = page_text(upload(client, "氏名,地区\r\n".encode("utf-8") + b"\x81\x20\xe3\x81"))
+    assert "文字コードを読み取れませんでした" in body
+    body = page_text(upload(client, b"PK\x03\x04\x14\x00\x06\x00", "meibo.xlsx"))
+    assert "CSVファイルではないようです" in body
+    body = page_text(post(client, "/staff/supporters/import", {}))
+    assert "CSVファイルを選んでください。" in body
+    assert count() == 0
+
+
+def test_export_opens_in_excel_and_is_audited(client, coordinator):
+    make_supporter(name="書出 一子", kana="かきだし かずこ", email="k@example.jp", delivery="both",
+                   phone="042-400-1111")
+    login_staff(client, coordinator)
+    response = client.get("/staff/supporters/export.csv")
+    raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM so that Excel reads Japanese correctly
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0]["氏名"] == "書出 一子" and rows[0]["通信の受け取り方"] == "メールと郵送"
+    assert rows[0]["圏域"] == "中部圏域"
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.export"))
+    assert entry.staff_id == coordinator.id and entry.detail.startswith("1件")
+
+
+def test_exported_file_imports_back_and_is_seen_as_duplicate(client, coordinator):
+    make_supporter(name="往復 太郎", kana="おうふく たろう", email="rt@example.jp", delivery="email",
+                   phone="042-400-3333")
+    login_staff(client, coordinator)
+    raw = client.get("/staff/supporters/export.csv").get_data()
+    body = page_text(upload(client, raw))
+    assert "登録できる行は 0 行、問題のある行は 1 行です。" in body
+    assert "メールアドレスが登録済みの推進員（往復 太郎）と同じです。" in body
