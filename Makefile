@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 
-.PHONY: run test bench translations install install-dev
+.PHONY: run test bench translations i18n-update install install-dev
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test: install-dev translations
 
 bench: install-dev translations
 	$(PY) -m bench.run
+
+i18n-update: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o /tmp/hotnet-messages.pot .
+	$(VENV)/bin/pybabel update -i /tmp/hotnet-messages.pot -d app/translations -D messages --no-fuzzy-matching

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, session
+from flask import Flask, has_request_context, session
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -39,7 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _select_locale() -> str:
-    return session.get("lang") or "ja"
+    """The language chosen with the switch; Japanese otherwise (and outside requests)."""
+    if has_request_context():
+        return session.get("lang") or "ja"
+    return "ja"
 
 
 def _init_extensions(app: Flask) -> None:

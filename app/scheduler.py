@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
@@ -24,10 +25,11 @@ def purge_expired_links_job() -> None:
     log.info("purged %d expired sign-in links", removed)
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
+def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseScheduler:
+    """The scheduler with its job store in the application database and every job added."""
     global _app
     _app = app
-    scheduler = BlockingScheduler(
+    scheduler = scheduler_class(
         jobstores={"default": SQLAlchemyJobStore(
             url=app.config["SQLALCHEMY_DATABASE_URI"], tablename="scheduler_job")},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
