@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 translations: $(VENV)/.installed
-	$(PY) -m babel.messages.frontend compile -q -d app/translations -D messages
+	$(PY) -m babel.messages.frontend compile --statistics -d app/translations -D messages
 
 run: install translations
 	$(FLASK) db upgrade
