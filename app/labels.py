@@ -1,6 +1,6 @@
 """Display labels for stored codes, translated lazily (Japanese is the source language)."""
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
+from app.i18n import lazy_gettext as _l
 
 
 def localized(name: str, name_en: str = "") -> str:
@@ -73,9 +73,14 @@ def value(field: str, stored: str) -> str:
     return stored
 
 
+def plain(mapping: dict) -> dict[str, str]:
+    """The labels translated once, for templates that show them many times."""
+    return {key: str(label) for key, label in mapping.items()}
+
+
 def all_labels() -> dict:
     return {
         "KIND": KIND, "STATUS": STATUS, "DELIVERY": DELIVERY, "JOINED_VIA": JOINED_VIA,
         "ROLE": ROLE, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD, "localized": localized,
-        "value": value,
+        "value": value, "plain": plain,
     }

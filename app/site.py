@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, Flask, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
-from flask_babel import gettext as _
+from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import abort, current_app, url_for
-from flask_babel import gettext as _
+from app.i18n import gettext as _
 from flask_login import current_user
 from sqlalchemy import delete, func, select
 

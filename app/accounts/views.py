@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from app.i18n import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.accounts import services

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from app.errors import InvalidInput
 from app.extensions import db
@@ -119,7 +119,8 @@ def list_areas() -> list[Area]:
 
 def list_districts() -> list[District]:
     return list(db.session.scalars(
-        select(District).join(Area).order_by(Area.position, District.position)
+        select(District).join(Area).options(contains_eager(District.area))
+        .order_by(Area.position, District.position)
     ))
 
 

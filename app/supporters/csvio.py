@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Iterator
 
-from flask_babel import gettext as _
+from app.i18n import gettext as _
 from sqlalchemy import select
 
 from app.audit import services as audit

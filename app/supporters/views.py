@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
                    stream_with_context, url_for)
-from flask_babel import gettext as _
+from app.i18n import gettext as _
 from flask_login import current_user, logout_user
 
 from app.accounts.forms import ConfirmForm
 from app.accounts.services import admin_required, staff_required, supporter_required
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
-from app.geography.services import district_choices, list_areas, list_districts
+from app.geography.services import district_choices, list_districts
 from app.labels import localized
 from app.site import add_error
 from app.supporters import csvio, services
@@ -154,12 +154,14 @@ def _filters() -> services.Filters:
 @staff_required
 def staff_list():
     filters = _filters()
+    districts = list_districts()
+    areas = list({d.area.id: d.area for d in districts}.values())
     page = services.search(filters, page=_int_arg("page") or 1,
-                           per_page=current_app.config["HOTNET_PAGE_SIZE"])
+                           per_page=current_app.config["HOTNET_PAGE_SIZE"], areas=areas)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "supporters/staff_list.html", page=page, filters=filters, args=args,
-        areas=list_areas(), districts=list_districts(), categories=services.list_categories(),
+        areas=areas, districts=districts, categories=services.list_categories(),
     )
 
 
