@@ -11,7 +11,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C (and a plain kill) stop everything, even when started from a script whose
+    # shell set SIGINT to "ignore" for background jobs.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     env = dict(os.environ)
     env.setdefault("FLASK_APP", "wsgi")
     env.setdefault("HOTNET_MAILCATCHER_DIR", str(ROOT / "instance" / "mail"))
