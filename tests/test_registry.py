@@ -212,3 +212,29 @@ def test_withdrawal_asks_first_then_erases_personal_data(client, geography, mail
     assert client.get("/me").status_code == 302  # signed out
     post(client, "/login/link", {"email": "bye@example.jp"})
     assert len([m for r, m in mailbox if "bye@example.jp" in r]) == 1  # no new link
+
+
+def test_staff_withdraws_a_supporter_after_confirming(client, coordinator):
+    supporter = make_supporter(email="staffgone@example.jp", delivery="email")
+    login_staff(client, coordinator)
+    confirm = page_text(client.get(f"/staff/supporters/{supporter.id}/withdraw"))
+    assert "山田 太郎 さんの退会手続きをします。" in confirm
+    db.session.refresh(supporter)
+    assert supporter.status == "active"
+    response = post(client, f"/staff/supporters/{supporter.id}/withdraw")
+    assert response.status_code == 302
+    db.session.refresh(supporter)
+    assert supporter.status == "withdrawn" and supporter.email is None
+    body = page_text(client.get(f"/staff/supporters/{supporter.id}"))
+    assert f"（退会済み #{supporter.id}）" in body and "編集する" not in body
+    assert client.get(f"/staff/supporters/{supporter.id}/edit").status_code == 404
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.withdraw"))
+    assert entry.staff_id == coordinator.id
+
+
+def test_only_applications_can_be_approved(client, coordinator, mailbox):
+    supporter = make_supporter(email="active@example.jp", delivery="email")
+    login_staff(client, coordinator)
+    response = post(client, f"/staff/supporters/{supporter.id}/approve", follow_redirects=True)
+    assert "申込中の方だけ承認できます。" in page_text(response)
+    assert mailbox == []
