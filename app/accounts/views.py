@@ -127,7 +127,8 @@ def staff_edit(user_id: int):
         else:
             try:
                 services.update_staff(
-                    user, email=form.email.data, name=form.name.data, kana=form.kana.data or "", role=form.role.data,
+                    user, email=form.email.data, name=form.name.data, kana=form.kana.data or "",
+                    role=form.role.data,
                     station_id=form.station_id.data or None, area_ids=form.area_ids.data,
                     active=form.active.data, password=form.password.data or "",
                 )

@@ -228,10 +228,7 @@ def commit_import(pending: SupporterImport) -> int:
     count = 0
     try:
         for row in result.valid:
-            supporter = Supporter(**{k: v for k, v in row.data.items() if k in services.EDITABLE})
-            db.session.add(supporter)
-            db.session.flush()
-            services.record_change(supporter, "imported")
+            services.add_supporter(row.data, "imported")
             count += 1
         audit.record("supporter.import", "supporter_import", pending.id,
                      f"{pending.filename}: {count}")

@@ -236,27 +236,35 @@ def history(s: Supporter) -> list[SupporterChange]:
 
 # --- create / change -------------------------------------------------------------------------
 
-def _check(data: dict, exclude_id: int | None = None) -> dict:
-    data = normalise(data)
-    problems = validate(data, exclude_id=exclude_id)
+def _raise_problems(problems: dict[str, str]) -> None:
     if problems:
         error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
         error.problems = problems
         raise error
+
+
+def _check(data: dict, exclude_id: int | None = None) -> dict:
+    data = normalise(data)
+    _raise_problems(validate(data, exclude_id=exclude_id))
     return data
 
 
-def create_supporter(data: dict, *, action: str = "created") -> Supporter:
-    """Register a supporter from validated form data; records the history entry."""
-    data = _check(data)
-    supporter = Supporter(**{k: v for k, v in data.items() if k in EDITABLE
-                             or k in ("consent_at", "consent_version")})
+def add_supporter(data: dict, action: str) -> Supporter:
+    """Add a supporter from checked data with its first history entry (the caller commits)."""
+    supporter = Supporter(**{k: v for k, v in data.items()
+                             if k in EDITABLE or k in ("consent_at", "consent_version")})
     if supporter.status == "active" and supporter.joined_on is None:
         supporter.joined_on = today_tokyo()
     db.session.add(supporter)
     db.session.flush()
     record_change(supporter, action)
-    audit.record("supporter.create", "supporter", supporter.id, action)
+    return supporter
+
+
+def create_supporter(data: dict) -> Supporter:
+    """Register a supporter from staff-entered data; raises InvalidInput with every problem."""
+    supporter = add_supporter(_check(data), "created")
+    audit.record("supporter.create", "supporter", supporter.id)
     db.session.commit()
     return supporter
 
@@ -315,16 +323,8 @@ def application_problems(data: dict) -> dict[str, str]:
 def apply(data: dict) -> Supporter:
     """A public application: lands as "applied" with the privacy consent recorded."""
     data = _application_data(data)
-    problems = validate(data, check_duplicates=False)
-    if problems:
-        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
-        error.problems = problems
-        raise error
-    supporter = Supporter(**{k: v for k, v in data.items()
-                             if k in EDITABLE or k in ("consent_at", "consent_version")})
-    db.session.add(supporter)
-    db.session.flush()
-    record_change(supporter, "applied")
+    _raise_problems(validate(data, check_duplicates=False))
+    supporter = add_supporter(data, "applied")
     db.session.commit()
     if supporter.email:
         try_send_mail(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
