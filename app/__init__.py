@@ -81,7 +81,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
     from app.geography.views import bp as geography_bp
     from app.mailcatcher.views import bp as mailcatcher_bp
+    from app.newsletters.views import bp as newsletters_bp
     from app.supporters.views import bp as supporters_bp
 
-    for bp in (accounts_bp, audit_bp, geography_bp, mailcatcher_bp, supporters_bp):
+    for bp in (accounts_bp, audit_bp, geography_bp, mailcatcher_bp, newsletters_bp,
+               supporters_bp):
         app.register_blueprint(bp)

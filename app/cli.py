@@ -82,3 +82,13 @@ def mailcatcher_command(host: str, port: int, folder: str | None) -> None:
     if not folder:
         raise click.ClickException("set HOTNET_MAILCATCHER_DIR or pass --dir")
     serve(folder, host, port)
+
+
+@hotnet.command("sender")
+@click.option("--until-idle", is_flag=True, help="Stop when nothing is due instead of waiting.")
+def sender_command(until_idle: bool) -> None:
+    """Send newsletter e-mail from the delivery ledger (several may run on PostgreSQL)."""
+    from app.newsletters.sender import run
+
+    report = run(until_idle=until_idle)
+    click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")

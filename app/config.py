@@ -56,6 +56,18 @@ def from_environment(instance_path: str) -> dict:
             "MAIL_DEFAULT_SENDER", "ほっとネット <hotnet@example.jp>"
         ),
         "MAIL_SUPPRESS_SEND": _bool("MAIL_SUPPRESS_SEND", False),
+        # Newsletter sending
+        "HOTNET_NEWSLETTER_FROM": os.environ.get("HOTNET_NEWSLETTER_FROM", ""),
+        "HOTNET_NEWSLETTER_REPLY_TO": os.environ.get("HOTNET_NEWSLETTER_REPLY_TO", ""),
+        "HOTNET_LIST_ID": os.environ.get("HOTNET_LIST_ID",
+                                         "Hot-Net newsletter <supporters.hotnet.example.jp>"),
+        "HOTNET_MESSAGE_ID_DOMAIN": os.environ.get("HOTNET_MESSAGE_ID_DOMAIN", "hotnet.example.jp"),
+        "HOTNET_SEND_BATCH": _int("HOTNET_SEND_BATCH", 50),
+        "HOTNET_SEND_RATE": _int("HOTNET_SEND_RATE", 0),
+        "HOTNET_SMTP_TIMEOUT": _int("HOTNET_SMTP_TIMEOUT", 30),
+        "HOTNET_SEND_MAX_ATTEMPTS": _int("HOTNET_SEND_MAX_ATTEMPTS", 5),
+        "HOTNET_SEND_RETRY_SECONDS": _int("HOTNET_SEND_RETRY_SECONDS", 300),
+        "HOTNET_SEND_LEASE_SECONDS": _int("HOTNET_SEND_LEASE_SECONDS", 300),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT", "10 per minute"),

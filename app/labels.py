@@ -29,6 +29,10 @@ JOINED_VIA = {
     "staff": _l("職員が登録"),
     "former_consultee": _l("元相談者"),
 }
+NEWSLETTER_STATUS = {
+    "draft": _l("下書き"), "scheduled": _l("予約済み"), "sending": _l("送信中"),
+    "paused": _l("一時停止中"), "sent": _l("送信済み"), "cancelled": _l("取り消し"),
+}
 ROLE = {"admin": _l("事務局（管理者）"), "coordinator": _l("地域福祉コーディネーター")}
 CHANGE_ACTION = {
     "created": _l("登録"),
@@ -38,6 +42,7 @@ CHANGE_ACTION = {
     "withdrawn": _l("退会"),
     "imported": _l("CSV取込"),
     "applied": _l("申込み"),
+    "unsubscribed": _l("メール配信停止"),
 }
 FIELD = {
     "kind": _l("種別"),
@@ -81,6 +86,6 @@ def plain(mapping: dict) -> dict[str, str]:
 def all_labels() -> dict:
     return {
         "KIND": KIND, "STATUS": STATUS, "DELIVERY": DELIVERY, "JOINED_VIA": JOINED_VIA,
-        "ROLE": ROLE, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD, "localized": localized,
+        "ROLE": ROLE, "NEWSLETTER_STATUS": NEWSLETTER_STATUS, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD, "localized": localized,
         "value": value, "plain": plain,
     }

@@ -5,3 +5,4 @@ from app.geography.models import Area, District, Station  # noqa: F401
 from app.supporters.models import (  # noqa: F401
     BusinessCategory, Supporter, SupporterChange, SupporterImport, SupporterSearchTerm,
 )
+from app.newsletters.models import Delivery, Newsletter  # noqa: F401

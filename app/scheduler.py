@@ -6,6 +6,7 @@ restart picks up where it stopped. It runs in exactly one process, never in web 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
@@ -25,6 +26,24 @@ def purge_expired_links_job() -> None:
     log.info("purged %d expired sign-in links", removed)
 
 
+def start_due_newsletters_job() -> None:
+    """Start scheduled newsletters whose time has come (also those missed while we were down)."""
+    from app.newsletters.services import start_due
+
+    with _app.app_context():
+        started = start_due()
+    if started:
+        log.info("started newsletters %s", started)
+
+
+def deliver_newsletters_job() -> None:
+    """Work through the delivery ledger until nothing is due."""
+    from app.newsletters.sender import run
+
+    with _app.app_context():
+        run(until_idle=True)
+
+
 def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseScheduler:
     """The scheduler with its job store in the application database and every job added."""
     global _app
@@ -37,6 +56,13 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
     )
     scheduler.add_job(purge_expired_links_job, "interval", hours=1, id="purge_expired_links",
                       replace_existing=True)
+    # Both run at once when the scheduler starts, so a send that fell due while it was
+    # down goes out straight away (once: starting a send is a guarded state change).
+    now = datetime.now(timezone.utc)
+    scheduler.add_job(start_due_newsletters_job, "interval", seconds=20, next_run_time=now,
+                      id="start_due_newsletters", replace_existing=True)
+    scheduler.add_job(deliver_newsletters_job, "interval", seconds=10, next_run_time=now,
+                      id="deliver_newsletters", replace_existing=True)
     return scheduler
 
 

@@ -98,10 +98,32 @@ def schema_url(request, tmp_path_factory, backend):
 def smtp_server():
     """A real SMTP server (aiosmtpd) on a free loopback port; it keeps what arrives."""
     class Handler:
+        """Keeps what arrives. `plan[address]` lists answers for that recipient's next
+        attempts: "451"/"550" refuse at RCPT, "421" answers DATA so, "drop" hangs up after DATA."""
+
         def __init__(self):
             self.messages = []
+            self.plan: dict[str, list[str]] = {}
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            answers = self.plan.get(address)
+            if answers and answers[0] in ("451", "550"):
+                code = answers.pop(0)
+                return ("451 4.3.0 Try again later" if code == "451"
+                        else "550 5.1.1 No such user here")
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
+            for address in envelope.rcpt_tos:
+                answers = self.plan.get(address)
+                if answers and answers[0] == "421":
+                    answers.pop(0)
+                    return "421 4.4.2 Closing connection, too busy"
+                if answers and answers[0] == "drop":
+                    answers.pop(0)
+                    server.transport.close()
+                    return "250 OK"
             self.messages.append(
                 (envelope.rcpt_tos, email.message_from_bytes(envelope.content,
                                                              policy=email.policy.default)))
@@ -119,7 +141,14 @@ def mailbox(smtp_server):
     """Messages received during this test, as (recipients, email.message.EmailMessage)."""
     _controller, handler = smtp_server
     handler.messages.clear()
+    handler.plan.clear()
     return handler.messages
+
+
+@pytest.fixture
+def smtp_plan(smtp_server):
+    """Scripted SMTP answers per recipient (see the handler)."""
+    return smtp_server[1].plan
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +164,9 @@ def app_config(schema_url, smtp_server):
         "RATELIMIT_ENABLED": True,
         "HOTNET_LOGIN_RATE_LIMIT": "10000 per minute",
         "HOTNET_PUBLIC_FORM_RATE_LIMIT": "10000 per minute",
-        "HOTNET_BASE_URL": "http://hotnet.test",
+        "HOTNET_BASE_URL": "https://hotnet.test",
+        "HOTNET_SEND_RETRY_SECONDS": 0,
+        "HOTNET_SMTP_TIMEOUT": 5,
         "HOTNET_MAILCATCHER_DIR": "",
         "HOTNET_PASSWORD_METHOD": "pbkdf2:sha256:1000",
     }

@@ -67,12 +67,15 @@ def test_mail_catcher_keeps_messages_that_staff_can_read(app, client, admin, mai
     assert "catch@example.jp" in inbox and "ほっとネット ログイン用リンク" in inbox
     key = next(tmp_path.glob("*.eml")).stem
     message = page_text(client.get(f"/staff/mailbox/{key}"))
-    assert '<a href="http://hotnet.test/login/link/' in message
+    assert '<a href="https://hotnet.test/login/link/' in message
 
 
 def test_mailbox_page_is_off_without_the_catcher(client, admin):
     login_staff(client, admin)
     assert client.get("/staff/mailbox").status_code == 404
+
+
+JOBS = {"purge_expired_links", "start_due_newsletters", "deliver_newsletters"}
 
 
 def test_scheduler_keeps_its_jobs_in_the_database(app):
@@ -83,13 +86,12 @@ def test_scheduler_keeps_its_jobs_in_the_database(app):
     scheduler = build_scheduler(app, BackgroundScheduler)
     scheduler.start(paused=True)
     try:
-        assert [job.id for job in scheduler.get_jobs()] == ["purge_expired_links"]
+        assert {job.id for job in scheduler.get_jobs()} == JOBS
     finally:
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)
     with db.engine.connect() as conn:
         assert "scheduler_job" in inspect(conn).get_table_names()
-        assert conn.execute(text("SELECT id FROM scheduler_job")).scalars().all() == [
-            "purge_expired_links"]
+        assert set(conn.execute(text("SELECT id FROM scheduler_job")).scalars()) == JOBS
         conn.execute(text("DROP TABLE scheduler_job"))
         conn.commit()
 

@@ -46,9 +46,10 @@ def audit(html: str) -> FieldAudit:
     return parser
 
 
-PUBLIC = ["/", "/apply", "/apply/business", "/login", "/login/link", "/privacy"]
+PUBLIC = ["/", "/apply", "/apply/business", "/login", "/login/link", "/privacy", "/newsletters"]
 STAFF = ["/staff/supporters", "/staff/supporters/new", "/staff/supporters/import",
-         "/admin/staff/new", "/admin/categories", "/admin/audit", "/admin/geography"]
+         "/admin/staff/new", "/admin/categories", "/admin/audit", "/admin/geography",
+         "/staff/newsletters", "/staff/newsletters/new"]
 
 
 def test_every_field_has_a_label_and_pages_fit_phones(client, admin):

@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 
-from flask import abort, current_app, url_for
+from flask import abort, current_app
 from app.i18n import gettext as _
 from flask_login import current_user
 from sqlalchemy import delete, func, select
@@ -19,6 +19,7 @@ from app.extensions import db
 from app.geography.models import Area
 from app.mailer import send_mail
 from app.supporters.models import Supporter
+from app.urls import external_url
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -163,8 +164,7 @@ def request_login_link(email: str) -> bool:
     db.session.add(LoginLink(supporter_id=supporter.id, token_hash=_hash(token),
                              expires_at=utcnow() + timedelta(minutes=minutes)))
     db.session.commit()
-    link = current_app.config["HOTNET_BASE_URL"].rstrip("/") + url_for(
-        "accounts.link_signin", token=token)
+    link = external_url("accounts.link_signin", token=token)
     send_mail(supporter.email, _("ほっとネット ログイン用リンク"), "login_link",
               supporter=supporter, link=link, minutes=minutes)
     return True

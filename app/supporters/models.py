@@ -56,6 +56,8 @@ class Supporter(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the supporter unsubscribed from the e-mail newsletter (one click in a message).
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     district: Mapped[District | None] = relationship()
     business_category: Mapped[BusinessCategory | None] = relationship()

@@ -8,7 +8,7 @@ from math import ceil
 from flask import current_app, has_request_context
 from app.i18n import gettext as _
 from flask_login import current_user
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session, joinedload, load_only
 
 from app.accounts.models import LoginLink
@@ -282,6 +282,8 @@ def update_supporter(s: Supporter, data: dict, *, fields=EDITABLE) -> dict:
         if (old or None) != (new or None):
             changes[key] = [_display(key, old), _display(key, new)]
             setattr(s, key, new)
+    if "delivery" in changes and s.delivery in ("email", "both"):
+        s.unsubscribed_at = None  # chose e-mail again after unsubscribing
     if "notes" in changes:  # staff-only notes: say that they changed, not what they said
         changes["notes"] = ["…", "…"]
     if changes:
@@ -381,6 +383,8 @@ def _erase(s: Supporter, status: str) -> None:
     s.status = status
     s.withdrawn_at = utcnow()
     db.session.execute(delete(LoginLink).where(LoginLink.supporter_id == s.id))
+    from app.newsletters.models import Delivery
+    db.session.execute(update(Delivery).where(Delivery.supporter_id == s.id).values(email=None))
     # Old values in the history are personal data too.
     for entry in db.session.scalars(select(SupporterChange).where(SupporterChange.supporter_id == s.id)):
         entry.changes = {}

@@ -1,0 +1,1 @@
+"""Newsletters (推進員向けの通信): writing, audiences, rendering, the delivery ledger and its sender."""

@@ -1,0 +1,73 @@
+"""Who receives an issue, and by which channel.
+
+Only `active` supporters; the delivery preference decides the channel: e-mail or both →
+e-mail (when there is an address and they have not unsubscribed), post or both → the postal
+edition. Queries return statements, so that callers can count or stream without loading
+the audience into memory.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import Select, func, select
+
+from app.extensions import db
+from app.geography.models import District
+from app.supporters.models import Supporter
+
+
+@dataclass
+class Audience:
+    area_id: int | None = None
+    district_id: int | None = None
+    kind: str = ""
+    category_id: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Audience":
+        data = data or {}
+        return cls(area_id=data.get("area_id") or None, district_id=data.get("district_id") or None,
+                   kind=data.get("kind") or "", category_id=data.get("category_id") or None)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def _narrow(query: Select, audience: Audience) -> Select:
+    query = query.where(Supporter.status == "active")
+    if audience.district_id:
+        query = query.where(Supporter.district_id == audience.district_id)
+    if audience.area_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).where(District.area_id == audience.area_id)))
+    if audience.kind:
+        query = query.where(Supporter.kind == audience.kind)
+    if audience.category_id:
+        query = query.where(Supporter.business_category_id == audience.category_id)
+    return query
+
+
+def by_email(query: Select, audience: Audience) -> Select:
+    return _narrow(query, audience).where(
+        Supporter.delivery.in_(("email", "both")), Supporter.email.is_not(None),
+        Supporter.unsubscribed_at.is_(None))
+
+
+def by_post(query: Select, audience: Audience) -> Select:
+    return _narrow(query, audience).where(Supporter.delivery.in_(("post", "both")))
+
+
+def counts(audience: Audience) -> dict[str, int]:
+    """How many active supporters get the issue by e-mail, by post, and in all."""
+    count = select(func.count(Supporter.id))
+    email = db.session.scalar(by_email(count, audience)) or 0
+    post = db.session.scalar(by_post(count, audience)) or 0
+    total = db.session.scalar(_narrow(count, audience)) or 0
+    return {"email": email, "post": post, "total": total}
+
+
+def postal_recipients(audience: Audience):
+    """Supporters who get the printed edition, in postal-code order (streamed)."""
+    query = by_post(select(Supporter), audience).order_by(Supporter.postal_code, Supporter.sort_key,
+                                                          Supporter.id)
+    return db.session.scalars(query.execution_options(yield_per=500))

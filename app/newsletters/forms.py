@@ -1,0 +1,24 @@
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields import DateField, TimeField
+
+from app.i18n import lazy_gettext as _l
+from app.validators import max_length, optional
+
+
+class NewsletterForm(FlaskForm):
+    layout = SelectField(_l("レイアウト"), choices=[])
+    number = StringField(_l("号数（例: 第12号）"), validators=[optional(), max_length(40)])
+    title = StringField(_l("題名"), validators=[optional(), max_length(200)])
+    subject = StringField(_l("メールの件名"), validators=[optional(), max_length(200)])
+    body_md = TextAreaField(_l("本文（Markdown: ## 見出し、- 箇条書き、**太字**、[リンク](https://…)）"),
+                            validators=[optional(), max_length(100000)])
+    area_id = SelectField(_l("圏域"), coerce=int, choices=[])
+    district_id = SelectField(_l("地区"), coerce=int, choices=[])
+    kind = SelectField(_l("種別"), choices=[])
+    category_id = SelectField(_l("業種"), coerce=int, choices=[])
+
+
+class ScheduleForm(FlaskForm):
+    send_date = DateField(_l("送信する日"), validators=[optional()])
+    send_time = TimeField(_l("時刻（日本時間）"), validators=[optional()])

@@ -1,0 +1,148 @@
+"""Turning an issue into HTML and text for one recipient.
+
+Layouts are Jinja templates in the top-level `newsletters/` folder (`NAME.html` and
+`NAME.txt`), rendered in a sandboxed environment because staff write them. The body is
+Markdown, rendered with markdown-it-py and sanitised with nh3. CSS is inlined with
+css-inline.
+
+Sending to 100,000 people must not render 100,000 pages: a layout is rendered and inlined
+once per area with marker strings where the personal parts go, and each message swaps the
+markers for the recipient's escaped values.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import css_inline
+import nh3
+from flask import current_app
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from app.formatting import format_date
+from app.urls import external_url
+
+LAYOUT_DIR = Path(__file__).resolve().parent.parent.parent / "newsletters"
+_TITLE = re.compile(r"\{#\s*title:\s*(.+?)\s*#\}")
+ALLOWED_TAGS = {"p", "br", "strong", "em", "a", "ul", "ol", "li", "h2", "h3", "h4", "blockquote",
+                "hr", "table", "thead", "tbody", "tr", "th", "td", "code", "pre"}
+MARK = {"name": "HNMARK0NAME", "unsubscribe": "HNMARK0UNSUB", "preferences": "HNMARK0PREFS"}
+
+
+@lru_cache(maxsize=1)
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(LAYOUT_DIR)),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["jdate"] = format_date
+    return env
+
+
+def layouts() -> dict[str, str]:
+    """Available layouts: file stem → title (from a `{# title: … #}` comment)."""
+    found = {}
+    for path in sorted(LAYOUT_DIR.glob("*.html")):
+        if path.name.startswith("_") or not path.with_suffix(".txt").exists():
+            continue
+        match = _TITLE.search(path.read_text(encoding="utf-8"))
+        found[path.stem] = match.group(1) if match else path.stem
+    return found
+
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def body_html(markdown: str) -> Markup:
+    """Markdown as safe HTML: raw HTML is not passed through, and nh3 keeps only plain tags."""
+    rendered = _markdown.render(markdown or "")
+    clean = nh3.clean(rendered, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
+                      url_schemes={"http", "https", "mailto"}, link_rel="noopener")
+    return Markup(clean)
+
+
+@dataclass
+class Personal:
+    """What changes from one recipient to the next."""
+
+    name: str
+    unsubscribe_url: str
+    preferences_url: str
+
+
+@dataclass
+class Rendered:
+    html: str
+    text: str
+
+
+@dataclass
+class AreaInfo:
+    name: str
+    station_name: str
+    station_phone: str
+    coordinators: list[str]
+
+
+def _context(newsletter, area: AreaInfo | None, personal: Personal, extra: dict) -> dict:
+    return {
+        "newsletter": {"number": newsletter.number, "title": newsletter.title,
+                       "subject": newsletter.subject,
+                       "date": newsletter.started_at or newsletter.scheduled_at},
+        "body_html": body_html(newsletter.body_md),
+        "body_text": newsletter.body_md or "",
+        "recipient": {"name": personal.name},
+        "area": area,
+        "org_name": current_app.config["HOTNET_ORG_NAME"],
+        "unsubscribe_url": personal.unsubscribe_url,
+        "preferences_url": personal.preferences_url,
+        "archive_url": external_url("newsletters.public_issue", newsletter_id=newsletter.id)
+        if newsletter.id else external_url("newsletters.public_archive"),
+        **extra,
+    }
+
+
+def render(newsletter, area: AreaInfo | None, personal: Personal, extra: dict | None = None,
+           inline: bool = True) -> Rendered:
+    """Render one recipient's HTML (CSS inlined) and text versions."""
+    env = _environment()
+    layout = newsletter.layout if newsletter.layout in layouts() else "regular"
+    context = _context(newsletter, area, personal, extra or {})
+    page = env.get_template(f"{layout}.html").render(context)
+    text = env.get_template(f"{layout}.txt").render(context)
+    if inline:
+        page = css_inline.inline(page)
+    return Rendered(html=page, text=text)
+
+
+class TemplateCache:
+    """Renders each (issue, area) once with markers, then fills in each recipient."""
+
+    def __init__(self, newsletter, extra: dict | None = None):
+        self.newsletter = newsletter
+        self.extra = extra or {}
+        self._by_area: dict[object, Rendered] = {}
+
+    def for_recipient(self, area_key, area: AreaInfo | None, personal: Personal) -> Rendered:
+        shell = self._by_area.get(area_key)
+        if shell is None:
+            marked = Personal(MARK["name"], MARK["unsubscribe"], MARK["preferences"])
+            shell = render(self.newsletter, area, marked, self.extra)
+            self._by_area[area_key] = shell
+        return Rendered(html=_fill(shell.html, personal, escape=True),
+                        text=_fill(shell.text, personal, escape=False))
+
+
+def _fill(template: str, personal: Personal, *, escape: bool) -> str:
+    quote = (lambda v: html.escape(v, quote=True)) if escape else (lambda v: v)
+    return (template.replace(MARK["name"], quote(personal.name))
+            .replace(MARK["unsubscribe"], quote(personal.unsubscribe_url))
+            .replace(MARK["preferences"], quote(personal.preferences_url)))

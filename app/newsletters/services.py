@@ -1,0 +1,291 @@
+"""The rules of newsletters: drafts, audiences, preview, scheduling, and the send's life cycle."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, literal, select, update
+
+from app.accounts.models import StaffUser, staff_area
+from app.audit import services as audit
+from app.dbtypes import utcnow
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import db, mail
+from app.geography.models import Area
+from app.i18n import gettext as _
+from app.newsletters import audience as audiences
+from app.newsletters.models import Delivery, Newsletter
+from app.newsletters.rendering import AreaInfo, Personal, layouts, render
+from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
+from app.supporters.models import Supporter
+from app.text import clean
+from app.urls import external_url
+
+EDITABLE_STATES = ("draft", "scheduled")
+
+
+def get_newsletter(newsletter_id: int) -> Newsletter:
+    newsletter = db.session.get(Newsletter, newsletter_id)
+    if newsletter is None:
+        raise NotFound(newsletter_id)
+    return newsletter
+
+
+def list_newsletters() -> list[Newsletter]:
+    return list(db.session.scalars(select(Newsletter).order_by(Newsletter.created_at.desc(),
+                                                               Newsletter.id.desc())))
+
+
+def _check(data: dict) -> dict:
+    problems = {}
+    data = dict(data)
+    for key in ("number", "title", "subject"):
+        data[key] = clean(data.get(key))
+    if not data["title"]:
+        problems["title"] = _("題名を入力してください。")
+    if not data["subject"]:
+        problems["subject"] = _("メールの件名を入力してください。")
+    if data.get("layout") not in layouts():
+        problems["layout"] = _("レイアウトを選んでください。")
+    if not (data.get("body_md") or "").strip():
+        problems["body_md"] = _("本文を入力してください。")
+    if problems:
+        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
+        error.problems = problems
+        raise error
+    return data
+
+
+def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Audience,
+               staff_id: int | None) -> Newsletter:
+    """Create or change an issue that has not started sending."""
+    data = _check(data)
+    if newsletter is None:
+        newsletter = Newsletter(staff_id=staff_id)
+        db.session.add(newsletter)
+    elif newsletter.status not in EDITABLE_STATES:
+        raise InvalidState(_("送信を始めた通信は変更できません。"))
+    for key in ("layout", "number", "title", "subject", "body_md"):
+        setattr(newsletter, key, data[key])
+    newsletter.audience = audience.to_dict()
+    db.session.commit()
+    return newsletter
+
+
+# --- recipients, areas and personalisation -------------------------------------------------
+
+def area_infos() -> dict[int, AreaInfo]:
+    """Per area: its name, station and the coordinators covering it (for the contact block)."""
+    names: dict[int, list[str]] = {}
+    rows = db.session.execute(
+        select(staff_area.c.area_id, StaffUser.name)
+        .join(StaffUser, StaffUser.id == staff_area.c.staff_id)
+        .where(StaffUser.active.is_(True), StaffUser.role == "coordinator")
+        .order_by(StaffUser.kana, StaffUser.id))
+    for area_id, name in rows:
+        names.setdefault(area_id, []).append(name)
+    return {a.id: AreaInfo(name=a.name, station_name=a.station.name, station_phone=a.station.phone,
+                           coordinators=names.get(a.id, []))
+            for a in db.session.scalars(select(Area))}
+
+
+def personal_for(supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
+    token = make_unsubscribe_token(supporter_id, newsletter_id)
+    return Personal(name=name or _("推進員"),
+                    unsubscribe_url=external_url("newsletters.unsubscribe", token=token),
+                    preferences_url=external_url("accounts.request_link"))
+
+
+def preview(newsletter: Newsletter, supporter: Supporter | None):
+    """The HTML and text a given recipient would get (a sample recipient when none)."""
+    area = None
+    if supporter is not None and supporter.district is not None:
+        area = area_infos().get(supporter.district.area_id)
+    name = supporter.display_name if supporter is not None else _("西東 花子")
+    personal = personal_for(supporter.id if supporter else 0, name, newsletter.id)
+    return render(newsletter, area, personal)
+
+
+def sample_recipients(newsletter: Newsletter, limit: int = 50) -> list[Supporter]:
+    audience = audiences.Audience.from_dict(newsletter.audience)
+    query = audiences.by_email(select(Supporter), audience).order_by(Supporter.sort_key).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def send_test(newsletter: Newsletter, address: str) -> None:
+    """Send the issue to one address (the staff member's own), marked as a test."""
+    from app.newsletters.sender import build_message
+    rendered = preview(newsletter, None)
+    message = build_message(newsletter, address, rendered,
+                            personal_for(0, _("西東 花子"), newsletter.id), test=True)
+    mail.send(message)
+
+
+def published_issues() -> list[Newsletter]:
+    return list(db.session.scalars(select(Newsletter).where(Newsletter.status == "sent")
+                                   .order_by(Newsletter.started_at.desc())))
+
+
+# --- life cycle ------------------------------------------------------------------------------
+
+def schedule(newsletter: Newsletter, when: datetime) -> Newsletter:
+    """Send at `when` (UTC); the scheduler process starts it when due, also after downtime."""
+    if newsletter.status not in EDITABLE_STATES:
+        raise InvalidState(_("この通信はもう予約できません。"))
+    if when <= utcnow():
+        raise InvalidInput(_("予約の日時は、これから先の日時にしてください。"), field="send_at")
+    newsletter.status, newsletter.scheduled_at = "scheduled", when
+    audit.record("newsletter.schedule", "newsletter", newsletter.id, when.isoformat())
+    db.session.commit()
+    return newsletter
+
+
+def unschedule(newsletter: Newsletter) -> Newsletter:
+    if newsletter.status != "scheduled":
+        raise InvalidState(_("予約されていません。"))
+    newsletter.status, newsletter.scheduled_at = "draft", None
+    db.session.commit()
+    return newsletter
+
+
+def start_send(newsletter_id: int) -> int:
+    """Write one ledger row per e-mail recipient and mark the issue as sending.
+
+    Exactly once: the status change is guarded, so a second call (a double click, or the
+    scheduler catching up) changes nothing. Rows are written by one INSERT … SELECT, never
+    by loading the audience. Returns the number of e-mail recipients queued.
+    """
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Newsletter)
+        .where(Newsletter.id == newsletter_id, Newsletter.status.in_(EDITABLE_STATES))
+        .values(status="sending", started_at=now, updated_at=now)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise InvalidState(_("この通信はすでに送信を始めています。"))
+    newsletter = db.session.get(Newsletter, newsletter_id)
+    audience = audiences.Audience.from_dict(newsletter.audience)
+    rows = audiences.by_email(
+        select(literal(newsletter_id), Supporter.id, Supporter.email, literal("waiting"),
+               literal(0), literal(now, Delivery.next_attempt_at.type), literal(""), literal("")),
+        audience)
+    db.session.execute(insert(Delivery).from_select(
+        ["newsletter_id", "supporter_id", "email", "status", "attempts", "next_attempt_at",
+         "claimed_by", "last_error"], rows))
+    newsletter.post_count = db.session.scalar(
+        audiences.by_post(select(func.count(Supporter.id)), audience)) or 0
+    queued = db.session.scalar(select(func.count(Delivery.id))
+                               .where(Delivery.newsletter_id == newsletter_id)) or 0
+    audit.record("newsletter.send", "newsletter", newsletter_id, f"{queued}")
+    db.session.commit()
+    return queued
+
+
+def start_due(now: datetime | None = None) -> list[int]:
+    """Start every scheduled issue whose time has come (run by the scheduler process)."""
+    now = now or utcnow()
+    due = list(db.session.scalars(select(Newsletter.id).where(
+        Newsletter.status == "scheduled", Newsletter.scheduled_at <= now)))
+    started = []
+    for newsletter_id in due:
+        try:
+            start_send(newsletter_id)
+            started.append(newsletter_id)
+        except InvalidState:
+            continue
+    return started
+
+
+def pause(newsletter: Newsletter) -> None:
+    _transition(newsletter, "sending", "paused", _("送信中の通信だけ一時停止できます。"))
+
+
+def resume(newsletter: Newsletter) -> None:
+    _transition(newsletter, "paused", "sending", _("一時停止中の通信だけ再開できます。"))
+
+
+def cancel(newsletter: Newsletter) -> None:
+    """Stop for good: what is not sent yet will not be sent."""
+    if newsletter.status not in ("sending", "paused", "scheduled", "draft"):
+        raise InvalidState(_("この通信は取り消せません。"))
+    newsletter.status = "cancelled"
+    newsletter.finished_at = utcnow()
+    db.session.execute(update(Delivery).where(
+        Delivery.newsletter_id == newsletter.id,
+        Delivery.status.in_(("waiting", "deferred", "sending"))).values(status="cancelled"))
+    audit.record("newsletter.cancel", "newsletter", newsletter.id)
+    db.session.commit()
+
+
+def retry_failed(newsletter: Newsletter) -> int:
+    """Queue the failed recipients again."""
+    if newsletter.status not in ("sent", "sending", "paused"):
+        raise InvalidState(_("この通信は再送できません。"))
+    count = db.session.execute(update(Delivery).where(
+        Delivery.newsletter_id == newsletter.id, Delivery.status == "failed").values(
+        status="waiting", attempts=0, next_attempt_at=utcnow(), last_error="")).rowcount
+    if count:
+        newsletter.status, newsletter.finished_at = "sending", None
+    db.session.commit()
+    return count
+
+
+def _transition(newsletter: Newsletter, source: str, target: str, message: str) -> None:
+    changed = db.session.execute(update(Newsletter).where(
+        Newsletter.id == newsletter.id, Newsletter.status == source).values(status=target)).rowcount
+    if changed != 1:
+        db.session.rollback()
+        raise InvalidState(message)
+    db.session.commit()
+    db.session.refresh(newsletter)
+
+
+def progress(newsletter_id: int) -> dict[str, int]:
+    """Counts of the ledger by state: waiting (incl. in flight), sent, deferred, failed."""
+    rows = dict(db.session.execute(
+        select(Delivery.status, func.count(Delivery.id))
+        .where(Delivery.newsletter_id == newsletter_id).group_by(Delivery.status)).all())
+    figures = {
+        "sent": rows.get("sent", 0), "deferred": rows.get("deferred", 0),
+        "failed": rows.get("failed", 0), "cancelled": rows.get("cancelled", 0),
+        "waiting": rows.get("waiting", 0) + rows.get("sending", 0),
+    }
+    figures["total"] = sum(figures.values())
+    done = figures["sent"] + figures["failed"] + figures["cancelled"]
+    figures["percent"] = int(100 * done / figures["total"]) if figures["total"] else 0
+    return figures
+
+
+def failures(newsletter_id: int, limit: int = 500) -> list[Delivery]:
+    return list(db.session.scalars(select(Delivery).where(
+        Delivery.newsletter_id == newsletter_id, Delivery.status == "failed")
+        .order_by(Delivery.id).limit(limit)))
+
+
+# --- unsubscribing --------------------------------------------------------------------------
+
+def unsubscribe(token: str) -> Supporter:
+    """Stop e-mail delivery for the token's supporter (post stays as chosen). Idempotent."""
+    found = read_unsubscribe_token(token)
+    if found is None:
+        raise NotFound(token)
+    supporter = db.session.get(Supporter, found[0])
+    if supporter is None:
+        raise NotFound(token)
+    if supporter.unsubscribed_at is None:
+        supporter.unsubscribed_at = utcnow()
+        supporter.delivery = {"email": "none", "both": "post"}.get(supporter.delivery,
+                                                                  supporter.delivery)
+        from app.supporters.services import record_change
+        record_change(supporter, "unsubscribed", {"delivery": ["email", supporter.delivery]})
+        db.session.commit()
+    return supporter
+
+
+def supporter_for_token(token: str) -> Supporter:
+    found = read_unsubscribe_token(token)
+    supporter = db.session.get(Supporter, found[0]) if found else None
+    if supporter is None:
+        raise NotFound(token)
+    return supporter
+

@@ -1,0 +1,24 @@
+"""Signed unsubscribe tokens: they never expire, and only say who and which issue."""
+from __future__ import annotations
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="hotnet-unsubscribe")
+
+
+def make_unsubscribe_token(supporter_id: int, newsletter_id: int | None) -> str:
+    return _serializer().dumps([supporter_id, newsletter_id or 0])
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, int | None] | None:
+    """(supporter id, newsletter id) or None for a token that was not made by us."""
+    try:
+        supporter_id, newsletter_id = _serializer().loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(supporter_id, int):
+        return None
+    return supporter_id, newsletter_id or None

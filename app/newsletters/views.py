@@ -1,0 +1,237 @@
+"""Newsletter pages: writing, preview, test, sending and its progress, unsubscribing, archive."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
+                   render_template, request, url_for)
+from flask_login import current_user
+
+from app.accounts.forms import ConfirmForm
+from app.accounts.services import staff_required
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import csrf, db, limiter
+from app.formatting import TOKYO
+from app.geography.services import list_areas, list_districts
+from app.i18n import gettext as _
+from app.labels import KIND, localized
+from app.newsletters import audience as audiences
+from app.newsletters import services
+from app.newsletters.forms import NewsletterForm, ScheduleForm
+from app.newsletters.rendering import body_html, layouts
+from app.site import add_error
+from app.supporters.models import Supporter
+from app.supporters.services import list_categories
+
+bp = Blueprint("newsletters", __name__)
+
+
+def _get(newsletter_id: int):
+    try:
+        return services.get_newsletter(newsletter_id)
+    except NotFound:
+        abort(404)
+
+
+def _choices(form: NewsletterForm) -> NewsletterForm:
+    everyone = _("すべて")
+    form.layout.choices = list(layouts().items())
+    form.area_id.choices = [(0, everyone)] + [(a.id, a.name) for a in list_areas()]
+    form.district_id.choices = [(0, everyone)] + [(d.id, f"{d.name}（{d.area.name}）")
+                                                   for d in list_districts()]
+    form.kind.choices = [("", everyone)] + [(k, str(v)) for k, v in KIND.items()]
+    form.category_id.choices = [(0, everyone)] + [(c.id, localized(c.name, c.name_en))
+                                                   for c in list_categories()]
+    return form
+
+
+def _audience(form: NewsletterForm) -> audiences.Audience:
+    return audiences.Audience(area_id=form.area_id.data or None,
+                              district_id=form.district_id.data or None,
+                              kind=form.kind.data or "", category_id=form.category_id.data or None)
+
+
+@bp.get("/staff/newsletters")
+@staff_required
+def index():
+    issues = services.list_newsletters()
+    figures = {n.id: services.progress(n.id) for n in issues}
+    return render_template("newsletters/index.html", issues=issues, figures=figures)
+
+
+@bp.route("/staff/newsletters/new", methods=["GET", "POST"])
+@staff_required
+def new():
+    return _edit(None)
+
+
+@bp.route("/staff/newsletters/<int:newsletter_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    if newsletter.status not in services.EDITABLE_STATES:
+        flash(_("送信を始めた通信は変更できません。"), "error")
+        return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+    return _edit(newsletter)
+
+
+def _edit(newsletter):
+    form = _choices(NewsletterForm(obj=newsletter))
+    if request.method == "GET" and newsletter is not None:
+        audience = audiences.Audience.from_dict(newsletter.audience)
+        form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
+        form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
+    if form.validate_on_submit():
+        data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md")}
+        try:
+            saved = services.save_draft(newsletter, data, _audience(form), current_user.id)
+        except (InvalidInput, InvalidState) as exc:
+            add_error(form, exc)
+        else:
+            flash(_("下書きを保存しました。"), "success")
+            return redirect(url_for("newsletters.show", newsletter_id=saved.id))
+    return render_template("newsletters/edit.html", form=form, newsletter=newsletter)
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>")
+@staff_required
+def show(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
+    return render_template(
+        "newsletters/show.html", newsletter=newsletter, counts=counts,
+        figures=services.progress(newsletter.id), failures=services.failures(newsletter.id),
+        form=ConfirmForm(), schedule_form=ScheduleForm(), layouts=layouts())
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>/progress.json")
+@staff_required
+def progress_json(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    return jsonify(status=newsletter.status, **services.progress(newsletter.id))
+
+
+def _recipient():
+    supporter_id = request.args.get("supporter", type=int)
+    return db.session.get(Supporter, supporter_id) if supporter_id else None
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>/preview")
+@staff_required
+def preview(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    recipient = _recipient()
+    rendered = services.preview(newsletter, recipient)
+    return render_template("newsletters/preview.html", newsletter=newsletter, rendered=rendered,
+                           recipient=recipient, samples=services.sample_recipients(newsletter))
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>/preview.html")
+@staff_required
+def preview_html(newsletter_id: int):
+    """The HTML version alone, shown in a sandboxed frame beside the text version."""
+    rendered = services.preview(_get(newsletter_id), _recipient())
+    response = make_response(rendered.html)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.post("/staff/newsletters/<int:newsletter_id>/test")
+@staff_required
+def send_test(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.send_test(newsletter, current_user.email)
+    except OSError:
+        flash(_("テスト送信に失敗しました。メールサーバーの設定を確認してください。"), "error")
+    else:
+        flash(_("%(email)s にテストを送りました。", email=current_user.email), "success")
+    return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+
+
+@bp.post("/staff/newsletters/<int:newsletter_id>/<any(send, unschedule, pause, resume, cancel, retry):action>")
+@staff_required
+def act(newsletter_id: int, action: str):
+    newsletter = _get(newsletter_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    messages = {
+        "send": _("送信を始めました。数分で届き始めます。"),
+        "unschedule": _("予約を取り消し、下書きに戻しました。"),
+        "pause": _("一時停止しました。"),
+        "resume": _("再開しました。"),
+        "cancel": _("取り消しました。まだ送っていない分は送りません。"),
+        "retry": _("失敗した宛先をもう一度送ります。"),
+    }
+    try:
+        if action == "send":
+            services.start_send(newsletter.id)
+        elif action == "retry":
+            services.retry_failed(newsletter)
+        else:
+            getattr(services, action)(newsletter)
+    except InvalidState as exc:
+        flash(str(exc), "error")
+    else:
+        flash(messages[action], "success")
+    return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+
+
+@bp.post("/staff/newsletters/<int:newsletter_id>/schedule")
+@staff_required
+def schedule(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    form = ScheduleForm()
+    if form.validate_on_submit():
+        if not form.send_date.data or not form.send_time.data:
+            flash(_("送信する日と時刻を入力してください。"), "error")
+        else:
+            local = datetime.combine(form.send_date.data, form.send_time.data, tzinfo=TOKYO)
+            try:
+                services.schedule(newsletter, local.astimezone(timezone.utc))
+            except (InvalidInput, InvalidState) as exc:
+                flash(str(exc), "error")
+            else:
+                flash(_("送信を予約しました。"), "success")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+    return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+
+
+# --- public: unsubscribe and archive ----------------------------------------------------------
+
+@bp.route("/u/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058 one-click: mail clients POST without a form token
+@limiter.limit(lambda: current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"], methods=["POST"])
+def unsubscribe(token: str):
+    """GET shows a button (a GET never unsubscribes); POST unsubscribes at once."""
+    try:
+        supporter = (services.unsubscribe(token) if request.method == "POST"
+                     else services.supporter_for_token(token))
+    except NotFound:
+        return render_template("newsletters/unsubscribe.html", invalid=True), 404
+    done = request.method == "POST"
+    return render_template("newsletters/unsubscribe.html", invalid=False, done=done,
+                           supporter=supporter, token=token)
+
+
+@bp.get("/newsletters")
+def public_archive():
+    return render_template("newsletters/public_archive.html",
+                           issues=services.published_issues())
+
+
+@bp.get("/newsletters/<int:newsletter_id>")
+def public_issue(newsletter_id: int):
+    newsletter = _get(newsletter_id)
+    if newsletter.status != "sent":
+        abort(404)
+    return render_template("newsletters/public_issue.html", newsletter=newsletter,
+                           body=body_html(newsletter.body_md))

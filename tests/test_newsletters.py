@@ -1,0 +1,293 @@
+"""Newsletters end to end against a real SMTP server: writing, audience, preview, the messages
+and their headers, unsubscribing, the ledger under SMTP failures, pause/cancel/retry, scheduling."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.dbtypes import utcnow
+from app.extensions import db
+from app.newsletters import services
+from app.newsletters.models import Delivery, Newsletter
+from app.newsletters.sender import run
+from app.supporters.models import Supporter
+from tests.conftest import district, login_staff, make_supporter, page_text, post
+
+BODY = "## 冬の研修\n\n寒くなりました。<script>alert(1)</script>\n\n- 12月の研修\n- [申込み](https://hotnet.test/trainings)\n"
+
+
+def write(client, **changes) -> str:
+    data = {"layout": "regular", "number": "第1号", "title": "冬の通信",
+            "subject": "ほっとネット通信 第1号", "body_md": BODY, "area_id": "0",
+            "district_id": "0", "kind": "", "category_id": "0"}
+    data.update(changes)
+    response = post(client, "/staff/newsletters/new", data)
+    assert response.status_code == 302, page_text(response)
+    return response.headers["Location"]
+
+
+@pytest.fixture
+def people(geography):
+    return {
+        "email": make_supporter(name="山田 太郎", kana="やまだ たろう", email="taro@example.jp",
+                                delivery="email"),
+        "both": make_supporter(name="青木 花子", kana="あおき はなこ", email="hanako@example.jp",
+                               delivery="both", district_id=district("d11").id),
+        "post": make_supporter(name="郵便 一郎", kana="ゆうびん いちろう", delivery="post"),
+        "paused": make_supporter(name="休止 次郎", kana="きゅうし じろう", email="paused@example.jp",
+                                 delivery="email", status="paused"),
+        "none": make_supporter(name="不要 三郎", kana="ふよう さぶろう", email="none@example.jp",
+                               delivery="none"),
+    }
+
+
+def by_recipient(mailbox) -> dict:
+    found = {}
+    for recipients, message in mailbox:
+        for address in recipients:
+            found.setdefault(address, []).append(message)
+    return found
+
+
+def test_writing_needs_title_subject_and_body_and_keeps_input(client, coordinator):
+    login_staff(client, coordinator)
+    response = post(client, "/staff/newsletters/new", {
+        "layout": "regular", "number": "第2号", "title": "", "subject": "", "body_md": "本文だけ",
+        "area_id": "0", "district_id": "0", "kind": "", "category_id": "0"})
+    body = page_text(response)
+    assert "題名を入力してください。" in body and "メールの件名を入力してください。" in body
+    assert "本文だけ" in body and 'value="第2号"' in body
+    assert db.session.scalar(select(func.count(Newsletter.id))) == 0
+
+
+def test_audience_counts_per_channel_before_sending(client, coordinator, people):
+    login_staff(client, coordinator)
+    url = write(client)
+    assert "メールで 2 人、郵送で 2 人（活動中の対象 4 人）" in page_text(client.get(url))
+    hokutobu = district("d11").area_id
+    url = write(client, area_id=str(hokutobu))
+    assert "メールで 1 人、郵送で 1 人（活動中の対象 1 人）" in page_text(client.get(url))
+
+
+def test_preview_side_by_side_as_a_chosen_recipient_and_sanitised(client, coordinator, people):
+    login_staff(client, coordinator)
+    url = write(client)
+    page = page_text(client.get(url + "/preview", query_string={"supporter": people["both"].id}))
+    assert "青木 花子 様" in page  # the text version, as that recipient
+    assert "HTML版" in page and "テキスト版" in page and "<iframe" in page
+    html = page_text(client.get(url + "/preview.html",
+                                query_string={"supporter": people["both"].id}))
+    assert "青木 花子 様" in html and "<h2" in html and "北東部圏域の担当" in html
+    assert "<script>" not in html and "alert(1)" in html  # shown as text, never run
+    assert "style=" in html  # CSS inlined
+
+
+def test_test_send_goes_to_my_address_only(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/test")
+    (recipients, message), = mailbox
+    assert recipients == [coordinator.email] and message["Subject"].startswith("[テスト]")
+    assert db.session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_sent_messages_are_complete_and_personal(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    report = run(until_idle=True)
+    assert (report.sent, report.failed, report.deferred) == (2, 0, 0)
+    received = by_recipient(mailbox)
+    assert set(received) == {"taro@example.jp", "hanako@example.jp"}
+    message = received["hanako@example.jp"][0]
+    assert message["Subject"] == "ほっとネット通信 第1号"
+    alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
+    parts = [p.get_content_type() for p in alternative.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "青木 花子 様" in text and "青木 花子 様" in html
+    assert "北東部圏域" in text and 'style="' in html and "<style" not in html
+    unsubscribe = message["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith("https://hotnet.test/u/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] and message["Message-ID"].startswith(
+        f"<hotnet.{url.rsplit('/', 1)[1]}.{people['both'].id}@")
+    assert unsubscribe in text and unsubscribe.replace("&", "&amp;") in html
+    assert message.get_all("Message-ID") == [message["Message-ID"]]  # only one
+    newsletter = db.session.scalar(select(Newsletter))
+    assert newsletter.status == "sent" and newsletter.post_count == 2
+
+
+def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinator, people,
+                                                                mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    run(until_idle=True)
+    message = by_recipient(mailbox)["hanako@example.jp"][0]
+    link = message["List-Unsubscribe"].strip("<>").replace("https://hotnet.test", "")
+    anonymous = client.application.test_client()
+    page = page_text(anonymous.get(link))
+    assert "配信を停止する" in page
+    db.session.refresh(people["both"])
+    assert people["both"].delivery == "both"  # a GET never unsubscribes
+    # RFC 8058: the mail client POSTs this body, without any form token or sign-in.
+    response = anonymous.post(link, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and "配信を停止しました" in page_text(response)
+    db.session.refresh(people["both"])
+    assert people["both"].delivery == "post" and people["both"].unsubscribed_at is not None
+    assert anonymous.post(link).status_code == 200  # twice is fine
+    counts = services.audiences.counts(services.audiences.Audience())
+    assert counts["email"] == 1 and counts["post"] == 2
+    assert anonymous.get("/u/forged-token").status_code == 404
+
+
+def test_withdrawn_and_unsubscribed_never_receive(client, coordinator, people, mailbox):
+    from app.supporters.services import withdraw
+    withdraw(people["email"])
+    people["both"].unsubscribed_at = utcnow()
+    db.session.commit()
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    run(until_idle=True)
+    assert mailbox == []
+
+
+def test_starting_twice_queues_once(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    response = post(client, url + "/send", follow_redirects=True)
+    assert "すでに送信を始めています" in page_text(response)
+    assert db.session.scalar(select(func.count(Delivery.id))) == 2
+    run(until_idle=True)
+    run(until_idle=True)
+    assert sorted(len(v) for v in by_recipient(mailbox).values()) == [1, 1]
+
+
+def test_smtp_failures_defer_or_fail_and_nothing_is_lost(app, client, coordinator, geography,
+                                                          mailbox, smtp_plan):
+    app.config["HOTNET_SEND_MAX_ATTEMPTS"] = 3
+    for name in ("temp", "busy", "drop", "gone", "never", "fine"):
+        make_supporter(name=f"{name} 様子", kana="てすと", email=f"{name}@example.jp",
+                       delivery="email", phone="")
+    smtp_plan.update({
+        "temp@example.jp": ["451"],            # 451 at RCPT: deferred, then delivered
+        "busy@example.jp": ["421"],            # 421 after DATA: deferred, reconnect, delivered
+        "drop@example.jp": ["drop"],           # connection dropped after DATA: deferred
+        "gone@example.jp": ["550"],            # 550: failed at once with the server's reply
+        "never@example.jp": ["451", "451", "451", "451"],  # gives up after 3 attempts
+    })
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    for _ in range(5):
+        run(until_idle=True)
+    rows = {d.email: d for d in db.session.scalars(select(Delivery))}
+    assert {e: rows[e].status for e in rows} == {
+        "temp@example.jp": "sent", "busy@example.jp": "sent", "drop@example.jp": "sent",
+        "fine@example.jp": "sent", "gone@example.jp": "failed", "never@example.jp": "failed"}
+    assert "550" in rows["gone@example.jp"].last_error and rows["gone@example.jp"].attempts == 1
+    assert rows["never@example.jp"].attempts == 3 and "451" in rows["never@example.jp"].last_error
+    received = by_recipient(mailbox)
+    assert set(received) == {"temp@example.jp", "busy@example.jp", "drop@example.jp",
+                             "fine@example.jp"}
+    assert all(len(v) == 1 for k, v in received.items() if k != "drop@example.jp")
+    body = page_text(client.get(url))
+    assert "gone@example.jp" in body and "550 5.1.1 No such user here" in body
+    assert "失敗した宛先に再送" in body
+    newsletter = db.session.scalar(select(Newsletter))
+    assert newsletter.status == "sent"
+
+
+def test_retry_keeps_the_message_id(client, coordinator, geography, mailbox, smtp_plan):
+    make_supporter(name="再送 太郎", kana="さいそう たろう", email="again@example.jp",
+                   delivery="email")
+    smtp_plan["again@example.jp"] = ["550"]
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    run(until_idle=True)
+    assert mailbox == []
+    post(client, url + "/retry")
+    run(until_idle=True)
+    (recipients, message), = mailbox
+    newsletter = db.session.scalar(select(Newsletter))
+    supporter = db.session.scalar(select(Supporter))
+    assert message["Message-ID"] == f"<hotnet.{newsletter.id}.{supporter.id}@hotnet.example.jp>"
+
+
+def test_pause_resume_and_cancel(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    post(client, url + "/pause")
+    run(until_idle=True)
+    assert mailbox == []
+    assert "一時停止中" in page_text(client.get(url))
+    post(client, url + "/resume")
+    run(until_idle=True, max_batches=1)
+    assert len(mailbox) == 2
+    url2 = write(client, title="取り消す通信")
+    post(client, url2 + "/send")
+    post(client, url2 + "/cancel")
+    run(until_idle=True)
+    assert len(mailbox) == 2
+    newsletter = db.session.get(Newsletter, int(url2.rsplit("/", 1)[1]))
+    assert newsletter.status == "cancelled"
+    assert services.progress(newsletter.id)["cancelled"] == 2
+
+
+def test_progress_json(client, coordinator, people):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    data = client.get(url + "/progress.json").get_json()
+    assert data["status"] == "sending" and data["waiting"] == 2 and data["percent"] == 0
+    run(until_idle=True)
+    data = client.get(url + "/progress.json").get_json()
+    assert data["status"] == "sent" and data["sent"] == 2 and data["percent"] == 100
+
+
+def test_schedule_in_japan_time_and_start_when_due_once(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    response = post(client, url + "/schedule", {"send_date": "2020-01-01", "send_time": "09:00"},
+                    follow_redirects=True)
+    assert "これから先の日時にしてください" in page_text(response)
+    response = post(client, url + "/schedule", {"send_date": "2099-12-05", "send_time": "09:30"},
+                    follow_redirects=True)
+    assert "2099年12月5日(土) 09:30（日本時間）に送信します。" in page_text(response)
+    newsletter = db.session.scalar(select(Newsletter))
+    assert newsletter.scheduled_at.hour == 0 and newsletter.scheduled_at.minute == 30  # UTC
+    assert services.start_due() == []
+    later = newsletter.scheduled_at + timedelta(minutes=1)
+    assert services.start_due(later) == [newsletter.id]
+    assert services.start_due(later) == []
+    run(until_idle=True)
+    assert len(mailbox) == 2
+
+
+def test_public_archive_shows_sent_issues_without_anything_personal(client, coordinator, people):
+    login_staff(client, coordinator)
+    url = write(client)
+    newsletter_id = int(url.rsplit("/", 1)[1])
+    anonymous = client.application.test_client()
+    assert anonymous.get(f"/newsletters/{newsletter_id}").status_code == 404  # not sent yet
+    post(client, url + "/send")
+    run(until_idle=True)
+    page = page_text(anonymous.get(f"/newsletters/{newsletter_id}"))
+    assert "冬の通信" in page and "冬の研修" in page
+    assert "山田" not in page and "青木" not in page and "/u/" not in page
+    assert "冬の通信" in page_text(anonymous.get("/newsletters"))
+
+
+def test_coordinator_sees_figures_in_the_staff_archive(client, coordinator, people):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    run(until_idle=True)
+    page = page_text(client.get("/staff/newsletters"))
+    assert "冬の通信" in page and "送信済み" in page and "2 / 2" in page
