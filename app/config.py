@@ -62,6 +62,7 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_LIST_ID": os.environ.get("HOTNET_LIST_ID",
                                          "Hot-Net newsletter <supporters.hotnet.example.jp>"),
         "HOTNET_MESSAGE_ID_DOMAIN": os.environ.get("HOTNET_MESSAGE_ID_DOMAIN", "hotnet.example.jp"),
+        "HOTNET_IMAGE_MAX_MB": _int("HOTNET_IMAGE_MAX_MB", 5),
         "HOTNET_SEND_BATCH": _int("HOTNET_SEND_BATCH", 50),
         "HOTNET_SEND_RATE": _int("HOTNET_SEND_RATE", 0),
         "HOTNET_SMTP_TIMEOUT": _int("HOTNET_SMTP_TIMEOUT", 30),

@@ -291,3 +291,103 @@ def test_coordinator_sees_figures_in_the_staff_archive(client, coordinator, peop
     run(until_idle=True)
     page = page_text(client.get("/staff/newsletters"))
     assert "冬の通信" in page and "送信済み" in page and "2 / 2" in page
+
+
+def test_postal_edition_and_address_labels(client, coordinator, geography):
+    from app.audit.models import AuditEntry
+    make_supporter(name="北 一郎", kana="きた いちろう", delivery="post", postal_code="2020013",
+                   address="西東京市中町1-1")
+    make_supporter(name="南 二郎", kana="みなみ じろう", delivery="both", email="m@example.jp",
+                   postal_code="188-0012", address="西東京市南町2-2")
+    make_supporter(kind="business", name="", kana="", business_name="ひばり不動産",
+                   business_kana="ひばりふどうさん", contact_person="佐藤 様子", delivery="post",
+                   postal_code="202-0001", address="西東京市ひばりが丘3-3")
+    make_supporter(name="メール 三郎", kana="めーる さぶろう", delivery="email", email="e@example.jp")
+    for n in range(20):
+        make_supporter(name=f"郵送 {n}", kana="ゆうそう", delivery="post",
+                       postal_code=f"188-00{n:02d}", address=f"西東京市田無町{n}")
+    login_staff(client, coordinator)
+    url = write(client)
+    page = page_text(client.get(url + "/print"))
+    assert "冬の通信" in page and "冬の研修" in page and "print.css" in page
+    assert "郵送の対象は 23 人です" in page and "<script>" not in page
+    labels = page_text(client.get(url + "/labels"))
+    assert "宛名ラベル 23 枚（郵便番号順、A4 12 面、2 シート）" in labels
+    order = [labels.index(z) for z in ("〒188-0000", "〒188-0012", "〒202-0001", "〒202-0013")]
+    assert order == sorted(order)
+    assert "ひばり不動産 佐藤 様子 様" in labels and "南 二郎 様" in labels
+    assert "メール 三郎" not in labels
+    assert labels.count('class="label"') == 23
+    assert "A4 24 面、1 シート" in page_text(client.get(url + "/labels?per_sheet=24"))
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "newsletter.labels"))
+    assert entry.staff_id == coordinator.id and entry.detail == "23件"
+
+
+def _jpeg_with_gps() -> bytes:
+    import io
+
+    from PIL import Image
+    image = Image.new("RGB", (64, 48), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam"  # Make
+    exif[0x8825] = {1: "N", 2: (35.0, 44.0, 0.0)}  # GPS
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_picture_is_stripped_of_metadata_and_shown(app, client, coordinator, people, mailbox):
+    import io
+
+    from PIL import Image
+    raw = _jpeg_with_gps()
+    assert Image.open(io.BytesIO(raw)).getexif()  # the upload does carry EXIF/GPS
+    login_staff(client, coordinator)
+    data = {"layout": "regular", "number": "", "title": "写真つき", "subject": "写真つき",
+            "body_md": "本文", "area_id": "0", "district_id": "0", "kind": "", "category_id": "0",
+            "csrf_token": None}
+    from tests.conftest import csrf
+    data["csrf_token"] = csrf(client)
+    response = client.post("/staff/newsletters/new", content_type="multipart/form-data",
+                           data=dict(data, image=(io.BytesIO(raw), "photo.jpg")))
+    assert response.status_code == 302
+    newsletter = db.session.scalar(select(Newsletter))
+    stored = (services.image_folder() / newsletter.image).read_bytes()
+    assert not Image.open(io.BytesIO(stored)).getexif()
+    anonymous = client.application.test_client()
+    assert anonymous.get(f"/newsletters/{newsletter.id}/image").status_code == 404  # a draft
+    post(client, f"/staff/newsletters/{newsletter.id}/send")
+    run(until_idle=True)
+    html = mailbox[0][1].get_body(("html",)).get_content()
+    assert f'src="https://hotnet.test/newsletters/{newsletter.id}/image"' in html
+    picture = anonymous.get(f"/newsletters/{newsletter.id}/image")
+    assert picture.status_code == 200 and picture.get_data() == stored
+
+
+@pytest.mark.parametrize("payload,name,message", [
+    (b"%PDF-1.4 not a picture", "photo.jpg", "画像として読み取れませんでした"),
+    (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "anim.gif", "画像として読み取れませんでした"),
+    (b"\xff\xd8\xff\xe0broken", "broken.jpg", "画像として読み取れませんでした"),
+])
+def test_bad_pictures_are_refused_and_the_text_is_kept(client, coordinator, geography,
+                                                       payload, name, message):
+    import io
+
+    from tests.conftest import csrf
+    login_staff(client, coordinator)
+    response = client.post("/staff/newsletters/new", content_type="multipart/form-data", data={
+        "csrf_token": csrf(client), "layout": "regular", "number": "第9号", "title": "残る題名",
+        "subject": "残る件名", "body_md": "残る本文", "area_id": "0", "district_id": "0",
+        "kind": "", "category_id": "0", "image": (io.BytesIO(payload), name)})
+    body = page_text(response)
+    assert message in body or "JPEG か PNG の画像を選んでください" in body
+    assert 'value="残る題名"' in body and "残る本文" in body
+    assert db.session.scalar(select(func.count(Newsletter.id))) == 0
+
+
+def test_layouts_run_in_a_sandbox():
+    from jinja2.exceptions import SecurityError
+
+    from app.newsletters.rendering import _environment
+    with pytest.raises(SecurityError):
+        _environment().from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}").render()

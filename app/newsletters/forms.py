@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, TimeField
 
 from app.i18n import lazy_gettext as _l
@@ -13,6 +14,8 @@ class NewsletterForm(FlaskForm):
     subject = StringField(_l("メールの件名"), validators=[optional(), max_length(200)])
     body_md = TextAreaField(_l("本文（Markdown: ## 見出し、- 箇条書き、**太字**、[リンク](https://…)）"),
                             validators=[optional(), max_length(100000)])
+    image = FileField(_l("画像（任意。JPEG か PNG）"))
+    remove_image = BooleanField(_l("今の画像を外す"))
     area_id = SelectField(_l("圏域"), coerce=int, choices=[])
     district_id = SelectField(_l("地区"), coerce=int, choices=[])
     kind = SelectField(_l("種別"), choices=[])

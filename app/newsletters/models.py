@@ -31,6 +31,7 @@ class Newsletter(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
+    image: Mapped[str] = mapped_column(String(100), default="")
 
     staff = relationship("StaffUser")
 

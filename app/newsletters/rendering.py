@@ -104,6 +104,8 @@ def _context(newsletter, area: AreaInfo | None, personal: Personal, extra: dict)
         "org_name": current_app.config["HOTNET_ORG_NAME"],
         "unsubscribe_url": personal.unsubscribe_url,
         "preferences_url": personal.preferences_url,
+        "image_url": external_url("newsletters.image", newsletter_id=newsletter.id)
+        if newsletter.image else "",
         "archive_url": external_url("newsletters.public_issue", newsletter_id=newsletter.id)
         if newsletter.id else external_url("newsletters.public_archive"),
         **extra,

@@ -1,15 +1,20 @@
 """The rules of newsletters: drafts, audiences, preview, scheduling, and the send's life cycle."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime
 
 from sqlalchemy import func, insert, literal, select, update
+
+from flask import current_app
 
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, mail
+from app.images import clean_image, store
 from app.geography.models import Area
 from app.i18n import gettext as _
 from app.newsletters import audience as audiences
@@ -17,7 +22,7 @@ from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.rendering import AreaInfo, Personal, layouts, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
-from app.text import clean
+from app.text import clean, digits
 from app.urls import external_url
 
 EDITABLE_STATES = ("draft", "scheduled")
@@ -55,10 +60,22 @@ def _check(data: dict) -> dict:
     return data
 
 
+def image_folder() -> Path:
+    return Path(current_app.instance_path) / "uploads" / "newsletters"
+
+
 def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Audience,
-               staff_id: int | None) -> Newsletter:
-    """Create or change an issue that has not started sending."""
+               staff_id: int | None, image: bytes | None = None,
+               remove_image: bool = False) -> Newsletter:
+    """Create or change an issue that has not started sending.
+
+    A picture is checked and re-encoded before anything is written, so a bad file loses
+    nothing else the coordinator typed.
+    """
     data = _check(data)
+    cleaned = None
+    if image:
+        cleaned = clean_image(image, current_app.config["HOTNET_IMAGE_MAX_MB"] * 1024 * 1024)
     if newsletter is None:
         newsletter = Newsletter(staff_id=staff_id)
         db.session.add(newsletter)
@@ -67,6 +84,12 @@ def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Au
     for key in ("layout", "number", "title", "subject", "body_md"):
         setattr(newsletter, key, data[key])
     newsletter.audience = audience.to_dict()
+    db.session.flush()
+    if cleaned is not None:
+        newsletter.image = store(image_folder(), f"newsletter-{newsletter.id}", *cleaned)
+    elif remove_image and newsletter.image:
+        (image_folder() / newsletter.image).unlink(missing_ok=True)
+        newsletter.image = ""
     db.session.commit()
     return newsletter
 
@@ -289,3 +312,30 @@ def supporter_for_token(token: str) -> Supporter:
         raise NotFound(token)
     return supporter
 
+
+
+# --- the postal edition ---------------------------------------------------------------------
+
+@dataclass
+class Label:
+    postal_code: str
+    address: str
+    name: str
+
+
+def address_labels(newsletter: Newsletter) -> list[Label]:
+    """Address labels of the postal edition's recipients, in postal-code order.
+
+    Reading the addresses is an export of personal data, so it is written to the audit log.
+    """
+    labels = []
+    for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience)):
+        name = s.name
+        if s.kind == "business":
+            name = f"{s.business_name} {s.contact_person}".strip()
+        postal = digits(s.postal_code)
+        labels.append(Label(postal_code=f"{postal[:3]}-{postal[3:]}" if len(postal) == 7
+                            else s.postal_code, address=s.address, name=name))
+    audit.record("newsletter.labels", "newsletter", newsletter.id, f"{len(labels)}件")
+    db.session.commit()
+    return labels

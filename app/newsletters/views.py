@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
-                   render_template, request, url_for)
+                   render_template, request, send_from_directory, url_for)
 from flask_login import current_user
 
 from app.accounts.forms import ConfirmForm
@@ -12,7 +12,7 @@ from app.accounts.services import staff_required
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import csrf, db, limiter
 from app.formatting import TOKYO
-from app.geography.services import list_areas, list_districts
+from app.geography.services import list_areas, list_districts, list_stations
 from app.i18n import gettext as _
 from app.labels import KIND, localized
 from app.newsletters import audience as audiences
@@ -83,8 +83,11 @@ def _edit(newsletter):
         form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
     if form.validate_on_submit():
         data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md")}
+        upload = form.image.data
         try:
-            saved = services.save_draft(newsletter, data, _audience(form), current_user.id)
+            saved = services.save_draft(newsletter, data, _audience(form), current_user.id,
+                                        image=upload.read() if upload else None,
+                                        remove_image=form.remove_image.data)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
@@ -205,6 +208,29 @@ def schedule(newsletter_id: int):
     return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
 
 
+@bp.get("/staff/newsletters/<int:newsletter_id>/print")
+@staff_required
+def print_edition(newsletter_id: int):
+    """The issue as a print-ready A4 page for supporters who take it by post."""
+    newsletter = _get(newsletter_id)
+    counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
+    return render_template("newsletters/print.html", newsletter=newsletter,
+                           body=body_html(newsletter.body_md), post_count=counts["post"],
+                           stations=list_stations(), contacts=services.area_infos())
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>/labels")
+@staff_required
+def labels(newsletter_id: int):
+    """A4 sheets of address labels (12 or 24 a sheet), sorted by postal code."""
+    newsletter = _get(newsletter_id)
+    per_sheet = 24 if request.args.get("per_sheet") == "24" else 12
+    found = services.address_labels(newsletter)
+    sheets = [found[i:i + per_sheet] for i in range(0, len(found), per_sheet)]
+    return render_template("newsletters/labels.html", newsletter=newsletter, sheets=sheets,
+                           per_sheet=per_sheet, count=len(found))
+
+
 # --- public: unsubscribe and archive ----------------------------------------------------------
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
@@ -222,6 +248,17 @@ def unsubscribe(token: str):
                            supporter=supporter, token=token)
 
 
+@bp.get("/newsletters/<int:newsletter_id>/image")
+def image(newsletter_id: int):
+    """The issue's picture: public once the issue went out (mail clients fetch it)."""
+    newsletter = _get(newsletter_id)
+    visible = newsletter.status in ("sending", "paused", "sent") or (
+        current_user.is_authenticated and current_user.is_staff)
+    if not newsletter.image or not visible:
+        abort(404)
+    return send_from_directory(services.image_folder(), newsletter.image, max_age=3600)
+
+
 @bp.get("/newsletters")
 def public_archive():
     return render_template("newsletters/public_archive.html",
@@ -235,3 +272,7 @@ def public_issue(newsletter_id: int):
         abort(404)
     return render_template("newsletters/public_issue.html", newsletter=newsletter,
                            body=body_html(newsletter.body_md))
+
+
+def image_url(newsletter) -> str:
+    return url_for("newsletters.image", newsletter_id=newsletter.id) if newsletter.image else ""

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 21:48:44.870164
+Create Date: 2026-11-26 22:02:37.379662
 
 """
 from alembic import op
@@ -34,6 +34,7 @@ def upgrade():
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('post_count', sa.Integer(), nullable=False),
+    sa.Column('image', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], name=op.f('fk_newsletter_staff_id_staff_user'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_newsletter'))
     )
