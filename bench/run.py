@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.registry_search"]
+BENCHMARKS = ["bench.registry_search", "bench.newsletter_send"]
 
 
 def main() -> int:

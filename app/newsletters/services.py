@@ -111,11 +111,25 @@ def area_infos() -> dict[int, AreaInfo]:
             for a in db.session.scalars(select(Area))}
 
 
+class Links:
+    """The links every message carries. Built once per run: URL building costs more than
+    signing a token, and the sender makes one set per message."""
+
+    _TOKEN = "HNTOKEN"
+
+    def __init__(self):
+        self.unsubscribe = external_url("newsletters.unsubscribe", token=self._TOKEN)
+        self.preferences = external_url("accounts.request_link")
+
+    def personal(self, supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
+        token = make_unsubscribe_token(supporter_id, newsletter_id)
+        return Personal(name=name or _("推進員"),
+                        unsubscribe_url=self.unsubscribe.replace(self._TOKEN, token),
+                        preferences_url=self.preferences)
+
+
 def personal_for(supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
-    token = make_unsubscribe_token(supporter_id, newsletter_id)
-    return Personal(name=name or _("推進員"),
-                    unsubscribe_url=external_url("newsletters.unsubscribe", token=token),
-                    preferences_url=external_url("accounts.request_link"))
+    return Links().personal(supporter_id, name, newsletter_id)
 
 
 def preview(newsletter: Newsletter, supporter: Supporter | None):

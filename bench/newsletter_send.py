@@ -1,0 +1,204 @@
+"""Benchmark: sending a newsletter to 10,000 and 100,000 recipients.
+
+The sender (`flask hotnet sender`, a separate process, as in production) delivers to Postfix's
+`smtp-sink`, a fast SMTP server that accepts and discards, so that the sender is what is
+measured. The baseline in the same run is raw smtplib sending pre-built messages of the same
+size over one connection to the same server.
+
+Prints messages/s and the sender's peak RSS for both sizes, the ratio sender/baseline and
+the RSS ratio 100k/10k. Targets: ratio >= 0.7, rss_ratio <= 1.3. The last line holds the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, text
+
+from app import create_app
+from app.dbtypes import utcnow
+from app.extensions import db
+from app.geography.models import District
+from app.geography.services import load_geography
+from app.newsletters import services
+from app.newsletters.models import Delivery
+from app.supporters.models import Supporter
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAGRAPH = ("地域の見守り活動にご協力いただき、ありがとうございます。最近は朝晩の冷え込みが厳しくなり、"
+             "ご近所で体調を崩される方も増えています。いつもと違うと感じたら、どうぞお気軽に"
+             "ステーションまでお知らせください。")
+
+
+def smtp_sink_path() -> str:
+    found = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.path.exists(found):
+        print("  installing postfix for smtp-sink …", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                       stdout=subprocess.DEVNULL)
+    return found
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def body_markdown() -> str:
+    sections = []
+    for n in range(1, 6):
+        sections.append(f"## お知らせ {n}\n\n" + PARAGRAPH * 4 + "\n\n- 研修の日程\n- 申込みの方法\n")
+    return "\n".join(sections)
+
+
+def fill(url: str, size: int) -> int:
+    """`size` active supporters who take the newsletter by e-mail, and a draft issue."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        db.create_all()
+        load_geography(app.config["HOTNET_GEOGRAPHY"])
+        districts = list(db.session.scalars(select(District.id)))
+        stamp = utcnow()
+        for start in range(0, size, 10000):
+            db.session.execute(insert(Supporter), [{
+                "kind": "person", "name": f"推進員 {i:06d}", "kana": "すいしんいん",
+                "email": f"r{i:06d}@example.jp", "email_key": f"r{i:06d}@example.jp",
+                "delivery": "email", "status": "active", "joined_via": "staff",
+                "district_id": districts[i % len(districts)], "business_name": "",
+                "business_kana": "", "contact_person": "", "phone": "", "postal_code": "",
+                "address": "", "notes": "", "consent_version": "", "sort_key": "すいしんいん",
+                "created_at": stamp, "updated_at": stamp,
+            } for i in range(start, min(size, start + 10000))])
+            db.session.commit()
+        newsletter = services.save_draft(None, {
+            "layout": "regular", "number": "第1号", "title": "冬の通信",
+            "subject": "ほっとネット通信 第1号", "body_md": body_markdown()},
+            services.audiences.Audience(), None)
+        queued_at = time.perf_counter()
+        queued = services.start_send(newsletter.id)
+        print(f"    queued {queued:,} deliveries in {time.perf_counter() - queued_at:.2f}s",
+              flush=True)
+        db.engine.dispose()
+        return newsletter.id
+
+
+def sample_message(url: str, port: int) -> bytes:
+    """One message exactly as the sender builds it, for the baseline and the size."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "MAIL_PORT": port})
+    with app.app_context():
+        from app.newsletters.models import Newsletter
+        from app.newsletters.rendering import TemplateCache
+        from app.newsletters.sender import build_message
+        newsletter = db.session.scalar(select(Newsletter))
+        personal = services.personal_for(1, "推進員 000001", newsletter.id)
+        areas = services.area_infos()
+        area_id = next(iter(areas))
+        rendered = TemplateCache(newsletter).for_recipient(area_id, areas[area_id], personal)
+        message = build_message(newsletter, "r000001@example.jp", rendered, personal,
+                                supporter_id=1)
+        data = message.as_bytes()
+        db.engine.dispose()
+        return data
+
+
+def run_sender(url: str, port: int, size: int) -> dict:
+    env = dict(os.environ, DATABASE_URL=url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port),
+               FLASK_APP="wsgi", HOTNET_SEND_BATCH="200", HOTNET_SEND_RATE="0")
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "flask", "hotnet", "sender", "--until-idle"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    output = process.stdout.read().decode()
+    assert status == 0, output
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        sent = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "sent"))
+        first, last = db.session.execute(select(func.min(Delivery.claimed_at),
+                                                func.max(Delivery.sent_at))).one()
+        db.engine.dispose()
+    assert sent == size, (sent, size, output)
+    span = (last - first).total_seconds()
+    return {"rate": sent / span, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "sent": sent}
+
+
+def baseline(port: int, message: bytes, count: int) -> float:
+    """Raw smtplib: the same message `count` times over one connection."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        started = time.perf_counter()
+        for i in range(count):
+            smtp.sendmail("hotnet@example.jp", [f"r{i:06d}@example.jp"], message)
+        return count / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    sink = smtp_sink_path()
+    port = free_port()
+    sink_process = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "256"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    results, base_rate, size_kb = {}, 0.0, 0.0
+    try:
+        for size in sizes:
+            folder = tempfile.mkdtemp(prefix="hotnet-send-")
+            if args.db == "sqlite":
+                url = "sqlite:///" + os.path.join(folder, "send.sqlite3")
+            else:
+                import psycopg
+
+                from app.config import database_url
+                server = os.environ.get("TEST_DATABASE_URL",
+                                        "postgresql://postgres@127.0.0.1:5432/test")
+                name = f"hotnet_send_{os.getpid()}_{size}"
+                with psycopg.connect(server, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                url = database_url(server.rsplit("/", 1)[0] + "/" + name)
+            print(f"  {size:,} recipients ({args.db}):", flush=True)
+            fill(url, size)
+            if not base_rate:
+                message = sample_message(url, port)
+                size_kb = len(message) / 1024
+                base_rate = baseline(port, message, 10000)
+                print(f"    baseline raw smtplib: {base_rate:.0f} messages/s "
+                      f"({size_kb:.1f} KB each, 10,000 messages, one connection)", flush=True)
+            results[size] = run_sender(url, port, size)
+            r = results[size]
+            print(f"    sender: {r['rate']:.0f} messages/s, wall {r['wall']:.1f}s, "
+                  f"peak RSS {r['rss_mb']:.1f} MB, ratio to baseline {r['rate'] / base_rate:.2f}",
+                  flush=True)
+            if args.db == "postgresql":
+                with psycopg.connect(server, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        sink_process.terminate()
+        sink_process.wait(timeout=10)
+    small, large = results[sizes[0]], results[sizes[-1]]
+    ratio = small["rate"] / base_rate
+    rss_ratio = large["rss_mb"] / small["rss_mb"]
+    print(f"  ratio sender/baseline at {sizes[0]:,} = {ratio:.2f} (target >= 0.7), "
+          f"peak RSS {sizes[-1]:,}/{sizes[0]:,} = {rss_ratio:.2f} (target <= 1.3)")
+    print(f"newsletter_send db={args.db} rate_10k={small['rate']:.0f} "
+          f"rate_100k={large['rate']:.0f} baseline={base_rate:.0f} ratio={ratio:.2f} "
+          f"rss_ratio={rss_ratio:.2f} size_kb={size_kb:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
