@@ -399,7 +399,8 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
         state["ledger"] = ledger
         _work(state, worker, size, report, until_idle, max_batches, idle_sleep)
     _finish_done_issues()
-    log.info("sender: %s", report)
+    if report.batches:
+        log.info("sender: %s", report)
     return report
 
 

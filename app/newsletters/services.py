@@ -22,7 +22,7 @@ from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.rendering import AreaInfo, Personal, layouts, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
-from app.text import clean, digits
+from app.text import digits
 from app.urls import external_url
 
 EDITABLE_STATES = ("draft", "scheduled")
@@ -43,8 +43,8 @@ def list_newsletters() -> list[Newsletter]:
 def _check(data: dict) -> dict:
     problems = {}
     data = dict(data)
-    for key in ("number", "title", "subject"):
-        data[key] = clean(data.get(key))
+    for key in ("number", "title", "subject"):  # kept as typed (full-width brackets and all)
+        data[key] = " ".join((data.get(key) or "").split())
     if not data["title"]:
         problems["title"] = _("題名を入力してください。")
     if not data["subject"]:

@@ -77,6 +77,8 @@ def edit(newsletter_id: int):
 
 def _edit(newsletter):
     form = _choices(NewsletterForm(obj=newsletter))
+    if request.method == "GET" and newsletter is None:
+        form.layout.data = "regular"
     if request.method == "GET" and newsletter is not None:
         audience = audiences.Audience.from_dict(newsletter.audience)
         form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
