@@ -117,6 +117,9 @@ def test_sent_messages_are_complete_and_personal(client, coordinator, people, ma
     assert message.get_all("Message-ID") == [message["Message-ID"]]  # only one
     newsletter = db.session.scalar(select(Newsletter))
     assert newsletter.status == "sent" and newsletter.post_count == 2
+    for delivery in db.session.scalars(select(Delivery)):
+        assert abs((utcnow() - delivery.sent_at).total_seconds()) < 60  # stored as UTC
+        assert delivery.attempts == 1 and delivery.claimed_by == ""
 
 
 def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinator, people,
