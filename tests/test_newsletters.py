@@ -394,3 +394,18 @@ def test_layouts_run_in_a_sandbox():
     from app.newsletters.rendering import _environment
     with pytest.raises(SecurityError):
         _environment().from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}").render()
+
+
+def test_audience_by_kind_category_and_district(geography):
+    from app.newsletters.audience import Audience, counts
+    from app.supporters.services import list_categories
+    shop = list_categories()[3]
+    make_supporter(kind="business", name="", kana="", business_name="花屋", business_kana="はなや",
+                   business_category_id=shop.id, email="shop@example.jp", delivery="email")
+    make_supporter(kind="business", name="", kana="", business_name="工務店", business_kana="こうむてん",
+                   email="build@example.jp", delivery="both", district_id=district("d05").id)
+    make_supporter(email="p@example.jp", delivery="email", district_id=district("d05").id)
+    assert counts(Audience(kind="business")) == {"email": 2, "post": 1, "total": 2}
+    assert counts(Audience(category_id=shop.id)) == {"email": 1, "post": 0, "total": 1}
+    assert counts(Audience(district_id=district("d05").id)) == {"email": 2, "post": 1, "total": 2}
+    assert counts(Audience(kind="person", district_id=district("d05").id))["email"] == 1
