@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Select, func, select
 
 from app.extensions import db
-from app.geography.models import District
 from app.supporters.models import Supporter
+from app.supporters.services import where_place_and_kind
 
 
 @dataclass
@@ -34,17 +34,7 @@ class Audience:
 
 
 def _narrow(query: Select, audience: Audience) -> Select:
-    query = query.where(Supporter.status == "active")
-    if audience.district_id:
-        query = query.where(Supporter.district_id == audience.district_id)
-    if audience.area_id:
-        query = query.where(Supporter.district_id.in_(
-            select(District.id).where(District.area_id == audience.area_id)))
-    if audience.kind:
-        query = query.where(Supporter.kind == audience.kind)
-    if audience.category_id:
-        query = query.where(Supporter.business_category_id == audience.category_id)
-    return query
+    return where_place_and_kind(query.where(Supporter.status == "active"), **asdict(audience))
 
 
 def by_email(query: Select, audience: Audience) -> Select:

@@ -427,6 +427,24 @@ def _query_term(q: str) -> str:
     return fold(stripped)
 
 
+def where_place_and_kind(query, *, area_id: int | None = None, district_id: int | None = None,
+                         kind: str = "", category_id: int | None = None):
+    """Narrow a supporter query by area, district, person/business and business category.
+
+    Shared by the registry's filters and newsletter audiences.
+    """
+    if district_id:
+        query = query.where(Supporter.district_id == district_id)
+    if area_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).where(District.area_id == area_id)))
+    if kind:
+        query = query.where(Supporter.kind == kind)
+    if category_id:
+        query = query.where(Supporter.business_category_id == category_id)
+    return query
+
+
 def _filtered(query, f: Filters, *, geography: bool = True):
     if f.q:
         term = _query_term(f.q)
@@ -434,21 +452,15 @@ def _filtered(query, f: Filters, *, geography: bool = True):
             matches = select(SupporterSearchTerm.supporter_id).where(
                 SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
             query = query.where(Supporter.id.in_(matches))
-    if geography and f.district_id:
-        query = query.where(Supporter.district_id == f.district_id)
-    if geography and f.area_id:
-        query = query.where(Supporter.district_id.in_(
-            select(District.id).where(District.area_id == f.area_id)))
-    if f.kind:
-        query = query.where(Supporter.kind == f.kind)
+    query = where_place_and_kind(
+        query, area_id=f.area_id if geography else None,
+        district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id)
     if f.status:
         query = query.where(Supporter.status == f.status)
     else:
         query = query.where(Supporter.status.in_(LIVE_STATUSES))
     if f.delivery:
         query = query.where(Supporter.delivery == f.delivery)
-    if f.category_id:
-        query = query.where(Supporter.business_category_id == f.category_id)
     return query
 
 
