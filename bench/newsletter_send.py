@@ -41,6 +41,7 @@ def smtp_sink_path() -> str:
     found = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if not os.path.exists(found):
         print("  installing postfix for smtp-sink …", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
                        stdout=subprocess.DEVNULL)
