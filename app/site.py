@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, jsonify, redirect, render_template, request, session
 from flask_babel import get_locale
 from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError

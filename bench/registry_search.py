@@ -105,10 +105,7 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
             db.session.execute(insert(SupporterSearchTerm), [
                 {"term": t, "supporter_id": r["id"]} for r in chunk for t in r["_terms"]])
             db.session.commit()
-        if url.startswith("postgresql"):
-            db.session.execute(text("ANALYZE"))
-        else:
-            db.session.execute(text("ANALYZE"))
+        db.session.execute(text("ANALYZE"))
         db.session.commit()
         db.engine.dispose()
         print(f"  filled {size:,} supporters in {time.time() - now:.1f}s", flush=True)
@@ -116,13 +113,10 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
 
 
 def to_halfwidth_katakana(hiragana: str) -> str:
-    import unicodedata as u
+    """ヤマダ as old systems store it: ﾔﾏﾀﾞ (voiced marks as separate half-width signs)."""
     kata = "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in hiragana)
-    # Decompose voiced marks, then map to half-width forms the way old systems store kana.
-    table = {chr(c): chr(h) for c, h in zip(range(0x30A1, 0x30F7), range(0x30A1, 0x30F7))}
-    del table
     out = []
-    for ch in u.normalize("NFD", kata):
+    for ch in unicodedata.normalize("NFD", kata):
         if ch == "\u3099":
             out.append("ﾞ")
         elif ch == "\u309a":

@@ -56,7 +56,7 @@ def test_coordinator_cannot_use_admin_pages(client, coordinator):
 
 
 def test_sign_in_link_arrives_signs_in_and_works_once(client, geography, mailbox):
-    supporter = make_supporter(email="Hanako@Example.jp", delivery="email")
+    make_supporter(email="Hanako@Example.jp", delivery="email")
     response = post(client, "/login/link", {"email": "hanako@example.jp"})
     assert "ログイン用のリンクをお送りしました" in page_text(response)
     assert len(mailbox) == 1
