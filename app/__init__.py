@@ -82,11 +82,12 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.audit.views import bp as audit_bp
+    from app.concerns.views import bp as concerns_bp
     from app.geography.views import bp as geography_bp
     from app.mailcatcher.views import bp as mailcatcher_bp
     from app.newsletters.views import bp as newsletters_bp
     from app.supporters.views import bp as supporters_bp
 
-    for bp in (accounts_bp, audit_bp, geography_bp, mailcatcher_bp, newsletters_bp,
+    for bp in (accounts_bp, audit_bp, concerns_bp, geography_bp, mailcatcher_bp, newsletters_bp,
                supporters_bp):
         app.register_blueprint(bp)

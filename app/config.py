@@ -37,6 +37,8 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_GEOGRAPHY": os.environ.get(
             "HOTNET_GEOGRAPHY", str(ROOT / "app" / "geography" / "nishitokyo.toml")
         ),
+        # Uploaded pictures (newsletter images, concern photos); private, never served as static.
+        "HOTNET_UPLOAD_DIR": os.environ.get("HOTNET_UPLOAD_DIR", os.path.join(instance_path, "uploads")),
         "HOTNET_BASE_URL": os.environ.get("HOTNET_BASE_URL", "http://127.0.0.1:5000"),
         "HOTNET_ORG_NAME": os.environ.get("HOTNET_ORG_NAME", "西東京市社会福祉協議会"),
         "HOTNET_PRIVACY_VERSION": os.environ.get("HOTNET_PRIVACY_VERSION", "2026-04"),
@@ -69,6 +71,11 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_SEND_MAX_ATTEMPTS": _int("HOTNET_SEND_MAX_ATTEMPTS", 5),
         "HOTNET_SEND_RETRY_SECONDS": _int("HOTNET_SEND_RETRY_SECONDS", 300),
         "HOTNET_SEND_LEASE_SECONDS": _int("HOTNET_SEND_LEASE_SECONDS", 300),
+        # Concerns
+        "HOTNET_CONCERN_PHOTO_MAX_MB": _int("HOTNET_CONCERN_PHOTO_MAX_MB", 5),
+        "HOTNET_CONCERN_ACK_DAYS": _int("HOTNET_CONCERN_ACK_DAYS", 2),
+        "HOTNET_CONCERN_RETENTION_YEARS": _int("HOTNET_CONCERN_RETENTION_YEARS", 5),
+        "HOTNET_DIGEST_HOUR": _int("HOTNET_DIGEST_HOUR", 8),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT", "10 per minute"),

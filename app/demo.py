@@ -12,6 +12,7 @@ from app.accounts.models import StaffUser
 from app.extensions import db
 from app.geography.models import Area, District
 from app.geography.services import load_geography
+from app.concerns import services as concerns
 from app.supporters import services as supporters
 from app.supporters.models import BusinessCategory, Supporter, SupporterChange
 from app.text import is_kana
@@ -66,6 +67,7 @@ def seed_demo() -> dict:
                    area.station_id, [area])
     db.session.commit()
 
+    concerns.ensure_default_categories()
     if db.session.scalar(select(func.count(Supporter.id))) >= PERSONS:
         return {"created": 0}
     districts = list(db.session.scalars(select(District)))
@@ -105,4 +107,72 @@ def seed_demo() -> dict:
                                        changes={}))
         created += 1
     db.session.commit()
+    _concerns(rng)
     return {"created": created}
+
+
+CONCERN_TEXTS = {
+    "watch": ["このところ、一人暮らしのおばあさんを見かけません。新聞がたまっています。",
+              "夜になっても電気がつかないお宅があり、気になっています。"],
+    "isolation": ["隣の方が最近だれとも話していないようで、心配です。"],
+    "housing": ["お宅の庭にごみ袋が積み上がっていて、においがします。",
+                "雨どいが壊れたままで、住んでいる方が困っていそうです。"],
+    "living": ["買い物に行けず困っていると、近所の方から聞きました。"],
+    "children": ["夜遅くまで子どもだけで公園にいることが多いようです。"],
+    "elderly": ["道に迷っている高齢の方を何度か見かけました。"],
+    "disability": ["車いすの方が段差で困っている場所があります。"],
+    "community": ["空き家の草が伸びて、道をふさいでいます。"],
+    "other": ["集会所の掲示板に気になる貼り紙がありました。"],
+}
+
+
+def _concerns(rng: random.Random, count: int = 320) -> None:
+    """About 14 months of concerns in every state, so that the dashboard has something to show."""
+    from app.concerns.models import Concern, ConcernCategory, ConcernEvent
+    from app.concerns.services import _next_reference
+    from app.dbtypes import utcnow
+    from app.formatting import TOKYO
+
+    if db.session.scalar(select(func.count(Concern.id))):
+        return
+    categories = list(db.session.scalars(select(ConcernCategory)))
+    districts = list(db.session.scalars(select(District)))
+    staff = {a.id: [] for a in db.session.scalars(select(Area))}
+    for user in db.session.scalars(select(StaffUser).where(StaffUser.role == "coordinator")):
+        for area in user.areas:
+            staff[area.id].append(user)
+    now = utcnow()
+    for i in sorted(rng.uniform(0, 420) for _ in range(count))[::-1]:
+        created = now - timedelta(days=i, hours=rng.randint(0, 12))
+        category = rng.choice(categories)
+        district = rng.choice(districts)
+        age = (now - created).days
+        if age < 3:
+            status = rng.choice(["received", "received", "acknowledged"])
+        elif age < 30:
+            status = rng.choice(["acknowledged", "in_progress", "connected", "closed"])
+        else:
+            status = rng.choices(["closed", "connected", "duplicate"], [80, 15, 5])[0]
+        local = created.astimezone(TOKYO)
+        concern = Concern(
+            reference=_next_reference(local.year), category_id=category.id,
+            body=rng.choice(CONCERN_TEXTS.get(category.code, CONCERN_TEXTS["other"])),
+            district_id=district.id, area_id=district.area_id, place=f"{rng.choice(TOWNS)}付近",
+            urgency=rng.choices(["normal", "soon", "urgent"], [80, 15, 5])[0],
+            channel=rng.choice(["web", "web", "phone", "visit", "counter"]), status=status,
+            may_contact=rng.random() < 0.5, created_at=created, month=f"{local:%Y-%m}",
+            connected_to="地域包括支援センター" if status == "connected" else "",
+            acknowledged_at=None if status == "received" else created + timedelta(days=1),
+            closed_at=created + timedelta(days=10) if status in ("closed", "duplicate") else None,
+        )
+        if status != "received" and staff.get(district.area_id):
+            concern.assignee_id = rng.choice(staff[district.area_id]).id
+        db.session.add(concern)
+        db.session.flush()
+        db.session.add(ConcernEvent(concern_id=concern.id, kind="created", at=created,
+                                    actor="demo", status_to="received"))
+        if status != "received":
+            db.session.add(ConcernEvent(concern_id=concern.id, kind="status", actor="demo",
+                                        at=created + timedelta(days=1),
+                                        status_from="received", status_to=status))
+    db.session.commit()

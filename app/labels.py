@@ -33,6 +33,22 @@ NEWSLETTER_STATUS = {
     "draft": _l("下書き"), "scheduled": _l("予約済み"), "sending": _l("送信中"),
     "paused": _l("一時停止中"), "sent": _l("送信済み"), "cancelled": _l("取り消し"),
 }
+CONCERN_STATUS = {
+    "received": _l("受付"), "acknowledged": _l("確認済"), "in_progress": _l("対応中"),
+    "connected": _l("つなぎ済"), "closed": _l("完了"), "duplicate": _l("重複"),
+}
+# What the reporter reads: how far it has come, in plain words.
+CONCERN_STATUS_FOR_REPORTER = {
+    "received": _l("受け付けました"), "acknowledged": _l("担当の職員が確認しました"),
+    "in_progress": _l("対応しています"), "connected": _l("専門の窓口におつなぎしました"),
+    "closed": _l("対応を終えました"), "duplicate": _l("同じ内容のご報告とあわせて対応しています"),
+}
+URGENCY = {"normal": _l("ふつう"), "soon": _l("早めに"), "urgent": _l("緊急")}
+CONCERN_CHANNEL = {"web": _l("ウェブ"), "phone": _l("電話"), "visit": _l("訪問"), "fax": _l("FAX"),
+                   "counter": _l("窓口")}
+CONCERN_EVENT = {"created": _l("受付"), "status": _l("状態の変更"), "assigned": _l("担当者"),
+                 "note": _l("内部メモ"), "message": _l("報告者へのメッセージ"),
+                 "linked": _l("関連づけ"), "erased": _l("保存期間終了による消去")}
 ROLE = {"admin": _l("事務局（管理者）"), "coordinator": _l("地域福祉コーディネーター")}
 CHANGE_ACTION = {
     "created": _l("登録"),
@@ -86,6 +102,8 @@ def plain(mapping: dict) -> dict[str, str]:
 def all_labels() -> dict:
     return {
         "KIND": KIND, "STATUS": STATUS, "DELIVERY": DELIVERY, "JOINED_VIA": JOINED_VIA,
-        "ROLE": ROLE, "NEWSLETTER_STATUS": NEWSLETTER_STATUS, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD, "localized": localized,
-        "value": value, "plain": plain,
+        "ROLE": ROLE, "NEWSLETTER_STATUS": NEWSLETTER_STATUS, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD,
+        "CONCERN_STATUS": CONCERN_STATUS, "CONCERN_STATUS_FOR_REPORTER": CONCERN_STATUS_FOR_REPORTER,
+        "URGENCY": URGENCY, "CONCERN_CHANNEL": CONCERN_CHANNEL, "CONCERN_EVENT": CONCERN_EVENT,
+        "localized": localized, "value": value, "plain": plain,
     }

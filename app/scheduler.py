@@ -44,6 +44,26 @@ def deliver_newsletters_job() -> None:
         run(until_idle=True)
 
 
+def concern_digest_job() -> None:
+    """Send today's digests (once per day and coordinator, from the configured hour)."""
+    from app.concerns.digest import send_daily_digests
+
+    with _app.app_context():
+        sent = send_daily_digests()
+    if sent:
+        log.info("sent %d concern digests", sent)
+
+
+def purge_expired_concerns_job() -> None:
+    """Erase personal details of concerns closed longer ago than the retention period."""
+    from app.concerns.retention import purge_expired_concerns
+
+    with _app.app_context():
+        erased = purge_expired_concerns()
+    if erased:
+        log.info("erased personal details of %d concerns", erased)
+
+
 def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseScheduler:
     """The scheduler with its job store in the application database and every job added."""
     global _app
@@ -63,6 +83,12 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
                       id="start_due_newsletters", replace_existing=True)
     scheduler.add_job(deliver_newsletters_job, "interval", seconds=10, next_run_time=now,
                       id="deliver_newsletters", replace_existing=True)
+    # The digest job runs often and does its work once a day: a restart after the digest
+    # hour still sends today's digest, and a table of sent digests stops a second one.
+    scheduler.add_job(concern_digest_job, "interval", minutes=10, next_run_time=now,
+                      id="concern_digest", replace_existing=True)
+    scheduler.add_job(purge_expired_concerns_job, "interval", hours=6, next_run_time=now,
+                      id="purge_expired_concerns", replace_existing=True)
     return scheduler
 
 

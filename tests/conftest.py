@@ -7,6 +7,7 @@ import email.policy
 import os
 import re
 import secrets
+import shutil
 import socket
 from pathlib import Path
 
@@ -152,9 +153,10 @@ def smtp_plan(smtp_server):
 
 
 @pytest.fixture(scope="session")
-def app_config(schema_url, smtp_server):
+def app_config(schema_url, smtp_server, tmp_path_factory):
     controller, _handler = smtp_server
     return {
+        "HOTNET_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": schema_url,
         "MAIL_SERVER": "127.0.0.1",
@@ -205,6 +207,7 @@ def app(shared_app, mailbox):
         yield shared_app
         db.session.remove()
         _empty_all_tables()
+        shutil.rmtree(shared_app.config["HOTNET_UPLOAD_DIR"], ignore_errors=True)
     shared_app.config.clear()
     shared_app.config.update(saved)
 
@@ -230,10 +233,12 @@ def client(app):
 @pytest.fixture
 def geography(app):
     from app.geography.services import load_geography
+    from app.concerns.services import ensure_default_categories as ensure_concern_categories
     from app.supporters.services import ensure_default_categories
 
     load_geography(app.config["HOTNET_GEOGRAPHY"])
     ensure_default_categories()
+    ensure_concern_categories()
 
 
 def district(code: str):

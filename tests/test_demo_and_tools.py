@@ -75,7 +75,8 @@ def test_mailbox_page_is_off_without_the_catcher(client, admin):
     assert client.get("/staff/mailbox").status_code == 404
 
 
-JOBS = {"purge_expired_links", "start_due_newsletters", "deliver_newsletters"}
+JOBS = {"purge_expired_links", "start_due_newsletters", "deliver_newsletters", "concern_digest",
+        "purge_expired_concerns"}
 
 
 def test_scheduler_keeps_its_jobs_in_the_database(app):

@@ -20,6 +20,8 @@ class NewsletterForm(FlaskForm):
     district_id = SelectField(_l("地区"), coerce=int, choices=[])
     kind = SelectField(_l("種別"), choices=[])
     category_id = SelectField(_l("業種"), coerce=int, choices=[])
+    stats_from = DateField(_l("気になることの件数を載せる期間（から）"), validators=[optional()])
+    stats_to = DateField(_l("気になることの件数を載せる期間（まで）"), validators=[optional()])
 
 
 class ScheduleForm(FlaskForm):

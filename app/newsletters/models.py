@@ -32,6 +32,9 @@ class Newsletter(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
     image: Mapped[str] = mapped_column(String(100), default="")
+    # Optional sections a layout may include: {"concern_statistics": {"from": "2026-08-01",
+    # "to": "2026-10-31"}, "upcoming_trainings": true}; see rendering.block_context.
+    blocks: Mapped[dict] = mapped_column(JSON, default=dict)
 
     staff = relationship("StaffUser")
 

@@ -112,9 +112,29 @@ def _context(newsletter, area: AreaInfo | None, personal: Personal, extra: dict)
     }
 
 
+def block_context(newsletter) -> dict:
+    """The optional sections the issue asked for, as context for the layout.
+
+    Each is None when not asked for, so layouts can test `{% if concern_statistics %}`.
+    """
+    from datetime import date
+
+    from app.concerns.statistics import newsletter_statistics
+
+    blocks = newsletter.blocks or {}
+    period = blocks.get("concern_statistics")
+    stats = None
+    if period:
+        stats = newsletter_statistics(date.fromisoformat(period["from"]),
+                                      date.fromisoformat(period["to"]))
+    return {"concern_statistics": stats}
+
+
 def render(newsletter, area: AreaInfo | None, personal: Personal, extra: dict | None = None,
            inline: bool = True) -> Rendered:
     """Render one recipient's HTML (CSS inlined) and text versions."""
+    if extra is None:
+        extra = block_context(newsletter)
     env = _environment()
     layout = newsletter.layout if newsletter.layout in layouts() else "regular"
     context = _context(newsletter, area, personal, extra or {})
@@ -130,7 +150,7 @@ class TemplateCache:
 
     def __init__(self, newsletter, extra: dict | None = None):
         self.newsletter = newsletter
-        self.extra = extra or {}
+        self.extra = {**block_context(newsletter), **(extra or {})}
         self._by_area: dict[object, Rendered] = {}
 
     def for_recipient(self, area_key, area: AreaInfo | None, personal: Personal) -> Rendered:

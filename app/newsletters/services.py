@@ -49,6 +49,11 @@ def _check(data: dict) -> dict:
         problems["title"] = _("題名を入力してください。")
     if not data["subject"]:
         problems["subject"] = _("メールの件名を入力してください。")
+    if bool(data.get("stats_from")) != bool(data.get("stats_to")):
+        problems["stats_to" if data.get("stats_from") else "stats_from"] = _(
+            "集計期間は「から」と「まで」の両方を入れてください。")
+    elif data.get("stats_from") and data["stats_from"] > data["stats_to"]:
+        problems["stats_to"] = _("「まで」は「から」より後の日にしてください。")
     if data.get("layout") not in layouts():
         problems["layout"] = _("レイアウトを選んでください。")
     if not (data.get("body_md") or "").strip():
@@ -61,7 +66,7 @@ def _check(data: dict) -> dict:
 
 
 def image_folder() -> Path:
-    return Path(current_app.instance_path) / "uploads" / "newsletters"
+    return Path(current_app.config["HOTNET_UPLOAD_DIR"]) / "newsletters"
 
 
 def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Audience,
@@ -83,6 +88,12 @@ def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Au
         raise InvalidState(_("送信を始めた通信は変更できません。"))
     for key in ("layout", "number", "title", "subject", "body_md"):
         setattr(newsletter, key, data[key])
+    blocks = dict(newsletter.blocks or {})
+    blocks.pop("concern_statistics", None)
+    if data.get("stats_from"):
+        blocks["concern_statistics"] = {"from": data["stats_from"].isoformat(),
+                                        "to": data["stats_to"].isoformat()}
+    newsletter.blocks = blocks
     newsletter.audience = audience.to_dict()
     db.session.flush()
     if cleaned is not None:

@@ -1,7 +1,7 @@
 """Newsletter pages: writing, preview, test, sending and its progress, unsubscribing, archive."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
                    render_template, request, send_from_directory, url_for)
@@ -83,8 +83,13 @@ def _edit(newsletter):
         audience = audiences.Audience.from_dict(newsletter.audience)
         form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
         form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
+        period = (newsletter.blocks or {}).get("concern_statistics")
+        if period:
+            form.stats_from.data = date.fromisoformat(period["from"])
+            form.stats_to.data = date.fromisoformat(period["to"])
     if form.validate_on_submit():
-        data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md")}
+        data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md",
+                                                   "stats_from", "stats_to")}
         upload = form.image.data
         try:
             saved = services.save_draft(newsletter, data, _audience(form), current_user.id,

@@ -1,0 +1,1 @@
+"""Concern reports: what supporters notice, and how coordinators follow it up."""

@@ -1,0 +1,79 @@
+"""The daily digest: each coordinator hears of the new and overdue concerns of their areas.
+
+The scheduler calls `send_daily_digests` every few minutes; it does its work once per day
+and person, from the configured hour on. A row per (day, staff member) is committed before
+that person's mail goes, so a restart or a second scheduler never sends it twice.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from app.accounts.models import StaffUser
+from app.concerns.models import Concern, DigestSent
+from app.concerns.services import overdue_before
+from app.dbtypes import utcnow
+from app.extensions import db
+from app.formatting import TOKYO, format_date
+from app.i18n import gettext as _
+from app.mailer import try_send_mail
+from app.urls import external_url
+
+
+def _claim(day: date, staff_id: int) -> bool:
+    """Write the (day, staff) row; False when it was already there."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    written = db.session.execute(
+        insert(DigestSent).values(day=day, staff_id=staff_id, sent_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["day", "staff_id"]).returning(DigestSent.id)
+    ).scalar()
+    db.session.commit()
+    return written is not None
+
+
+def digest_for(staff: StaffUser, now: datetime) -> tuple[list[Concern], list[Concern]]:
+    """(new in the last 24 hours, overdue) concerns of the staff member's areas.
+
+    Staff without areas (the office) hear of concerns whose district is unknown.
+    """
+    area_ids = [a.id for a in staff.areas]
+    where = Concern.area_id.in_(area_ids) if area_ids else Concern.area_id.is_(None)
+    base = select(Concern).options(joinedload(Concern.category), joinedload(Concern.district))
+    new = list(db.session.scalars(base.where(where, Concern.created_at >= now - timedelta(days=1))
+                                  .order_by(Concern.created_at)))
+    overdue = list(db.session.scalars(base.where(where, Concern.status == "received",
+                                                 Concern.created_at < overdue_before())
+                                      .order_by(Concern.created_at)))
+    return new, overdue
+
+
+def send_daily_digests(now: datetime | None = None) -> int:
+    """Send today's digest to everyone who has something to hear and has not had it yet."""
+    now = now or utcnow()
+    local = now.astimezone(TOKYO)
+    if local.hour < current_app.config["HOTNET_DIGEST_HOUR"]:
+        return 0
+    sent = 0
+    staff_members = db.session.scalars(select(StaffUser).where(StaffUser.active.is_(True))
+                                       .order_by(StaffUser.id)).all()
+    for staff in staff_members:
+        new, overdue = digest_for(staff, now)
+        if not new and not overdue:
+            continue
+        if not _claim(local.date(), staff.id):
+            continue
+        if try_send_mail(staff.email,
+                         _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・未確認%(late)d件）",
+                           day=format_date(local.date()), new=len(new), late=len(overdue)),
+                         "concern_digest", staff=staff, new=new, overdue=overdue,
+                         url=external_url("concerns.dashboard"),
+                         detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id)):
+            sent += 1
+    return sent

@@ -1,0 +1,69 @@
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (BooleanField, DateField, EmailField, HiddenField, RadioField, SelectField,
+                     StringField, TelField, TextAreaField)
+
+from app.i18n import lazy_gettext as _l
+from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY
+from app.validators import max_length, optional
+
+
+class ConcernForm(FlaskForm):
+    """The report form (気になること). Rules live in services.concern_problems."""
+
+    category_id = SelectField(_l("どんなことですか"), coerce=int, choices=[])
+    body = TextAreaField(_l("気になったこと"), validators=[optional(), max_length(5000)])
+    district_id = SelectField(_l("地区"), coerce=int, choices=[])
+    place = StringField(_l("場所や目印（○○公園の近く、など）"), validators=[optional(), max_length(200)])
+    address = StringField(_l("住所（分かれば。職員だけが見ます）"), validators=[optional(), max_length(300)])
+    noticed_on = DateField(_l("気づいた日"), validators=[optional()])
+    urgency = RadioField(_l("急ぎ具合"), choices=list(URGENCY.items()), default="normal")
+    photo = FileField(_l("写真（任意・JPEG か PNG）"))
+    reporter_name = StringField(_l("お名前（任意）"), validators=[optional(), max_length(100)])
+    reporter_email = EmailField(_l("メールアドレス（任意）"), validators=[optional(), max_length(254)])
+    reporter_phone = TelField(_l("電話番号（任意）"), validators=[optional(), max_length(40)])
+    may_contact = BooleanField(_l("職員から連絡してもかまいません"))
+
+
+class StaffConcernForm(ConcernForm):
+    """Staff taking a report by phone, visit, FAX or at the counter."""
+
+    channel = SelectField(_l("受付の方法"), choices=[(k, v) for k, v in CONCERN_CHANNEL.items()
+                                                 if k != "web"], default="phone")
+    reporter_name = StringField(_l("報告者のお名前"), validators=[optional(), max_length(100)])
+    reporter_email = EmailField(_l("報告者のメールアドレス"), validators=[optional(), max_length(254)])
+    reporter_phone = TelField(_l("報告者の電話番号"), validators=[optional(), max_length(40)])
+    may_contact = BooleanField(_l("報告者に連絡してよい"))
+
+
+class StatusForm(FlaskForm):
+    status = SelectField(_l("新しい状態"), choices=list(CONCERN_STATUS.items()))
+    connected_to = StringField(_l("つなぎ先（つなぎ済のとき）"), validators=[optional(), max_length(200)])
+    duplicate_of = StringField(_l("重複元の受付番号（重複のとき）"), validators=[optional(), max_length(20)])
+    note = TextAreaField(_l("内部メモ（任意）"), validators=[optional(), max_length(5000)])
+
+
+class AssignForm(FlaskForm):
+    assignee_id = SelectField(_l("担当者"), coerce=int, choices=[])
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField(_l("内部メモ（職員だけが見ます）"), validators=[optional(), max_length(5000)])
+
+
+class MessageForm(FlaskForm):
+    body = TextAreaField(_l("報告者へのメッセージ"), validators=[optional(), max_length(5000)])
+
+
+class LinkForm(FlaskForm):
+    reference = StringField(_l("関連する受付番号"), validators=[optional(), max_length(20)])
+
+
+class UnlinkForm(FlaskForm):
+    other_id = HiddenField()
+
+
+class CategoryForm(FlaskForm):
+    name = StringField(_l("分類名"), validators=[optional(), max_length(100)])
+    name_en = StringField(_l("英語名（任意）"), validators=[optional(), max_length(100)])
+    active = BooleanField(_l("報告フォームに表示する"), default=True)

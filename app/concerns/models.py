@@ -1,0 +1,146 @@
+"""Concern reports (気になること), their timeline, links between them and the digest ledger."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.dbtypes import UTCDateTime, utcnow
+from app.extensions import db
+from app.geography.models import Area, District
+
+STATUSES = ("received", "acknowledged", "in_progress", "connected", "closed", "duplicate")
+OPEN_STATUSES = ("received", "acknowledged", "in_progress", "connected")
+URGENCIES = ("normal", "soon", "urgent")
+CHANNELS = ("web", "phone", "visit", "fax", "counter")
+EVENT_KINDS = ("created", "status", "assigned", "note", "message", "linked", "erased")
+
+
+class ConcernCategory(db.Model):
+    """A kind of concern (見守り・安否 …); admins edit the list."""
+
+    __tablename__ = "concern_category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReferenceCounter(db.Model):
+    """The last reference number given out in a year (HN-2026-000123)."""
+
+    __tablename__ = "concern_reference_counter"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Concern(db.Model):
+    """One report: a private case record, seen only by staff and (in part) its reporter."""
+
+    __tablename__ = "concern"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("concern_category.id"))
+    body: Mapped[str] = mapped_column(Text, default="")
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
+    # Copied from the district when the concern is saved: the queue and the chart are per area.
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"))
+    place: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")  # staff-only
+    noticed_on: Mapped[date | None] = mapped_column(Date)
+    urgency: Mapped[str] = mapped_column(String(10), default="normal")
+    photo: Mapped[str] = mapped_column(String(100), default="")
+    may_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str] = mapped_column(String(10), default="web")
+    reporter_supporter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("supporter.id", ondelete="SET NULL"), index=True)
+    reporter_name: Mapped[str] = mapped_column(String(100), default="")
+    reporter_email: Mapped[str] = mapped_column(String(254), default="")
+    reporter_phone: Mapped[str] = mapped_column(String(40), default="")
+    taken_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), index=True)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("concern.id", ondelete="SET NULL"))
+    connected_to: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Japan-time month of arrival ("2026-11"): the chart groups by it without date functions.
+    month: Mapped[str] = mapped_column(String(7))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    category: Mapped[ConcernCategory] = relationship()
+    district: Mapped[District | None] = relationship()
+    area: Mapped[Area | None] = relationship()
+    assignee = relationship("StaffUser", foreign_keys=[assignee_id])
+    taken_by = relationship("StaffUser", foreign_keys=[taken_by_id])
+    reporter = relationship("Supporter")
+    duplicate_of: Mapped["Concern | None"] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        Index("ix_concern_area_status", "area_id", "status", "created_at"),
+        Index("ix_concern_status_created", "status", "created_at"),
+        Index("ix_concern_month_area", "month", "area_id", "category_id"),
+        Index("ix_concern_district_created", "district_id", "created_at"),
+        Index("ix_concern_closed", "closed_at"),
+    )
+
+    @property
+    def contact_email(self) -> str:
+        """Where messages to the reporter go, if they may be contacted."""
+        if not self.may_contact:
+            return ""
+        if self.reporter_email:
+            return self.reporter_email
+        return (self.reporter.email or "") if self.reporter is not None else ""
+
+
+class ConcernEvent(db.Model):
+    """One entry of a concern's timeline. Notes are staff-only; messages go to the reporter."""
+
+    __tablename__ = "concern_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concern.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    status_from: Mapped[str] = mapped_column(String(20), default="")
+    status_to: Mapped[str] = mapped_column(String(20), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    emailed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    staff = relationship("StaffUser")
+
+    @property
+    def for_reporter(self) -> bool:
+        return self.kind in ("created", "status", "message")
+
+
+class ConcernLink(db.Model):
+    """Two concerns about the same household or place (stored once, low id first)."""
+
+    __tablename__ = "concern_link"
+    low_id: Mapped[int] = mapped_column(ForeignKey("concern.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    high_id: Mapped[int] = mapped_column(ForeignKey("concern.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DigestSent(db.Model):
+    """A coordinator's daily digest for one day: the row is written before the mail goes,
+    so that a second run of the job the same day (a restart) sends nothing."""
+
+    __tablename__ = "concern_digest"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("day", "staff_id", name="uq_concern_digest_day_staff"),)

@@ -1,0 +1,151 @@
+"""Counts of concerns: the dashboard's figures and chart, and the newsletter's statistics block.
+
+Counts only — nothing here reads a concern's text or who reported it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, select
+
+from app.concerns.models import STATUSES, Concern, ConcernCategory
+from app.extensions import db
+from app.formatting import today_tokyo
+from app.geography.models import Area
+from app.labels import localized
+
+# Counts under this are printed as "fewer than N" in the newsletter, so that a rare kind
+# of concern in a small area cannot point to a household.
+SMALL_COUNT = 3
+
+
+def months_back(n: int, until: date | None = None) -> list[str]:
+    """The last n months as "YYYY-MM", oldest first, ending with the month of `until`."""
+    until = until or today_tokyo()
+    year, month = until.year, until.month
+    out = []
+    for _ in range(n):
+        out.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return out[::-1]
+
+
+def status_counts(area_ids: list[int] | None) -> dict[str, int]:
+    query = select(Concern.status, func.count()).group_by(Concern.status)
+    if area_ids is not None:
+        query = query.where(Concern.area_id.in_(area_ids))
+    found = dict(db.session.execute(query).all())
+    return {status: found.get(status, 0) for status in STATUSES}
+
+
+@dataclass
+class Series:
+    label: str
+    values: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.values)
+
+
+@dataclass
+class Chart:
+    """Rows of labelled numbers; the template draws bars and prints every number."""
+
+    columns: list[str]
+    series: list[Series] = field(default_factory=list)
+
+    @property
+    def peak(self) -> int:
+        return max([v for s in self.series for v in s.values] + [1])
+
+
+def per_area_per_month(area_ids: list[int] | None, months: int = 12) -> Chart:
+    span = months_back(months)
+    query = (select(Concern.area_id, Concern.month, func.count())
+             .where(Concern.month >= span[0]).group_by(Concern.area_id, Concern.month))
+    if area_ids is not None:
+        query = query.where(Concern.area_id.in_(area_ids))
+    counts = {(area_id, month): n for area_id, month, n in db.session.execute(query)}
+    areas = db.session.scalars(select(Area).order_by(Area.position, Area.id)).all()
+    chart = Chart(columns=span)
+    for area in areas:
+        if area_ids is None or area.id in area_ids:
+            chart.series.append(Series(area.name,
+                                       [counts.get((area.id, m), 0) for m in span]))
+    if area_ids is None and any(a is None for a, _m in counts):
+        from app.i18n import gettext as _
+        chart.series.append(Series(_("地区不明"), [counts.get((None, m), 0) for m in span]))
+    return chart
+
+
+def per_category(area_ids: list[int] | None, months: int = 12) -> Chart:
+    since = months_back(months)[0]
+    query = (select(Concern.category_id, func.count()).where(Concern.month >= since)
+             .group_by(Concern.category_id))
+    if area_ids is not None:
+        query = query.where(Concern.area_id.in_(area_ids))
+    counts = dict(db.session.execute(query).all())
+    chart = Chart(columns=[""])
+    for category in db.session.scalars(select(ConcernCategory).order_by(ConcernCategory.position)):
+        if category.active or counts.get(category.id):
+            chart.series.append(Series(localized(category.name, category.name_en),
+                                       [counts.get(category.id, 0)]))
+    return chart
+
+
+@dataclass
+class NewsletterStatistics:
+    """What a newsletter may print: counts per area and category over a period."""
+
+    start: date
+    end: date
+    areas: list[str]
+    categories: list[str]
+    cells: dict[tuple[str, str], str]
+    area_totals: dict[str, str]
+    total: int
+
+
+def _shown(n: int) -> str:
+    if n == 0:
+        return "0"
+    return f"{n}" if n >= SMALL_COUNT else f"1〜{SMALL_COUNT - 1}"
+
+
+def _month(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def newsletter_statistics(start: date, end: date) -> NewsletterStatistics:
+    """Counts of concerns that arrived in the months from `start` to `end` (inclusive).
+
+    Numbers under SMALL_COUNT are shown as a range; no text, place or person is read.
+    """
+    query = (select(Concern.area_id, Concern.category_id, func.count())
+             .where(Concern.month >= _month(start), Concern.month <= _month(end))
+             .group_by(Concern.area_id, Concern.category_id))
+    counts = db.session.execute(query).all()
+    areas = db.session.scalars(select(Area).order_by(Area.position, Area.id)).all()
+    categories = db.session.scalars(select(ConcernCategory).order_by(ConcernCategory.position)).all()
+    area_name = {a.id: a.name for a in areas}
+    category_name = {c.id: c.name for c in categories}
+    raw: dict[tuple[str, str], int] = {}
+    for area_id, category_id, n in counts:
+        key = (area_name.get(area_id, "—"), category_name.get(category_id, "—"))
+        raw[key] = raw.get(key, 0) + n
+    area_list = [a.name for a in areas]
+    if any(a == "—" for a, _c in raw):
+        area_list.append("—")
+    used = {c for _a, c in raw}
+    category_list = [c.name for c in categories if c.name in used or c.active]
+    totals = {a: sum(n for (aa, _c), n in raw.items() if aa == a) for a in area_list}
+    return NewsletterStatistics(
+        start=start, end=end, areas=area_list, categories=category_list,
+        cells={(a, c): _shown(raw.get((a, c), 0)) for a in area_list for c in category_list},
+        area_totals={a: _shown(n) for a, n in totals.items()},
+        total=sum(raw.values()),
+    )

@@ -1,0 +1,374 @@
+"""Concern pages: the report form, the reporter's own list, the staff queue and case page."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, send_from_directory, session, stream_with_context, url_for)
+from flask_login import current_user
+
+from app.accounts.services import admin_required, staff_required, supporter_required
+from app.concerns import services, statistics
+from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm, MessageForm,
+                                NoteForm, StaffConcernForm, StatusForm)
+from app.concerns.models import STATUSES, URGENCIES
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import db, limiter
+from app.formatting import format_datetime
+from app.geography.services import district_choices, list_areas
+from app.i18n import gettext as _
+from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
+from app.site import add_error
+
+bp = Blueprint("concerns", __name__)
+FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
+          "reporter_name", "reporter_email", "reporter_phone", "may_contact", "channel")
+
+
+def _public_form_limit() -> str:
+    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
+
+
+def _choices(form) -> None:
+    form.category_id.choices = [(0, _("選んでください"))] + [
+        (c.id, localized(c.name, c.name_en)) for c in services.list_categories(active_only=True)]
+    form.district_id.choices = [(0, _("わからない"))] + district_choices()
+
+
+def _data(form) -> dict:
+    data = {key: getattr(form, key).data for key in FIELDS if hasattr(form, key)}
+    data["district_id"] = data.get("district_id") or None
+    return data
+
+
+def _photo(form) -> services.Photo | None:
+    upload = form.photo.data
+    if upload is None or not getattr(upload, "filename", ""):
+        return None
+    return services.Photo(data=upload.read(), filename=upload.filename)
+
+
+def _submit(form, **who):
+    """Validate and save; on error, the messages go beside the fields and the input stays."""
+    data = _data(form)
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            return None
+        problems = services.concern_problems(data, staff="staff" in who)
+        if problems:
+            add_error(form, InvalidInput("", None), problems=problems)
+        return None
+    try:
+        return services.submit_concern(data, photo=_photo(form), **who)
+    except InvalidInput as exc:
+        add_error(form, exc)
+        if "photo" in (getattr(exc, "problems", None) or {}):
+            form.photo.errors.append(_("お手数ですが、写真をもう一度選んでください。"))
+        return None
+
+
+# --- the report form -----------------------------------------------------------------------
+
+@bp.route("/report", methods=["GET", "POST"])
+@limiter.limit(_public_form_limit, methods=["POST"])
+def report():
+    if current_user.is_authenticated and current_user.is_staff:
+        return redirect(url_for("concerns.staff_new"))
+    form = ConcernForm()
+    _choices(form)
+    supporter = current_user if current_user.is_authenticated else None
+    if request.method == "GET" and supporter is not None:
+        form.reporter_name.data = supporter.display_name
+        form.reporter_email.data = supporter.email or ""
+        form.reporter_phone.data = supporter.phone
+        form.district_id.data = supporter.district_id or 0
+        form.may_contact.data = True
+    if request.method == "POST":
+        concern = _submit(form, reporter=supporter._get_current_object() if supporter else None)
+        if concern is not None:
+            session["reported"] = {"reference": concern.reference,
+                                   "urgent": concern.urgency == "urgent",
+                                   "receipt": bool(concern.reporter_email or
+                                                   (supporter is not None and supporter.email))}
+            return redirect(url_for("concerns.report_thanks"))
+    return render_template("concerns/report.html", form=form, supporter=supporter)
+
+
+@bp.get("/report/thanks")
+def report_thanks():
+    reported = session.get("reported")
+    if not reported:
+        return redirect(url_for("concerns.report"))
+    return render_template("concerns/report_thanks.html", reported=reported)
+
+
+# --- the supporter's own reports ----------------------------------------------------------------
+
+@bp.get("/me/reports")
+@supporter_required
+def my_reports():
+    return render_template("concerns/my_reports.html", concerns=services.reports_of(current_user))
+
+
+@bp.get("/me/reports/<reference>")
+@supporter_required
+def my_report(reference: str):
+    try:
+        concern = services.report_of(current_user, reference)
+    except NotFound:
+        abort(404)
+    return render_template("concerns/my_report.html", concern=concern,
+                           events=services.timeline(concern, for_reporter=True))
+
+
+# --- staff: the dashboard -------------------------------------------------------------------------
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _filters() -> tuple[services.Filters, str]:
+    args = request.args
+    my_areas = [a.id for a in current_user.areas]
+    area = args.get("area", "mine" if my_areas else "all")
+    if area == "mine" and my_areas:
+        area_ids = my_areas
+    elif area.isdigit():
+        area_ids = [int(area)]
+    elif area == "none":
+        area_ids = []
+    else:
+        area, area_ids = "all", None
+    status = args.get("status", "")
+    return services.Filters(
+        area_ids=area_ids,
+        status=status if status in STATUSES or status == "open" else "",
+        category_id=_int_arg("category"),
+        assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
+        overdue=args.get("overdue") == "1",
+        urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
+        q=args.get("q", "")[:100],
+    ), area
+
+
+@bp.get("/staff/concerns")
+@staff_required
+def dashboard():
+    filters, area = _filters()
+    page = _int_arg("page") or 1
+    per_page = current_app.config["HOTNET_PAGE_SIZE"]
+    rows, total = services.queue(filters, current_user, page=page, per_page=per_page)
+    scope = filters.area_ids
+    me = current_user._get_current_object()
+    quick = {
+        "new": services.count_matching(services.Filters(area_ids=scope, status="received"), me),
+        "overdue": services.count_matching(services.Filters(area_ids=scope, overdue=True), me),
+        "mine": services.count_matching(services.Filters(assignee="me", status="open"), me),
+        "unassigned": services.count_matching(
+            services.Filters(area_ids=scope, assignee="none", status="open"), me),
+    }
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "concerns/dashboard.html", rows=rows, total=total, page=page,
+        pages=max(1, -(-total // per_page)), filters=filters, area=area, args=args, quick=quick,
+        status_counts=statistics.status_counts(scope),
+        by_month=statistics.per_area_per_month(scope),
+        by_category=statistics.per_category(scope),
+        areas=list_areas(), categories=services.list_categories(),
+        overdue_before=services.overdue_before(),
+    )
+
+
+@bp.get("/staff/concerns/export.csv")
+@staff_required
+def export_csv():
+    filters, _area = _filters()
+    me = current_user._get_current_object()
+    services.record_export(filters, services.count_matching(filters, me))
+    headers = [_("受付番号"), _("受付日時"), _("分類"), _("急ぎ具合"), _("状態"), _("地区"),
+               _("場所や目印"), _("住所"), _("気になったこと"), _("担当者"), _("つなぎ先"),
+               _("受付の方法"), _("報告者"), _("報告者の連絡先"), _("連絡してよい")]
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(headers)
+        for c in services.iter_export(filters, me):
+            writer.writerow([
+                c.reference, format_datetime(c.created_at), c.category.name, URGENCY[c.urgency],
+                CONCERN_STATUS[c.status], c.district.name if c.district else "", c.place,
+                c.address, c.body, c.assignee.name if c.assignee else "", c.connected_to,
+                CONCERN_CHANNEL.get(c.channel, c.channel), c.reporter_name,
+                " ".join(x for x in (c.reporter_email, c.reporter_phone) if x),
+                _("はい") if c.may_contact else _("いいえ")])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(stream_with_context(rows()), mimetype="text/csv; charset=utf-8", headers={
+        "Content-Disposition": "attachment; filename=hotnet-concerns.csv"})
+
+
+# --- staff: taking a report on someone's behalf ----------------------------------------------------
+
+@bp.route("/staff/concerns/new", methods=["GET", "POST"])
+@staff_required
+def staff_new():
+    form = StaffConcernForm()
+    _choices(form)
+    if request.method == "POST":
+        concern = _submit(form, staff=current_user._get_current_object())
+        if concern is not None:
+            flash(_("受付番号 %(ref)s で受け付けました。", ref=concern.reference), "success")
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id))
+    return render_template("concerns/staff_new.html", form=form)
+
+
+# --- staff: one concern ------------------------------------------------------------------------------
+
+def _get(concern_id: int):
+    try:
+        return services.get_concern(concern_id)
+    except NotFound:
+        abort(404)
+
+
+def _detail(concern, status_code: int = 200, **forms):
+    forms.setdefault("status_form", StatusForm(formdata=None))
+    forms.setdefault("assign_form", AssignForm(formdata=None, assignee_id=concern.assignee_id or 0))
+    forms.setdefault("note_form", NoteForm(formdata=None))
+    forms.setdefault("message_form", MessageForm(formdata=None))
+    forms.setdefault("link_form", LinkForm(formdata=None))
+    next_statuses = services.TRANSITIONS[concern.status]
+    forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
+    forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
+        (s.id, s.name) for s in services.assignable_staff(concern)]
+    return render_template(
+        "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
+        related=services.related(concern), duplicates=services.possible_duplicates(concern),
+        overdue=services.is_overdue(concern), connected_bodies=services.CONNECTED_BODIES,
+        **forms), status_code
+
+
+@bp.get("/staff/concerns/<int:concern_id>")
+@staff_required
+def staff_detail(concern_id: int):
+    try:
+        concern = services.view_concern(concern_id)
+    except NotFound:
+        abort(404)
+    return _detail(concern)
+
+
+def _act(concern_id: int, form_name: str, form, action, done: str):
+    concern = _get(concern_id)
+    if form_name == "assign_form":
+        form.assignee_id.choices = [(0, "")] + [(s.id, s.name) for s in services.assignable_staff(concern)]
+    if form_name == "status_form":
+        form.status.choices = [(s, CONCERN_STATUS[s]) for s in STATUSES]
+    if form.validate_on_submit():
+        try:
+            action(concern, form)
+        except (InvalidInput, InvalidState) as exc:
+            db.session.rollback()
+            add_error(form, exc)
+        else:
+            flash(done, "success")
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#timeline")
+    return _detail(concern, 400, **{form_name: form})
+
+
+@bp.post("/staff/concerns/<int:concern_id>/status")
+@staff_required
+def change_status(concern_id: int):
+    return _act(concern_id, "status_form", StatusForm(), lambda c, f: services.change_status(
+        c, f.status.data, connected_to=f.connected_to.data or "",
+        duplicate_of=f.duplicate_of.data or "", note=f.note.data or ""),
+        _("状態を変更しました。"))
+
+
+@bp.post("/staff/concerns/<int:concern_id>/assign")
+@staff_required
+def assign(concern_id: int):
+    return _act(concern_id, "assign_form", AssignForm(),
+                lambda c, f: services.assign(c, f.assignee_id.data or None),
+                _("担当者を変更しました。"))
+
+
+@bp.post("/staff/concerns/<int:concern_id>/note")
+@staff_required
+def add_note(concern_id: int):
+    return _act(concern_id, "note_form", NoteForm(),
+                lambda c, f: services.add_note(c, f.body.data), _("内部メモを残しました。"))
+
+
+@bp.post("/staff/concerns/<int:concern_id>/message")
+@staff_required
+def send_message(concern_id: int):
+    return _act(concern_id, "message_form", MessageForm(),
+                lambda c, f: services.send_message(c, f.body.data),
+                _("報告者へのメッセージを残しました。"))
+
+
+@bp.post("/staff/concerns/<int:concern_id>/link")
+@staff_required
+def link(concern_id: int):
+    return _act(concern_id, "link_form", LinkForm(),
+                lambda c, f: services.link_concerns(c, f.reference.data),
+                _("関連づけました。"))
+
+
+@bp.post("/staff/concerns/<int:concern_id>/unlink/<int:other_id>")
+@staff_required
+def unlink(concern_id: int, other_id: int):
+    concern = _get(concern_id)
+    form = NoteForm()  # only for its CSRF check
+    if form.validate_on_submit():
+        services.unlink_concerns(concern, other_id)
+        flash(_("関連づけを外しました。"), "success")
+    return redirect(url_for("concerns.staff_detail", concern_id=concern.id))
+
+
+@bp.get("/staff/concerns/<int:concern_id>/photo")
+@staff_required
+def photo(concern_id: int):
+    concern = _get(concern_id)
+    if not concern.photo:
+        abort(404)
+    response = send_from_directory(services.photo_folder(), concern.photo, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- admin: categories --------------------------------------------------------------------------
+
+@bp.route("/admin/concern-categories", methods=["GET", "POST"])
+@admin_required
+def categories():
+    form = CategoryForm()
+    if request.method == "POST":
+        category_id = request.form.get("category_id", "")
+        try:
+            if not form.validate_on_submit():
+                raise InvalidInput(_("入力内容を確認してください。"))
+            if category_id.isdigit():
+                category = db.session.get(services.ConcernCategory, int(category_id))
+                if category is None:
+                    abort(404)
+                services.update_category(category, form.name.data or "", form.name_en.data or "",
+                                         bool(form.active.data))
+                flash(_("分類を変更しました。"), "success")
+            else:
+                services.add_category(form.name.data or "", form.name_en.data or "")
+                flash(_("分類を追加しました。"), "success")
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            return redirect(url_for("concerns.categories"))
+    return render_template("concerns/categories.html", form=form,
+                           categories=services.list_categories())
+

@@ -1,0 +1,482 @@
+"""Concerns: the three ways in, photos, routing, the workflow, the reporter's view, the
+digest, the audit log, retention and the newsletter statistics block (both databases,
+real SMTP)."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime, timedelta
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEntry
+from app.concerns import services
+from app.concerns.digest import send_daily_digests
+from app.concerns.models import Concern, ConcernCategory, ConcernEvent, DigestSent
+from app.concerns.retention import purge_expired_concerns
+from app.concerns.statistics import newsletter_statistics
+from app.dbtypes import utcnow
+from app.errors import InvalidInput, InvalidState
+from app.extensions import db
+from app.formatting import TOKYO
+from tests.conftest import (PASSWORD, csrf, district, login_staff, login_supporter,
+                            make_supporter, page_text, post)
+
+TEXT = "一人暮らしのおばあさんを最近見かけません。新聞がたまっています。"
+REFERENCE = re.compile(r"HN-\d{4}-\d{6}")
+
+
+def category(code: str = "watch") -> ConcernCategory:
+    return db.session.scalar(select(ConcernCategory).where(ConcernCategory.code == code))
+
+
+def form(**changes) -> dict:
+    data = {"category_id": str(category().id), "body": TEXT, "district_id": str(district("d01").id),
+            "place": "北原公園の近く", "address": "", "noticed_on": "", "urgency": "normal",
+            "reporter_name": "", "reporter_email": "", "reporter_phone": ""}
+    data.update(changes)
+    return data
+
+
+def send_report(client, url: str = "/report", files: dict | None = None, **changes):
+    data = form(**changes)
+    data["csrf_token"] = csrf(client, url)
+    if files:
+        data.update(files)
+    return client.post(url, data=data, content_type="multipart/form-data")
+
+
+def only_concern() -> Concern:
+    return db.session.scalar(select(Concern))
+
+
+def mail_to(mailbox, address: str) -> list:
+    return [m for rcpts, m in mailbox if address in rcpts]
+
+
+def text_of(message) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+@pytest.fixture
+def other_coordinator(geography):
+    from app.accounts.services import create_staff
+    area = district("d20").area
+    assert area.id != district("d01").area.id
+    return create_staff("other@example.jp", "遠方 次郎", PASSWORD, "coordinator",
+                        station_id=area.station_id, area_ids=[area.id])
+
+
+def concern_in(code: str, body: str = TEXT, **values) -> Concern:
+    data = {"category_id": category().id, "body": body, "district_id": district(code).id,
+            "urgency": "normal"}
+    data.update(values)
+    return services.submit_concern(data)
+
+
+# --- ways in -------------------------------------------------------------------------------
+
+def test_anonymous_report_gets_a_reference_and_stays_anonymous(client, geography, mailbox):
+    response = send_report(client)
+    assert response.status_code == 302
+    thanks = page_text(client.get(response.headers["Location"]))
+    concern = only_concern()
+    assert concern.reference in thanks and REFERENCE.fullmatch(concern.reference)
+    assert concern.channel == "web" and concern.reporter_supporter_id is None
+    assert concern.reporter_name == "" and concern.status == "received"
+    assert concern.area_id == district("d01").area_id
+    assert mailbox == []  # nobody to send a receipt to
+
+
+def test_visitor_with_an_address_gets_a_receipt_that_repeats_nothing(client, geography, mailbox):
+    send_report(client, reporter_name="通りがかり 花子", reporter_email="hanako@example.jp",
+                may_contact="y")
+    concern = only_concern()
+    [receipt] = mail_to(mailbox, "hanako@example.jp")
+    body = text_of(receipt)
+    assert concern.reference in receipt["Subject"] and concern.reference in body
+    assert "新聞" not in body and "北原公園" not in body and "おばあさん" not in body
+
+
+def test_signed_in_supporter_reports_with_contact_prefilled(client, geography, mailbox):
+    supporter = make_supporter(email="yamada@example.jp", phone="042-111-2222", delivery="email")
+    login_supporter(client, supporter, mailbox)
+    page = page_text(client.get("/report"))
+    assert 'value="yamada@example.jp"' in page and 'value="042-111-2222"' in page
+    mailbox.clear()
+    send_report(client, reporter_email="yamada@example.jp", may_contact="y")
+    concern = only_concern()
+    assert concern.reporter_supporter_id == supporter.id
+    assert len(mail_to(mailbox, "yamada@example.jp")) == 1
+    mine = page_text(client.get("/me/reports"))
+    assert concern.reference in mine and "受け付けました" in mine
+
+
+def test_staff_take_a_report_on_behalf_and_the_channel_is_recorded(client, coordinator):
+    login_staff(client, coordinator)
+    response = send_report(client, "/staff/concerns/new", channel="phone",
+                           reporter_name="電話 一郎", reporter_phone="042-333-4444", may_contact="y")
+    assert response.status_code == 302
+    concern = only_concern()
+    assert concern.channel == "phone" and concern.taken_by_id == coordinator.id
+    assert concern.reporter_name == "電話 一郎"
+    detail = page_text(client.get(response.headers["Location"]))
+    assert "電話" in detail and "調整 花子" in detail
+
+
+def test_bad_input_keeps_what_was_typed_and_stores_nothing(client, geography):
+    response = send_report(client, body="", place="駅前の商店街", reporter_email="not-an-address",
+                           noticed_on="2999-01-01", may_contact="y")
+    page = page_text(response)
+    assert response.status_code == 200
+    assert "気になったことを書いてください。" in page
+    assert "メールアドレスの形式が正しくありません" in page
+    assert "未来の日付" in page
+    assert 'value="駅前の商店街"' in page and 'value="not-an-address"' in page
+    assert db.session.scalar(select(func.count(Concern.id))) == 0
+
+
+def test_the_public_cannot_pick_a_staff_channel(client, geography):
+    send_report(client, channel="visit")
+    assert only_concern().channel == "web"
+
+
+def test_reference_numbers_count_up_within_the_year(app, geography):
+    first, second = concern_in("d01"), concern_in("d02")
+    year = datetime.now(TOKYO).year
+    assert first.reference == f"HN-{year}-000001" and second.reference == f"HN-{year}-000002"
+
+
+# --- urgency ----------------------------------------------------------------------------------
+
+def test_urgent_warns_before_and_after_and_mails_the_areas_coordinators(
+        client, coordinator, other_coordinator, mailbox):
+    assert "119" in page_text(client.get("/report"))
+    response = send_report(client, urgency="urgent")
+    thanks = page_text(client.get(response.headers["Location"]))
+    assert "119" in thanks and "110" in thanks
+    concern = only_concern()
+    [alert] = mail_to(mailbox, coordinator.email)
+    assert concern.reference in alert["Subject"]
+    assert f"/staff/concerns/{concern.id}" in text_of(alert)
+    assert "新聞" not in text_of(alert)  # details stay behind the sign-in
+    assert mail_to(mailbox, other_coordinator.email) == []
+
+
+def test_normal_reports_send_no_alert(client, coordinator, mailbox):
+    send_report(client)
+    assert mail_to(mailbox, coordinator.email) == []
+
+
+# --- photos -------------------------------------------------------------------------------------
+
+def jpeg_with_gps() -> bytes:
+    image = Image.new("RGB", (64, 48), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam"
+    exif[0x8825] = {1: "N", 2: (35.0, 44.0, 0.0)}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_photo_is_stored_without_exif_or_gps_and_only_staff_see_it(client, coordinator):
+    raw = jpeg_with_gps()
+    assert Image.open(io.BytesIO(raw)).getexif() and b"SpyCam" in raw
+    response = send_report(client, files={"photo": (io.BytesIO(raw), "garden.jpg")})
+    assert response.status_code == 302
+    concern = only_concern()
+    stored = (services.photo_folder() / concern.photo).read_bytes()
+    reread = Image.open(io.BytesIO(stored))
+    assert reread.format == "JPEG" and reread.size == (64, 48)
+    assert not reread.getexif() and b"SpyCam" not in stored
+    assert client.get(f"/staff/concerns/{concern.id}/photo").status_code == 302  # to sign-in
+    login_staff(client, coordinator)
+    photo = client.get(f"/staff/concerns/{concern.id}/photo")
+    assert photo.status_code == 200 and photo.data == stored
+
+
+def _large_png() -> bytes:
+    import os
+    image = Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name,make,message", [
+    ("wrong type", lambda: _gif(), "JPEG か PNG の画像を選んでください。"),
+    ("too large", lambda: _large_png(), "画像が大きすぎます（1 MBまで）。"),
+    ("corrupt", lambda: jpeg_with_gps()[:200], "画像として読み取れませんでした"),
+    ("renamed pdf", lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n",
+     "画像として読み取れませんでした"),
+])
+def test_refused_uploads_keep_the_form(app, client, geography, name, make, message):
+    app.config["HOTNET_CONCERN_PHOTO_MAX_MB"] = 1
+    response = send_report(client, place="駅前の商店街",
+                           files={"photo": (io.BytesIO(make()), "photo.jpg")})
+    page = page_text(response)
+    assert response.status_code == 200, name
+    assert message in page
+    assert TEXT in page and 'value="駅前の商店街"' in page
+    assert db.session.scalar(select(func.count(Concern.id))) == 0
+    assert not list(services.photo_folder().glob("*")) or all(
+        not p.name.startswith("c") for p in services.photo_folder().glob("*"))
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, "GIF")
+    return out.getvalue()
+
+
+# --- routing and the queue ----------------------------------------------------------------
+
+def test_routing_by_district_shows_my_areas_first(client, coordinator, other_coordinator):
+    mine = concern_in("d01")
+    theirs = concern_in("d20")
+    assert mine.area_id == district("d01").area_id and theirs.area_id == district("d20").area_id
+    login_staff(client, coordinator)
+    queue = page_text(client.get("/staff/concerns"))
+    assert mine.reference in queue and theirs.reference not in queue
+    everything = page_text(client.get("/staff/concerns?area=all"))
+    assert theirs.reference in everything
+    assert theirs.reference in page_text(client.get(f"/staff/concerns?q={theirs.reference}&area=all"))
+
+
+def test_assign_and_reassign_and_unassigned_filter(client, coordinator, other_coordinator):
+    concern = concern_in("d01")
+    login_staff(client, coordinator)
+    assert concern.reference in page_text(client.get("/staff/concerns?assignee=none"))
+    post(client, f"/staff/concerns/{concern.id}/assign", {"assignee_id": coordinator.id})
+    assert concern.reference in page_text(client.get("/staff/concerns?assignee=me&area=all"))
+    post(client, f"/staff/concerns/{concern.id}/assign", {"assignee_id": other_coordinator.id})
+    db.session.refresh(concern)
+    assert concern.assignee_id == other_coordinator.id
+    assert concern.reference not in page_text(client.get("/staff/concerns?assignee=none"))
+    events = [e.body for e in services.timeline(concern) if e.kind == "assigned"]
+    assert events == ["調整 花子", "遠方 次郎"]
+
+
+def test_overdue_after_the_configured_days(app, client, coordinator):
+    late, fresh = concern_in("d01"), concern_in("d01")
+    late.created_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    assert services.is_overdue(late) and not services.is_overdue(fresh)
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns?overdue=1"))
+    assert late.reference in page and fresh.reference not in page
+    app.config["HOTNET_CONCERN_ACK_DAYS"] = 5
+    assert not services.is_overdue(late)
+
+
+def test_dashboard_counts_and_chart_are_readable_without_colour(client, coordinator):
+    concern_in("d01")
+    concern_in("d01", category_id=category("housing").id)
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    assert "<svg" in page and "<title" in page  # a real chart with a text alternative
+    month = f"{datetime.now(TOKYO).month}月"
+    assert re.search(r'class="value">2</text>', page)  # the number is printed on the bar
+    assert month in page and "住まい・ごみ" in page and "数値の表で見る" in page
+
+
+# --- the workflow ---------------------------------------------------------------------------
+
+def test_status_workflow_rules_and_who_and_when(client, coordinator):
+    concern = concern_in("d01")
+    login_staff(client, coordinator)
+    with pytest.raises(InvalidState):
+        services.change_status(concern, "closed")  # received cannot jump to closed
+    response = post(client, f"/staff/concerns/{concern.id}/status", {"status": "connected"})
+    assert response.status_code == 400 and "つなぎ先を選ぶか入力してください。" in page_text(response)
+    post(client, f"/staff/concerns/{concern.id}/status", {"status": "acknowledged"})
+    post(client, f"/staff/concerns/{concern.id}/status",
+         {"status": "connected", "connected_to": "地域包括支援センター"})
+    post(client, f"/staff/concerns/{concern.id}/status", {"status": "closed"})
+    db.session.refresh(concern)
+    assert concern.status == "closed" and concern.connected_to == "地域包括支援センター"
+    assert concern.acknowledged_at is not None and concern.closed_at is not None
+    changes = [(e.status_from, e.status_to, e.actor) for e in services.timeline(concern)
+               if e.kind == "status"]
+    assert changes == [("received", "acknowledged", "調整 花子"),
+                       ("acknowledged", "connected", "調整 花子"),
+                       ("connected", "closed", "調整 花子")]
+    post(client, f"/staff/concerns/{concern.id}/status", {"status": "in_progress"})  # reopen
+    db.session.refresh(concern)
+    assert concern.status == "in_progress" and concern.closed_at is None
+
+
+def test_duplicate_links_to_the_original(client, coordinator):
+    original, copy = concern_in("d01"), concern_in("d01")
+    login_staff(client, coordinator)
+    response = post(client, f"/staff/concerns/{copy.id}/status",
+                    {"status": "duplicate", "duplicate_of": "HN-1999-000001"})
+    assert response.status_code == 400 and "見つかりません" in page_text(response)
+    post(client, f"/staff/concerns/{copy.id}/status",
+         {"status": "duplicate", "duplicate_of": original.reference.lower()})
+    db.session.refresh(copy)
+    assert copy.status == "duplicate" and copy.duplicate_of_id == original.id
+    assert original in services.related(copy)
+    with pytest.raises(InvalidInput):
+        services.change_status(original, "duplicate", duplicate_of=original.reference)
+
+
+def test_reporter_sees_messages_never_internal_notes(client, coordinator, mailbox):
+    supporter = make_supporter(email="yamada@example.jp", delivery="email")
+    concern = services.submit_concern(
+        {"category_id": category().id, "body": TEXT, "district_id": district("d01").id,
+         "urgency": "normal", "may_contact": True}, reporter=supporter)
+    login_staff(client, coordinator)
+    post(client, f"/staff/concerns/{concern.id}/note", {"body": "長男と同居、認知症の疑い"})
+    post(client, f"/staff/concerns/{concern.id}/status",
+         {"status": "acknowledged", "note": "民生委員さんに確認済み"})
+    post(client, f"/staff/concerns/{concern.id}/message", {"body": "担当者が確認しました。ありがとうございます。"})
+    staff_page = page_text(client.get(f"/staff/concerns/{concern.id}"))
+    assert "長男と同居" in staff_page and "民生委員さんに確認済み" in staff_page
+    client.post("/logout", data={"csrf_token": csrf(client)})
+
+    login_supporter(client, supporter, mailbox)
+    page = page_text(client.get(f"/me/reports/{concern.reference}"))
+    assert "担当者が確認しました。" in page and "担当の職員が確認しました" in page
+    assert "長男" not in page and "民生委員さん" not in page and "調整 花子" not in page
+    everything_mailed = "".join(text_of(m) for _r, m in mailbox)
+    assert "担当者が確認しました。" in everything_mailed
+    assert "長男" not in everything_mailed and "民生委員さん" not in everything_mailed
+
+
+def test_reports_are_private(client, coordinator, mailbox):
+    owner = make_supporter(email="owner@example.jp", delivery="email")
+    other = make_supporter(name="鈴木 一", kana="すずき はじめ", email="other@example.jp",
+                           delivery="email")
+    concern = services.submit_concern({"category_id": category().id, "body": TEXT,
+                                       "district_id": None, "urgency": "normal"}, reporter=owner)
+    login_supporter(client, other, mailbox)
+    assert client.get(f"/me/reports/{concern.reference}").status_code == 404
+    assert concern.reference not in page_text(client.get("/me/reports"))
+    assert client.get(f"/staff/concerns/{concern.id}").status_code == 403
+    assert client.get("/staff/concerns/export.csv").status_code == 403
+
+
+def test_related_and_possible_duplicates(client, coordinator):
+    first = concern_in("d01", "北原公園の近くのお宅で、一人暮らしのおばあさんを見かけません。")
+    similar = concern_in("d01", "北原公園の近くのお宅のおばあさんを、最近見かけません。")
+    elsewhere = concern_in("d02", "北原公園の近くのお宅で、一人暮らしのおばあさんを見かけません。")
+    unlike = concern_in("d01", "空き家の草が伸びて道をふさいでいます。")
+    suggested = [c for c, _score in services.possible_duplicates(similar)]
+    assert first in suggested and elsewhere not in suggested and unlike not in suggested
+    login_staff(client, coordinator)
+    page = page_text(client.get(f"/staff/concerns/{similar.id}"))
+    assert first.reference in page and "同じ件かもしれない記録" in page
+    post(client, f"/staff/concerns/{similar.id}/link", {"reference": unlike.reference})
+    assert unlike in services.related(similar) and similar in services.related(unlike)
+
+
+# --- digest, audit, retention ------------------------------------------------------------------
+
+def test_daily_digest_is_sent_once_per_day(app, coordinator, other_coordinator, mailbox):
+    new = concern_in("d01")
+    late = concern_in("d01")
+    late.created_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    nine = datetime.now(TOKYO).replace(hour=9, minute=0, second=0, microsecond=0)
+    assert send_daily_digests(nine.replace(hour=6)) == 0  # before the digest hour
+    assert send_daily_digests(nine) == 1
+    assert send_daily_digests(nine + timedelta(hours=2)) == 0  # a restart, same day
+    [digest] = mail_to(mailbox, coordinator.email)
+    body = text_of(digest)
+    assert new.reference in body and late.reference in body and "新聞" not in body
+    assert mail_to(mailbox, other_coordinator.email) == []  # nothing in their areas
+    assert db.session.scalar(select(func.count(DigestSent.id))) == 1
+
+
+def test_views_and_exports_are_audited(client, coordinator, admin):
+    concern = concern_in("d01", place="北原公園の近く")
+    login_staff(client, coordinator)
+    client.get(f"/staff/concerns/{concern.id}")
+    response = client.get("/staff/concerns/export.csv?area=all")
+    rows = response.get_data(as_text=True)
+    assert response.status_code == 200 and concern.reference in rows and TEXT in rows
+    actions = {(e.action, e.staff_id) for e in db.session.scalars(select(AuditEntry))}
+    assert ("concern.view", coordinator.id) in actions and ("concern.export", coordinator.id) in actions
+    client.post("/logout", data={"csrf_token": csrf(client)})
+    login_staff(client, admin)
+    log = page_text(client.get("/admin/audit"))
+    assert "concern.view" in log and "concern.export" in log
+
+
+def test_retention_erases_personal_details_and_keeps_counts(app, coordinator):
+    old = concern_in("d01", reporter_name="報告 太郎", reporter_email="taro@example.jp",
+                     address="西東京市南町1-1-1")
+    services.change_status(old, "acknowledged")
+    services.add_note(old, "家族の事情についてのメモ")
+    services.change_status(old, "closed")
+    recent = concern_in("d01")
+    services.change_status(recent, "acknowledged")
+    services.change_status(recent, "closed")
+    old.closed_at = datetime(2021, 3, 31, 12, tzinfo=TOKYO)  # fiscal 2020
+    recent.closed_at = datetime(2021, 4, 1, 12, tzinfo=TOKYO)  # fiscal 2021
+    db.session.commit()
+    before = newsletter_statistics(date(2020, 1, 1), date(2030, 12, 31)).total
+
+    assert purge_expired_concerns(today=date(2026, 4, 1)) == 1
+    db.session.refresh(old)
+    db.session.refresh(recent)
+    assert old.erased_at is not None and old.body == "" and old.reporter_email == ""
+    assert old.address == "" and old.reporter_name == ""
+    assert all(e.body == "" for e in services.timeline(old) if e.kind == "note")
+    assert recent.erased_at is None and recent.body == TEXT
+    assert newsletter_statistics(date(2020, 1, 1), date(2030, 12, 31)).total == before
+    assert purge_expired_concerns(today=date(2026, 4, 1)) == 0
+    with pytest.raises(InvalidState):
+        services.add_note(old, "もう書けない")
+
+
+# --- admin categories and the newsletter block ---------------------------------------------------
+
+def test_admin_edits_the_category_list(client, admin):
+    login_staff(client, admin)
+    post(client, "/admin/concern-categories", {"name": "防災", "name_en": "Disaster"})
+    assert "防災" in page_text(client.get("/staff/concerns/new"))
+    watch = category("watch")
+    post(client, "/admin/concern-categories", {"category_id": watch.id, "name": watch.name})
+    assert "見守り・安否" not in page_text(client.get("/staff/concerns/new"))  # off the form
+    response = post(client, "/admin/concern-categories", {"name": ""})
+    assert "分類名を入力してください。" in page_text(response)
+
+
+def test_newsletter_statistics_block_has_counts_only(client, coordinator, mailbox):
+    for _ in range(3):
+        concern_in("d01", place="北原公園の近く")
+    concern_in("d01", category_id=category("housing").id, reporter_name="報告 太郎")
+    make_supporter(email="reader@example.jp", delivery="email")
+    login_staff(client, coordinator)
+    today = datetime.now(TOKYO).date()
+    response = post(client, "/staff/newsletters/new", {
+        "layout": "regular", "number": "第2号", "title": "冬の通信", "subject": "冬の通信",
+        "body_md": "本文", "area_id": "0", "district_id": "0", "kind": "", "category_id": "0",
+        "stats_from": (today - timedelta(days=40)).isoformat(), "stats_to": today.isoformat()})
+    assert response.status_code == 302
+    newsletter_id = int(response.headers["Location"].rstrip("/").split("/")[-1])
+    post(client, f"/staff/newsletters/{newsletter_id}/send")
+    from app.newsletters.sender import run
+    run(until_idle=True)
+    [message] = mail_to(mailbox, "reader@example.jp")
+    text = text_of(message)
+    html = message.get_body(("html",)).get_content()
+    assert "合計 4 件" in text and "見守り・安否 3" in text and "住まい・ごみ 1〜2" in text
+    assert "気になること" in html and "1〜2" in html
+    for private in ("北原公園", "報告 太郎", "新聞", "HN-"):
+        assert private not in text and private not in html
+
+
+def test_newsletter_statistics_period_needs_both_ends(client, coordinator):
+    login_staff(client, coordinator)
+    response = post(client, "/staff/newsletters/new", {
+        "layout": "regular", "number": "", "title": "t", "subject": "s", "body_md": "b",
+        "area_id": "0", "district_id": "0", "kind": "", "category_id": "0",
+        "stats_from": "2026-10-01", "stats_to": ""})
+    assert response.status_code == 200
+    assert "集計期間は「から」と「まで」の両方を入れてください。" in page_text(response)
