@@ -27,6 +27,13 @@ def database_url(url: str) -> str:
     return url
 
 
+def _cache(url: str, seconds: int) -> dict:
+    if url.startswith(("redis://", "rediss://")):
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": seconds,
+                "CACHE_KEY_PREFIX": "hotnet:"}
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": seconds}
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from the process environment."""
     default_db = "sqlite:///" + os.path.join(instance_path, "hotnet.sqlite3")
@@ -76,6 +83,9 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_CONCERN_ACK_DAYS": _int("HOTNET_CONCERN_ACK_DAYS", 2),
         "HOTNET_CONCERN_RETENTION_YEARS": _int("HOTNET_CONCERN_RETENTION_YEARS", 5),
         "HOTNET_DIGEST_HOUR": _int("HOTNET_DIGEST_HOUR", 8),
+        # Dashboard figures are cached this many seconds; HOTNET_CACHE_URL=redis://… shares
+        # them between workers (SimpleCache keeps them per process).
+        **_cache(os.environ.get("HOTNET_CACHE_URL", ""), _int("HOTNET_STATS_CACHE_SECONDS", 60)),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT", "10 per minute"),

@@ -1,5 +1,6 @@
 """Flask extensions: created once here, bound to the app in create_app."""
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -24,4 +25,6 @@ mail = Mail()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# Short-lived figures (dashboard counts and charts): per process by default, Redis in production.
+cache = Cache()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

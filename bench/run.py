@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.registry_search", "bench.newsletter_send"]
+BENCHMARKS = ["bench.registry_search", "bench.newsletter_send", "bench.concerns_load"]
 
 
 def main() -> int:

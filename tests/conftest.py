@@ -157,6 +157,8 @@ def app_config(schema_url, smtp_server, tmp_path_factory):
     controller, _handler = smtp_server
     return {
         "HOTNET_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
+        # Figures are read fresh in tests (one app serves many tests with different data).
+        "CACHE_TYPE": "NullCache",
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": schema_url,
         "MAIL_SERVER": "127.0.0.1",

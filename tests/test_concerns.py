@@ -480,3 +480,19 @@ def test_newsletter_statistics_period_needs_both_ends(client, coordinator):
         "stats_from": "2026-10-01", "stats_to": ""})
     assert response.status_code == 200
     assert "集計期間は「から」と「まで」の両方を入れてください。" in page_text(response)
+
+
+def test_waiting_tiles_and_a_capped_total(client, coordinator, monkeypatch):
+    late = concern_in("d01")
+    late.created_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    mine = concern_in("d01")
+    services.assign(mine, coordinator.id)
+    services.change_status(mine, "acknowledged")
+    concern_in("d01")
+    counts = services.waiting_counts([district("d01").area_id], coordinator)
+    assert counts == {"new": 2, "overdue": 1, "unassigned": 2, "mine": 1}
+    monkeypatch.setattr(services, "COUNT_CAP", 2)
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    assert "該当 2 件以上" in page and "条件で絞り込んでください" in page

@@ -83,7 +83,9 @@ class Concern(db.Model):
     duplicate_of: Mapped["Concern | None"] = relationship(remote_side=[id])
 
     __table_args__ = (
-        Index("ix_concern_area_status", "area_id", "status", "created_at"),
+        Index("ix_concern_area_status", "area_id", "status", "assignee_id", "created_at"),
+        Index("ix_concern_area_created", "area_id", "created_at", "id"),
+        Index("ix_concern_created", "created_at", "id"),
         Index("ix_concern_status_created", "status", "created_at"),
         Index("ix_concern_month_area", "month", "area_id", "category_id"),
         Index("ix_concern_district_created", "district_id", "created_at"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import current_app, has_request_context
 from flask_login import current_user
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser, staff_area
@@ -575,12 +575,14 @@ def _filtered(query, f: Filters, me: StaffUser | None):
     return query
 
 
+COUNT_CAP = 1000
+
+
 def queue(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
           ) -> tuple[list[Concern], int]:
-    """One page of concerns, urgent and oldest-waiting first among the open ones."""
+    """One page of concerns, newest first, and how many match (counted up to COUNT_CAP + 1)."""
     base = _filtered(select(Concern), f, me)
-    total = db.session.scalar(select(func.count()).select_from(
-        _filtered(select(Concern.id), f, me).subquery())) or 0
+    total = count_matching(f, me, cap=COUNT_CAP)
     rows = db.session.scalars(
         base.options(joinedload(Concern.category), joinedload(Concern.district),
                      joinedload(Concern.assignee))
@@ -611,7 +613,31 @@ def record_export(f: Filters, count: int) -> None:
     db.session.commit()
 
 
-def count_matching(f: Filters, me: StaffUser | None) -> int:
-    return db.session.scalar(select(func.count()).select_from(
-        _filtered(select(Concern.id), f, me).subquery())) or 0
+def waiting_counts(area_ids: list[int] | None, me: StaffUser) -> dict[str, int]:
+    """The dashboard's tiles in two queries: new, overdue and unassigned among the open
+    concerns of the areas, and the open concerns assigned to me (in any area)."""
+    received = Concern.status == "received"
+    query = select(
+        func.coalesce(func.sum(case((received, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((received & (Concern.created_at < overdue_before()), 1),
+                                    else_=0)), 0),
+        func.coalesce(func.sum(case((Concern.assignee_id.is_(None), 1), else_=0)), 0),
+    ).where(Concern.status.in_(OPEN_STATUSES))
+    if area_ids is not None:
+        query = query.where(Concern.area_id.in_(area_ids) if area_ids else Concern.area_id.is_(None))
+    new, overdue, unassigned = db.session.execute(query).one()
+    mine = db.session.scalar(select(func.count()).where(
+        Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES))) or 0
+    return {"new": int(new), "overdue": int(overdue), "unassigned": int(unassigned), "mine": mine}
+
+
+def count_matching(f: Filters, me: StaffUser | None, cap: int | None = None) -> int:
+    """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap").
+
+    Over a million concerns an exact count of a whole area costs more than the page itself.
+    """
+    query = _filtered(select(Concern.id), f, me)
+    if cap is not None:
+        query = query.limit(cap + 1)
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 

@@ -33,6 +33,23 @@ def months_back(n: int, until: date | None = None) -> list[str]:
     return out[::-1]
 
 
+@dataclass
+class DashboardFigures:
+    status_counts: dict[str, int]
+    by_month: "Chart"
+    by_category: "Chart"
+
+
+def dashboard_figures(area_ids: list[int] | None) -> DashboardFigures:
+    """Counts by status and the two charts for the areas (None: all areas).
+
+    The dashboard renders them inside a cached fragment (HOTNET_STATS_CACHE_SECONDS), so
+    these queries run once per short while, not on every page view.
+    """
+    return DashboardFigures(status_counts(area_ids), per_area_per_month(area_ids),
+                            per_category(area_ids))
+
+
 def status_counts(area_ids: list[int] | None) -> dict[str, int]:
     query = select(Concern.status, func.count()).group_by(Concern.status)
     if area_ids is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
@@ -162,21 +163,16 @@ def dashboard():
     rows, total = services.queue(filters, current_user, page=page, per_page=per_page)
     scope = filters.area_ids
     me = current_user._get_current_object()
-    quick = {
-        "new": services.count_matching(services.Filters(area_ids=scope, status="received"), me),
-        "overdue": services.count_matching(services.Filters(area_ids=scope, overdue=True), me),
-        "mine": services.count_matching(services.Filters(assignee="me", status="open"), me),
-        "unassigned": services.count_matching(
-            services.Filters(area_ids=scope, assignee="none", status="open"), me),
-    }
+    cap = services.COUNT_CAP
+    quick = services.waiting_counts(scope, me)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "concerns/dashboard.html", rows=rows, total=total, page=page,
-        pages=max(1, -(-total // per_page)), filters=filters, area=area, args=args, quick=quick,
-        status_counts=statistics.status_counts(scope),
-        by_month=statistics.per_area_per_month(scope),
-        by_category=statistics.per_category(scope),
-        areas=list_areas(), categories=services.list_categories(),
+        pages=max(1, -(-min(total, cap) // per_page)), cap=cap, filters=filters, area=area,
+        args=args, quick=quick, areas=list_areas(),
+        figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
+        scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
+        categories=services.list_categories(),
         overdue_before=services.overdue_before(),
     )
 

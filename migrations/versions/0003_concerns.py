@@ -101,7 +101,9 @@ def upgrade():
     sa.UniqueConstraint('reference', name=op.f('uq_concern_reference'))
     )
     with op.batch_alter_table('concern', schema=None) as batch_op:
-        batch_op.create_index('ix_concern_area_status', ['area_id', 'status', 'created_at'], unique=False)
+        batch_op.create_index('ix_concern_area_status', ['area_id', 'status', 'assignee_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_concern_area_created', ['area_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_concern_created', ['created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_concern_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index('ix_concern_closed', ['closed_at'], unique=False)
         batch_op.create_index('ix_concern_district_created', ['district_id', 'created_at'], unique=False)
@@ -162,6 +164,8 @@ def downgrade():
         batch_op.drop_index('ix_concern_closed')
         batch_op.drop_index(batch_op.f('ix_concern_assignee_id'))
         batch_op.drop_index('ix_concern_area_status')
+        batch_op.drop_index('ix_concern_area_created')
+        batch_op.drop_index('ix_concern_created')
 
     op.drop_table('concern')
     op.drop_table('concern_digest')

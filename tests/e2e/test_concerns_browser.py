@@ -1,0 +1,72 @@
+"""Concerns in a real browser: the report form on a phone, and a coordinator's day at a
+desktop with JavaScript off."""
+import io
+import os
+
+from PIL import Image
+from sqlalchemy import select
+
+from app.concerns.models import Concern
+from app.extensions import db
+from tests.conftest import PASSWORD
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_report_on_a_phone_with_a_photo_keeps_input_and_warns_about_119(
+        live_server, phone, coordinator, tmp_path):
+    page = phone
+    page.goto(live_server + "/report")
+    assert no_sideways_scroll(page)
+    assert page.get_by_text("119（救急・火事）").is_visible()
+    page.get_by_label("どんなことですか").select_option(label="見守り・安否")
+    page.get_by_label("場所や目印（○○公園の近く、など）").fill("北原公園の近く")
+    page.get_by_label("緊急").check()
+    page.get_by_role("button", name="送る").click()
+    assert page.locator("#body-error").inner_text() == "気になったことを書いてください。"
+    assert page.get_by_label("場所や目印（○○公園の近く、など）").input_value() == "北原公園の近く"
+    assert page.get_by_label("緊急").is_checked()
+    assert no_sideways_scroll(page)
+
+    picture = tmp_path / "garden.jpg"
+    Image.new("RGB", (320, 240), (90, 140, 60)).save(picture, "JPEG")
+    page.get_by_label("気になったこと").fill("お宅の前に新聞がたまっています。")
+    page.get_by_label("写真（任意・JPEG か PNG）").set_input_files(str(picture))
+    page.get_by_role("button", name="送る").click()
+    page.wait_for_url("**/report/thanks")
+    text = page.content()
+    db.session.rollback()
+    concern = db.session.scalar(select(Concern))
+    assert concern.reference in text and "110（警察）" in text
+    assert concern.photo and concern.urgency == "urgent"
+    assert no_sideways_scroll(page)
+
+
+def test_coordinator_triages_without_javascript(live_server, desktop_without_js, coordinator,
+                                                tmp_path):
+    from app.concerns.services import submit_concern
+    from tests.test_concerns import category, district
+
+    concern = submit_concern({"category_id": category().id, "body": "ごみがたまっています。",
+                              "district_id": district("d01").id, "urgency": "soon"})
+    page = desktop_without_js
+    page.goto(live_server + "/login")
+    page.get_by_label("メールアドレス").fill(coordinator.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.goto(live_server + "/staff/concerns")
+    assert page.locator("svg.bars").count() >= 2
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    page.get_by_role("link", name=concern.reference).click()
+    page.get_by_label("新しい状態").select_option(label="確認済")
+    page.get_by_label("内部メモ（任意）").fill("明日訪問する")
+    page.get_by_role("button", name="状態を変える").click()
+    page.get_by_label("担当者").select_option(label=coordinator.name)
+    page.get_by_role("button", name="担当者を決める").click()
+    timeline = page.locator("#timeline + ol").inner_text()
+    assert "受付 → 確認済" in timeline and "明日訪問する" in timeline and coordinator.name in timeline
+    if os.environ.get("HOTNET_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["HOTNET_SCREENSHOTS"], "concern.png"),
+                        full_page=True)
