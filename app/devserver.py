@@ -15,6 +15,17 @@ def _stop(signum, frame):
     raise KeyboardInterrupt
 
 
+def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+    import socket
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
 def main() -> int:
     # Ctrl-C (and a plain kill) stop everything, even when started from a script whose
     # shell set SIGINT to "ignore" for background jobs.
@@ -33,8 +44,12 @@ def main() -> int:
         "scheduler": flask + ["hotnet", "scheduler"],
         "web": flask + ["run", "--host", "127.0.0.1", "--port", port],
     }
-    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-             for name, cmd in commands.items()}
+    procs = {}
+    for name, cmd in commands.items():
+        procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        if name == "mail catcher":
+            # The scheduler mails at once on start (digests, due newsletters): wait for SMTP.
+            _wait_for_port(int(env["MAIL_PORT"]), procs[name])
     print(f"""
   Hot-Net is running: http://127.0.0.1:{port}/
   Staff sign-in:  admin@hotnet.example.jp / hotnet-demo-2026  (admin)

@@ -94,6 +94,8 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
 
 def run(app: Flask) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Every run of a 10-second job is not news; failures still are (WARNING and up).
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     scheduler = build_scheduler(app)
     log.info("scheduler started")
     try:

@@ -496,3 +496,13 @@ def test_waiting_tiles_and_a_capped_total(client, coordinator, monkeypatch):
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/concerns"))
     assert "該当 2 件以上" in page and "条件で絞り込んでください" in page
+
+
+def test_a_digest_the_mail_server_refused_is_tried_again(app, coordinator, mailbox, smtp_plan):
+    concern_in("d01")
+    nine = datetime.now(TOKYO).replace(hour=9, minute=0, second=0, microsecond=0)
+    smtp_plan[coordinator.email] = ["451"]
+    assert send_daily_digests(nine) == 0 and mail_to(mailbox, coordinator.email) == []
+    assert send_daily_digests(nine + timedelta(minutes=10)) == 1
+    assert send_daily_digests(nine + timedelta(minutes=20)) == 0
+    assert len(mail_to(mailbox, coordinator.email)) == 1

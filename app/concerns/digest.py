@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
@@ -76,4 +76,10 @@ def send_daily_digests(now: datetime | None = None) -> int:
                          url=external_url("concerns.dashboard"),
                          detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id)):
             sent += 1
+        else:
+            # The mail server refused or could not be reached: nothing went out, so give
+            # the day back and let the next run try again.
+            db.session.execute(delete(DigestSent).where(DigestSent.day == local.date(),
+                                                        DigestSent.staff_id == staff.id))
+            db.session.commit()
     return sent
