@@ -83,6 +83,7 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_CONCERN_ACK_DAYS": _int("HOTNET_CONCERN_ACK_DAYS", 2),
         "HOTNET_CONCERN_RETENTION_YEARS": _int("HOTNET_CONCERN_RETENTION_YEARS", 5),
         "HOTNET_DIGEST_HOUR": _int("HOTNET_DIGEST_HOUR", 8),
+        "HOTNET_TRAINING_REMINDER_DAYS": _int("HOTNET_TRAINING_REMINDER_DAYS", 2),
         # Dashboard figures are cached this many seconds; HOTNET_CACHE_URL=redis://… shares
         # them between workers (SimpleCache keeps them per process).
         **_cache(os.environ.get("HOTNET_CACHE_URL", ""), _int("HOTNET_STATS_CACHE_SECONDS", 60)),

@@ -108,7 +108,57 @@ def seed_demo() -> dict:
         created += 1
     db.session.commit()
     _concerns(rng)
+    _trainings(rng)
     return {"created": created}
+
+
+def _trainings(rng: random.Random) -> None:
+    """A registration training and a communication training, with sign-ups (one session full)."""
+    from datetime import datetime, time
+
+    from app.formatting import TOKYO, today_tokyo
+    from app.geography.models import Station
+    from app.trainings.models import Registration, Training, TrainingSession
+
+    if db.session.scalar(select(func.count(Training.id))):
+        return
+    stations = list(db.session.scalars(select(Station).order_by(Station.position)))
+    today = today_tokyo()
+
+    def at(day, hour):
+        return datetime.combine(day, time(hour), tzinfo=TOKYO)
+
+    plans = [
+        ("登録研修（令和8年度 冬）", "registration",
+         "推進員として活動を始める方のための研修です。ほっとネットの仕組みと、気づいたことの伝え方を学びます。",
+         [(12, 10, stations[0], 30), (26, 14, stations[-1], 30)]),
+        ("コミュニケーション研修「聴くこと・つなぐこと」", "communication",
+         "ご近所の方の話に耳を傾け、必要な窓口につなぐための研修です。",
+         [(9, 13, stations[-1], 12), (40, 10, stations[0], 40)]),
+    ]
+    people = list(db.session.scalars(select(Supporter).where(Supporter.status == "active")
+                                     .order_by(Supporter.id).limit(60)))
+    for title, kind, description, sessions in plans:
+        training = Training(title=title, kind=kind, description=description, published=True)
+        db.session.add(training)
+        db.session.flush()
+        for days, hour, station, capacity in sessions:
+            day = today + timedelta(days=days)
+            session = TrainingSession(
+                training_id=training.id, starts_at=at(day, hour), ends_at=at(day, hour + 2),
+                station_id=station.id, capacity=capacity, confirmed=0,
+                signup_deadline=at(day - timedelta(days=2), 23),
+                cancel_deadline=at(day - timedelta(days=1), 23))
+            db.session.add(session)
+            db.session.flush()
+            for person in rng.sample(people, min(len(people), capacity + 3 if capacity < 20 else 8)):
+                confirmed = session.confirmed < session.capacity
+                db.session.add(Registration(
+                    session_id=session.id, supporter_id=person.id,
+                    status="confirmed" if confirmed else "waitlisted",
+                    confirmed_at=at(today, 9) if confirmed else None, via="self"))
+                session.confirmed += 1 if confirmed else 0
+    db.session.commit()
 
 
 CONCERN_TEXTS = {

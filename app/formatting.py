@@ -42,6 +42,11 @@ def format_datetime(value: datetime | None) -> str:
     return f"{format_date(local.date())} {local:%H:%M}"
 
 
+def format_time(value: datetime | None) -> str:
+    """14:30 in Japan time."""
+    return "" if value is None else f"{to_tokyo(value):%H:%M}"
+
+
 def today_tokyo() -> date:
     return datetime.now(TOKYO).date()
 
@@ -49,3 +54,4 @@ def today_tokyo() -> date:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["jdate"] = format_date
     app.jinja_env.filters["jdatetime"] = format_datetime
+    app.jinja_env.filters["jtime"] = format_time

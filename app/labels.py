@@ -49,6 +49,11 @@ CONCERN_CHANNEL = {"web": _l("ウェブ"), "phone": _l("電話"), "visit": _l("�
 CONCERN_EVENT = {"created": _l("受付"), "status": _l("状態の変更"), "assigned": _l("担当者"),
                  "note": _l("内部メモ"), "message": _l("報告者へのメッセージ"),
                  "linked": _l("関連づけ"), "erased": _l("保存期間終了による消去")}
+TRAINING_KIND = {"registration": _l("登録研修"), "communication": _l("コミュニケーション研修"),
+                 "follow_up": _l("フォローアップ研修"), "other": _l("その他の研修")}
+REGISTRATION_STATUS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"),
+                       "cancelled": _l("取消し")}
+ATTENDANCE = {"": _l("未記入"), "attended": _l("出席"), "no_show": _l("欠席")}
 ROLE = {"admin": _l("事務局（管理者）"), "coordinator": _l("地域福祉コーディネーター")}
 CHANGE_ACTION = {
     "created": _l("登録"),
@@ -104,6 +109,7 @@ def all_labels() -> dict:
         "KIND": KIND, "STATUS": STATUS, "DELIVERY": DELIVERY, "JOINED_VIA": JOINED_VIA,
         "ROLE": ROLE, "NEWSLETTER_STATUS": NEWSLETTER_STATUS, "CHANGE_ACTION": CHANGE_ACTION, "FIELD": FIELD,
         "CONCERN_STATUS": CONCERN_STATUS, "CONCERN_STATUS_FOR_REPORTER": CONCERN_STATUS_FOR_REPORTER,
-        "URGENCY": URGENCY, "CONCERN_CHANNEL": CONCERN_CHANNEL, "CONCERN_EVENT": CONCERN_EVENT,
+        "URGENCY": URGENCY, "TRAINING_KIND": TRAINING_KIND,
+        "REGISTRATION_STATUS": REGISTRATION_STATUS, "ATTENDANCE": ATTENDANCE, "CONCERN_CHANNEL": CONCERN_CHANNEL, "CONCERN_EVENT": CONCERN_EVENT,
         "localized": localized, "value": value, "plain": plain,
     }

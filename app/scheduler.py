@@ -64,6 +64,16 @@ def purge_expired_concerns_job() -> None:
         log.info("erased personal details of %d concerns", erased)
 
 
+def training_reminders_job() -> None:
+    """Remind people of sessions in the next few days (once per registration)."""
+    from app.trainings.services import send_reminders
+
+    with _app.app_context():
+        sent = send_reminders()
+    if sent:
+        log.info("sent %d training reminders", sent)
+
+
 def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseScheduler:
     """The scheduler with its job store in the application database and every job added."""
     global _app
@@ -87,6 +97,8 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
     # hour still sends today's digest, and a table of sent digests stops a second one.
     scheduler.add_job(concern_digest_job, "interval", minutes=10, next_run_time=now,
                       id="concern_digest", replace_existing=True)
+    scheduler.add_job(training_reminders_job, "interval", minutes=10, next_run_time=now,
+                      id="training_reminders", replace_existing=True)
     scheduler.add_job(purge_expired_concerns_job, "interval", hours=6, next_run_time=now,
                       id="purge_expired_concerns", replace_existing=True)
     return scheduler

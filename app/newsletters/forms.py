@@ -21,6 +21,7 @@ class NewsletterForm(FlaskForm):
     kind = SelectField(_l("種別"), choices=[])
     category_id = SelectField(_l("業種"), coerce=int, choices=[])
     stats_from = DateField(_l("気になることの件数を載せる期間（から）"), validators=[optional()])
+    include_trainings = BooleanField(_l("これからの研修の案内（日時・会場・残りの席・申込みの案内）を載せる"))
     stats_to = DateField(_l("気になることの件数を載せる期間（まで）"), validators=[optional()])
 
 

@@ -127,7 +127,21 @@ def block_context(newsletter) -> dict:
     if period:
         stats = newsletter_statistics(date.fromisoformat(period["from"]),
                                       date.fromisoformat(period["to"]))
-    return {"concern_statistics": stats}
+    trainings = None
+    if blocks.get("upcoming_trainings"):
+        trainings = upcoming_trainings()
+    return {"concern_statistics": stats, "upcoming_trainings": trainings}
+
+
+def upcoming_trainings(limit: int = 8) -> list[dict]:
+    """Upcoming published sessions as plain values (the layout runs in a sandbox)."""
+    from app.formatting import format_datetime, format_time
+    from app.trainings.services import upcoming_sessions
+
+    return [{"title": s.training.title, "when": f"{format_datetime(s.starts_at)}〜{format_time(s.ends_at)}",
+             "venue": s.venue, "seats_left": s.seats_left, "capacity": s.capacity,
+             "url": external_url("trainings.session", session_id=s.id)}
+            for s in upcoming_sessions(limit=limit)]
 
 
 def render(newsletter, area: AreaInfo | None, personal: Personal, extra: dict | None = None,

@@ -93,6 +93,7 @@ def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Au
     if data.get("stats_from"):
         blocks["concern_statistics"] = {"from": data["stats_from"].isoformat(),
                                         "to": data["stats_to"].isoformat()}
+    blocks["upcoming_trainings"] = bool(data.get("include_trainings"))
     newsletter.blocks = blocks
     newsletter.audience = audience.to_dict()
     db.session.flush()

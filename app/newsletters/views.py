@@ -83,13 +83,14 @@ def _edit(newsletter):
         audience = audiences.Audience.from_dict(newsletter.audience)
         form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
         form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
+        form.include_trainings.data = bool((newsletter.blocks or {}).get("upcoming_trainings"))
         period = (newsletter.blocks or {}).get("concern_statistics")
         if period:
             form.stats_from.data = date.fromisoformat(period["from"])
             form.stats_to.data = date.fromisoformat(period["to"])
     if form.validate_on_submit():
         data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md",
-                                                   "stats_from", "stats_to")}
+                                                   "stats_from", "stats_to", "include_trainings")}
         upload = form.image.data
         try:
             saved = services.save_draft(newsletter, data, _audience(form), current_user.id,

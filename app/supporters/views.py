@@ -17,6 +17,8 @@ from app.supporters import csvio, services
 from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
                                   ProfileForm, SupporterForm)
 from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory
+from app.trainings.services import history_of as training_history
+from app.trainings.services import my_trainings
 
 bp = Blueprint("supporters", __name__)
 
@@ -114,7 +116,8 @@ def me():
         else:
             flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
             return redirect(url_for("supporters.me"))
-    return render_template("supporters/me.html", form=form, supporter=current_user)
+    return render_template("supporters/me.html", form=form, supporter=current_user,
+                           trainings=my_trainings(current_user))
 
 
 @bp.route("/me/withdraw", methods=["GET", "POST"])
@@ -200,6 +203,7 @@ def staff_detail(supporter_id: int):
         abort(404)
     return render_template("supporters/staff_detail.html", supporter=supporter,
                            history=services.history(supporter),
+                           trainings=training_history(supporter),
                            duplicates=services.possible_duplicates(supporter),
                            form=ConfirmForm())
 

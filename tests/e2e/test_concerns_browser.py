@@ -70,3 +70,25 @@ def test_coordinator_triages_without_javascript(live_server, desktop_without_js,
     if os.environ.get("HOTNET_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["HOTNET_SCREENSHOTS"], "concern.png"),
                         full_page=True)
+
+
+def test_supporter_signs_up_for_a_training_on_a_phone(live_server, phone, geography, mailbox):
+    from tests.conftest import make_supporter, sign_in_link
+    from tests.test_trainings import make_session
+
+    session = make_session(capacity=1)
+    supporter = make_supporter(email="phone@example.jp", delivery="email")
+    page = phone
+    page.goto(live_server + "/login/link")
+    page.get_by_label("メールアドレス").fill("phone@example.jp")
+    page.get_by_role("button", name="リンクを送る").click()
+    page.wait_for_url("**/login/link")
+    page.goto(live_server + sign_in_link(mailbox, supporter.email))
+    page.get_by_role("button", name="ログインする").click()
+    page.wait_for_url("**/me")
+    page.goto(live_server + "/trainings")
+    assert no_sideways_scroll(page)
+    page.get_by_role("link", name="コミュニケーション研修（冬）").click()
+    page.get_by_role("button", name="この回に申し込む").click()
+    assert "お申込みを受け付けました。" in page.content()
+    assert "お申込み済みです" in page.content() and no_sideways_scroll(page)

@@ -1,0 +1,1 @@
+"""Trainings: sessions, sign-ups with capacity and waitlist, reminders, attendance."""

@@ -1,0 +1,457 @@
+"""The rules for trainings: sessions, sign-ups within capacity, the waitlist, attendance.
+
+Sign-ups and cancellations lock the session row first (SELECT … FOR UPDATE on PostgreSQL; on
+SQLite a write to the row takes the database's write lock before anything is read), so two
+people can never take the last seat at the same instant. The `seats` CHECK constraint on
+the session is the last line. Mail goes out after the commit; a mail failure undoes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from flask import current_app, has_request_context
+from flask_login import current_user
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import joinedload
+
+from app.audit import services as audit
+from app.dbtypes import utcnow
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import db
+from app.formatting import TOKYO, format_date, format_datetime
+from app.geography.models import Station
+from app.i18n import gettext as _
+from app.mailer import try_send_mail
+from app.supporters.models import Supporter
+from app.trainings.calendar import session_calendar
+from app.trainings.models import KINDS, Registration, Training, TrainingSession
+from app.urls import external_url
+
+ACTIVE = ("confirmed", "waitlisted")
+
+
+# --- trainings and sessions -------------------------------------------------------------------
+
+def list_trainings() -> list[Training]:
+    return list(db.session.scalars(select(Training).options(joinedload(Training.sessions))
+                                   .order_by(Training.created_at.desc())).unique())
+
+
+def get_training(training_id: int) -> Training:
+    training = db.session.get(Training, training_id)
+    if training is None:
+        raise NotFound(training_id)
+    return training
+
+
+def get_session(session_id: int) -> TrainingSession:
+    found = db.session.get(TrainingSession, session_id)
+    if found is None:
+        raise NotFound(session_id)
+    return found
+
+
+def save_training(training: Training | None, data: dict) -> Training:
+    problems = {}
+    title = _tidy(data.get("title"))
+    if not title:
+        problems["title"] = _("研修の名前を入力してください。")
+    if data.get("kind") not in KINDS:
+        problems["kind"] = _("種類を選んでください。")
+    if len(data.get("description") or "") > 5000:
+        problems["description"] = _("%(max)d文字以内で入力してください。", max=5000)
+    _raise(problems)
+    if training is None:
+        training = Training()
+        db.session.add(training)
+    training.title, training.kind = title, data["kind"]
+    training.description = (data.get("description") or "").strip()
+    training.published = bool(data.get("published"))
+    db.session.flush()
+    audit.record("training.save", "training", training.id, title)
+    db.session.commit()
+    return training
+
+
+def _tidy(value: str | None) -> str:
+    """Spaces tidied, characters kept as typed (full-width brackets and all)."""
+    return " ".join((value or "").split())
+
+
+def _raise(problems: dict) -> None:
+    if problems:
+        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
+        error.problems = problems
+        raise error
+
+
+def _at(day: date, clock: time) -> datetime:
+    return datetime.combine(day, clock, tzinfo=TOKYO)
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=TOKYO)
+
+
+def session_values(data: dict) -> dict:
+    """Check a session form (Japan time) and turn it into stored values (UTC-aware)."""
+    problems = {}
+    day, start, end = data.get("day"), data.get("start_time"), data.get("end_time")
+    if not day:
+        problems["day"] = _("日付を入力してください。")
+    if not start:
+        problems["start_time"] = _("開始時刻を入力してください。")
+    if not end:
+        problems["end_time"] = _("終了時刻を入力してください。")
+    elif start and end <= start:
+        problems["end_time"] = _("終了時刻は開始時刻より後にしてください。")
+    capacity = data.get("capacity")
+    if not capacity or capacity < 1 or capacity > 10000:
+        problems["capacity"] = _("定員は1以上の数で入力してください。")
+    station = db.session.get(Station, data["station_id"]) if data.get("station_id") else None
+    venue_name = _tidy(data.get("venue_name"))
+    if station is None and not venue_name:
+        problems["venue_name"] = _("会場をステーションから選ぶか、会場名を入力してください。")
+    signup_by, cancel_by = data.get("signup_deadline"), data.get("cancel_deadline")
+    if day and signup_by and signup_by > day:
+        problems["signup_deadline"] = _("申込みの締切は開催日までの日にしてください。")
+    if day and cancel_by and cancel_by > day:
+        problems["cancel_deadline"] = _("取消しの締切は開催日までの日にしてください。")
+    for key, limit in (("venue_name", 200), ("venue_address", 300), ("notes", 5000)):
+        if len(data.get(key) or "") > limit:
+            problems[key] = _("%(max)d文字以内で入力してください。", max=limit)
+    _raise(problems)
+    return {
+        "starts_at": _at(day, start), "ends_at": _at(day, end),
+        "station_id": station.id if station else None, "venue_name": venue_name,
+        "venue_address": _tidy(data.get("venue_address")), "capacity": capacity,
+        "signup_deadline": _end_of(signup_by or day - timedelta(days=2)),
+        "cancel_deadline": _end_of(cancel_by or day - timedelta(days=1)),
+        "notes": (data.get("notes") or "").strip(),
+    }
+
+
+def add_session(training: Training, data: dict) -> TrainingSession:
+    values = session_values(data)
+    session = TrainingSession(training_id=training.id, confirmed=0, **values)
+    db.session.add(session)
+    db.session.flush()
+    audit.record("training.session_add", "training_session", session.id, training.title)
+    db.session.commit()
+    return session
+
+
+def _lock(session_id: int) -> TrainingSession:
+    """The session row, locked for this transaction (see the module docstring)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        found = db.session.execute(
+            select(TrainingSession).where(TrainingSession.id == session_id)
+            .with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
+    else:
+        db.session.execute(update(TrainingSession).where(TrainingSession.id == session_id)
+                           .values(confirmed=TrainingSession.confirmed))
+        found = db.session.execute(
+            select(TrainingSession).where(TrainingSession.id == session_id)
+            .execution_options(populate_existing=True)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(session_id)
+    return found
+
+
+def change_session(session_id: int, data: dict) -> TrainingSession:
+    """Change a session. Raising the capacity promotes from the waitlist; a new date, time or
+    venue is told to everyone signed up (and their reminder goes again for the new date)."""
+    values = session_values(data)
+    session = _lock(session_id)
+    if session.cancelled_at is not None:
+        raise InvalidState(_("中止した回は変更できません。"))
+    if values["capacity"] < session.confirmed:
+        raise InvalidInput(_("定員を、申込みが確定している %(n)d 人より少なくはできません。",
+                             n=session.confirmed), field="capacity")
+    told = ("starts_at", "ends_at", "station_id", "venue_name", "venue_address")
+    changed = any(getattr(session, k) != values[k] for k in told)
+    for key, value in values.items():
+        setattr(session, key, value)
+    promoted = _promote(session)
+    if changed:
+        db.session.execute(update(Registration).where(Registration.session_id == session.id)
+                           .values(reminder_sent_at=None))
+    audit.record("training.session_change", "training_session", session.id,
+                 session.training.title)
+    db.session.commit()
+    _tell_promoted(promoted)
+    if changed:
+        for registration in registrations(session, ACTIVE):
+            _mail(registration, "training_changed", _("【ほっとネット】研修の日時・会場が変わりました"),
+                  ics=True)
+    return session
+
+
+def cancel_session(session_id: int) -> int:
+    """Call off a session: every registration is cancelled and told. Returns how many."""
+    session = _lock(session_id)
+    if session.cancelled_at is not None:
+        raise InvalidState(_("この回はすでに中止になっています。"))
+    session.cancelled_at = utcnow()
+    people = registrations(session, ACTIVE)
+    for registration in people:
+        registration.status, registration.cancelled_at = "cancelled", utcnow()
+    session.confirmed = 0
+    audit.record("training.session_cancel", "training_session", session.id,
+                 session.training.title)
+    db.session.commit()
+    for registration in people:
+        _mail(registration, "training_session_cancelled", _("【ほっとネット】研修を中止します"),
+              ics=True)
+    return len(people)
+
+
+def upcoming_sessions(published_only: bool = True, limit: int | None = None
+                      ) -> list[TrainingSession]:
+    query = (select(TrainingSession).join(Training)
+             .options(joinedload(TrainingSession.training), joinedload(TrainingSession.station))
+             .where(TrainingSession.starts_at > utcnow(), TrainingSession.cancelled_at.is_(None))
+             .order_by(TrainingSession.starts_at, TrainingSession.id))
+    if published_only:
+        query = query.where(Training.published.is_(True))
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def registrations(session: TrainingSession, statuses=ACTIVE) -> list[Registration]:
+    """Confirmed first, then the waitlist in its order."""
+    order = func.coalesce(Registration.confirmed_at, Registration.queued_at)
+    return list(db.session.scalars(
+        select(Registration).options(joinedload(Registration.supporter))
+        .where(Registration.session_id == session.id, Registration.status.in_(statuses))
+        .order_by(Registration.status, order, Registration.id)))
+
+
+def waitlist(session: TrainingSession) -> list[Registration]:
+    return list(db.session.scalars(
+        select(Registration).where(Registration.session_id == session.id,
+                                   Registration.status == "waitlisted")
+        .order_by(Registration.queued_at, Registration.id)))
+
+
+# --- signing up and cancelling ----------------------------------------------------------------
+
+def _is_staff() -> bool:
+    return has_request_context() and current_user.is_authenticated and current_user.is_staff
+
+
+def sign_up(session_id: int, supporter: Supporter, via: str = "self") -> Registration:
+    """Take a seat, or the next place on the waitlist when the session is full."""
+    if supporter.status not in ("applied", "active", "paused"):
+        raise InvalidState(_("この方は申し込めません（退会済みなど）。"))
+    session = _lock(session_id)
+    now = utcnow()
+    if session.cancelled_at is not None:
+        raise InvalidState(_("この回は中止になりました。"))
+    if session.starts_at <= now:
+        raise InvalidState(_("この回はすでに始まっているか、終わっています。"))
+    if now > session.signup_deadline and via != "staff":
+        raise InvalidState(_("申込みの締切（%(day)s）を過ぎています。事務局にお電話でご相談ください。",
+                             day=format_date(session.signup_deadline)))
+    registration = db.session.scalar(select(Registration).where(
+        Registration.session_id == session.id, Registration.supporter_id == supporter.id))
+    if registration is not None and registration.status in ACTIVE:
+        raise InvalidState(_("すでに申し込んでいます。") if registration.status == "confirmed"
+                           else _("すでにキャンセル待ちに入っています。"))
+    if registration is None:
+        registration = Registration(session_id=session.id, supporter_id=supporter.id)
+        db.session.add(registration)
+    registration.via, registration.queued_at = via, now
+    registration.cancelled_at, registration.attendance = None, ""
+    registration.reminder_sent_at = None
+    if session.confirmed < session.capacity:
+        registration.status, registration.confirmed_at = "confirmed", now
+        session.confirmed = TrainingSession.confirmed + 1
+    else:
+        registration.status, registration.confirmed_at = "waitlisted", None
+    audit.record("training.sign_up", "training_registration", None,
+                 f"session {session.id} supporter {supporter.id} {registration.status} via {via}")
+    db.session.commit()
+    if registration.status == "confirmed":
+        _mail(registration, "training_confirmed", _("【ほっとネット】研修のお申込みを受け付けました"),
+              ics=True)
+    else:
+        _mail(registration, "training_waitlisted", _("【ほっとネット】研修のキャンセル待ちに登録しました"))
+    return registration
+
+
+def cancel(registration_id: int, supporter: Supporter | None = None) -> Registration:
+    """Cancel a place (the supporter until the deadline; staff until the session starts).
+
+    A freed seat goes to the first on the waitlist in the same transaction.
+    """
+    registration = db.session.get(Registration, registration_id)
+    if registration is None or (supporter is not None and registration.supporter_id != supporter.id):
+        raise NotFound(registration_id)
+    session = _lock(registration.session_id)
+    db.session.refresh(registration)
+    if registration.status not in ACTIVE:
+        raise InvalidState(_("この申込みはすでに取り消されています。"))
+    now = utcnow()
+    if session.starts_at <= now:
+        raise InvalidState(_("始まった回の申込みは取り消せません。"))
+    if supporter is not None and now > session.cancel_deadline:
+        raise InvalidState(_("取消しの締切（%(day)s）を過ぎています。事務局にお電話でご連絡ください。",
+                             day=format_date(session.cancel_deadline)))
+    was_confirmed = registration.status == "confirmed"
+    registration.status, registration.cancelled_at = "cancelled", now
+    if was_confirmed:
+        session.confirmed = TrainingSession.confirmed - 1
+        db.session.flush()
+        db.session.refresh(session, ["confirmed"])
+    promoted = _promote(session)
+    audit.record("training.cancel", "training_registration", registration.id,
+                 f"session {session.id} supporter {registration.supporter_id}")
+    db.session.commit()
+    _mail(registration, "training_cancelled", _("【ほっとネット】研修のお申込みを取り消しました"))
+    _tell_promoted(promoted)
+    return registration
+
+
+def _promote(session: TrainingSession) -> list[Registration]:
+    """Fill free seats from the head of the waitlist (the caller holds the lock and commits)."""
+    db.session.flush()
+    db.session.refresh(session, ["confirmed"])
+    free = session.capacity - session.confirmed
+    if free <= 0:
+        return []
+    promoted = waitlist(session)[:free]
+    now = utcnow()
+    for registration in promoted:
+        registration.status, registration.confirmed_at = "confirmed", now
+    if promoted:
+        session.confirmed = TrainingSession.confirmed + len(promoted)
+        db.session.flush()
+    return promoted
+
+
+def _tell_promoted(promoted: list[Registration]) -> None:
+    for registration in promoted:
+        _mail(registration, "training_promoted",
+              _("【ほっとネット】キャンセル待ちの研修に参加できるようになりました"), ics=True)
+
+
+def sign_up_visitor(session_id: int, data: dict) -> Registration:
+    """A visitor signs up for a registration training: an application plus a registration."""
+    from app.supporters import services as supporters
+
+    session = get_session(session_id)
+    if session.training.kind != "registration" or not session.training.published:
+        raise InvalidState(_("この研修は、推進員として登録した方が申し込めます。"))
+    if session.cancelled_at is not None or utcnow() > session.signup_deadline:
+        raise InvalidState(_("この回は申込みを受け付けていません。"))
+    supporter = supporters.apply(data)
+    return sign_up(session.id, supporter, via="visitor")
+
+
+# --- attendance ---------------------------------------------------------------------------------
+
+def mark_attendance(registration_id: int, attendance: str) -> Registration:
+    """Attended or no-show. Attending a registration training activates an applicant."""
+    from app.supporters.services import record_change
+
+    if attendance not in ("attended", "no_show", ""):
+        raise InvalidInput(_("出欠を選んでください。"), field="attendance")
+    registration = db.session.get(Registration, registration_id)
+    if registration is None:
+        raise NotFound(registration_id)
+    if registration.status != "confirmed":
+        raise InvalidState(_("確定した申込みだけ出欠をつけられます。"))
+    registration.attendance = attendance
+    session = registration.session
+    supporter = registration.supporter
+    day = session.starts_at.astimezone(TOKYO).date()
+    if attendance == "attended" and session.training.kind == "registration":
+        changes = {}
+        if supporter.status == "applied":
+            changes["status"] = ["applied", "active"]
+            supporter.status = "active"
+            supporter.joined_on = supporter.joined_on or day
+        if supporter.registration_training_on != day:
+            changes["registration_training_on"] = [
+                supporter.registration_training_on.isoformat()
+                if supporter.registration_training_on else "", day.isoformat()]
+            supporter.registration_training_on = day
+        if changes:
+            record_change(supporter, "updated", changes)
+    db.session.commit()
+    return registration
+
+
+def history_of(supporter: Supporter) -> list[Registration]:
+    """Every registration of a supporter, newest session first."""
+    return list(db.session.scalars(
+        select(Registration).join(TrainingSession)
+        .options(joinedload(Registration.session).joinedload(TrainingSession.training))
+        .where(Registration.supporter_id == supporter.id)
+        .order_by(TrainingSession.starts_at.desc())))
+
+
+@dataclass
+class MyTrainings:
+    upcoming: list[Registration]
+    past: list[Registration]
+
+
+def my_trainings(supporter: Supporter) -> MyTrainings:
+    now = utcnow()
+    rows = history_of(supporter)
+    upcoming = [r for r in rows if r.session.starts_at > now and r.status in ACTIVE]
+    past = [r for r in rows if r.session.starts_at <= now and r.status == "confirmed"]
+    return MyTrainings(upcoming=upcoming[::-1], past=past)
+
+
+# --- mail -----------------------------------------------------------------------------------------
+
+def _mail(registration: Registration, template: str, subject: str, ics: bool = False) -> bool:
+    supporter = registration.supporter
+    if not supporter.email:
+        return False
+    session = registration.session
+    attachments = []
+    if ics:
+        attachments.append(("hotnet-training.ics", "text/calendar; charset=utf-8; method=PUBLISH",
+                            session_calendar([session])))
+    return try_send_mail(supporter.email, subject, template, registration=registration,
+                         session=session, supporter=supporter,
+                         when=f"{format_datetime(session.starts_at)}〜{session.ends_at.astimezone(TOKYO):%H:%M}",
+                         url=external_url("trainings.session", session_id=session.id),
+                         attachments=attachments)
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """Remind everyone confirmed for a session within the next N days — once per registration.
+
+    A guarded update marks the registration before its mail goes; a mail the server refused
+    is unmarked so that the next run tries again.
+    """
+    now = now or utcnow()
+    horizon = now + timedelta(days=current_app.config["HOTNET_TRAINING_REMINDER_DAYS"])
+    due = db.session.scalars(
+        select(Registration.id).join(TrainingSession)
+        .where(Registration.status == "confirmed", Registration.reminder_sent_at.is_(None),
+               TrainingSession.cancelled_at.is_(None), TrainingSession.starts_at > now,
+               TrainingSession.starts_at <= horizon)).all()
+    sent = 0
+    for registration_id in due:
+        claimed = db.session.execute(
+            update(Registration).where(Registration.id == registration_id,
+                                       Registration.reminder_sent_at.is_(None))
+            .values(reminder_sent_at=now).returning(Registration.id)).scalar()
+        db.session.commit()
+        if claimed is None:
+            continue
+        registration = db.session.get(Registration, registration_id)
+        if _mail(registration, "training_reminder", _("【ほっとネット】研修のご案内（もうすぐです）")):
+            sent += 1
+        elif registration.supporter.email:
+            registration.reminder_sent_at = None
+            db.session.commit()
+    return sent

@@ -1,0 +1,326 @@
+"""Training pages: the public list and calendar, sign-ups, and the staff's sessions and rosters."""
+from __future__ import annotations
+
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   url_for)
+from flask_login import current_user
+
+from app.accounts.services import staff_required, supporter_required
+from app.errors import InvalidInput, InvalidState, NotFound
+from app.extensions import limiter
+from app.geography.services import district_choices, list_stations
+from app.i18n import gettext as _
+from app.site import add_error
+from app.supporters import services as supporters
+from app.supporters.forms import ApplicationForm
+from app.trainings import services
+from app.trainings.calendar import session_calendar
+from app.trainings.forms import AttendanceForm, ConfirmForm, SessionForm, TrainingForm
+from app.trainings.models import Registration
+
+bp = Blueprint("trainings", __name__)
+
+
+def _public_form_limit() -> str:
+    from flask import current_app
+    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
+
+
+def _session(session_id: int, *, public: bool = False):
+    try:
+        found = services.get_session(session_id)
+    except NotFound:
+        abort(404)
+    if public and not found.training.published:
+        abort(404)
+    return found
+
+
+# --- public -------------------------------------------------------------------------------
+
+@bp.get("/trainings")
+def index():
+    return render_template("trainings/index.html", sessions=services.upcoming_sessions())
+
+
+@bp.get("/trainings.ics")
+def calendar():
+    body = session_calendar(services.upcoming_sessions())
+    return Response(body, mimetype="text/calendar", headers={
+        "Content-Disposition": "inline; filename=hotnet-trainings.ics"})
+
+
+def _mine(session):
+    if current_user.is_authenticated and current_user.is_supporter:
+        from sqlalchemy import select
+
+        from app.extensions import db
+        return db.session.scalar(select(Registration).where(
+            Registration.session_id == session.id, Registration.supporter_id == current_user.id,
+            Registration.status.in_(services.ACTIVE)))
+    return None
+
+
+@bp.get("/trainings/<int:session_id>")
+def session(session_id: int):
+    found = _session(session_id, public=True)
+    return render_template("trainings/session.html", session=found, mine=_mine(found),
+                           form=ConfirmForm())
+
+
+@bp.post("/trainings/<int:session_id>/sign-up")
+@supporter_required
+def sign_up(session_id: int):
+    found = _session(session_id, public=True)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            registration = services.sign_up(found.id, current_user._get_current_object())
+        except (InvalidInput, InvalidState) as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("お申込みを受け付けました。") if registration.status == "confirmed"
+                  else _("定員に達しているため、キャンセル待ちに登録しました。席が空くとメールでお知らせします。"),
+                  "success")
+    return redirect(url_for("trainings.session", session_id=found.id))
+
+
+@bp.post("/trainings/registrations/<int:registration_id>/cancel")
+@supporter_required
+def cancel_mine(registration_id: int):
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            registration = services.cancel(registration_id, supporter=current_user._get_current_object())
+        except NotFound:
+            abort(404)
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("お申込みを取り消しました。"), "success")
+            return redirect(url_for("trainings.session", session_id=registration.session_id))
+    return redirect(url_for("trainings.mine"))
+
+
+@bp.route("/trainings/<int:session_id>/visitor", methods=["GET", "POST"])
+@limiter.limit(_public_form_limit, methods=["POST"])
+def visitor(session_id: int):
+    found = _session(session_id, public=True)
+    if found.training.kind != "registration":
+        abort(404)
+    form = ApplicationForm()
+    form.district_id.choices = [(0, _("わからない・選ばない"))] + district_choices()
+    if request.method == "POST":
+        data = {k: getattr(form, k).data for k in ("name", "kana", "email", "phone", "postal_code",
+                                                   "address", "district_id", "delivery")}
+        data["district_id"] = data["district_id"] or None
+        data["kind"] = "person"
+        if form.validate_on_submit():
+            try:
+                registration = services.sign_up_visitor(found.id, data)
+            except (InvalidInput, InvalidState) as exc:
+                add_error(form, exc)
+            else:
+                return render_template("trainings/visitor_thanks.html", session=found,
+                                       registration=registration)
+        elif not form.csrf_token.errors:
+            problems = supporters.application_problems(data)
+            if problems:
+                add_error(form, InvalidInput("", None), problems=problems)
+    return render_template("trainings/visitor.html", session=found, form=form)
+
+
+@bp.get("/me/trainings")
+@supporter_required
+def mine():
+    return render_template("trainings/mine.html", trainings=services.my_trainings(current_user),
+                           form=ConfirmForm())
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+@bp.get("/staff/trainings")
+@staff_required
+def staff_index():
+    return render_template("trainings/staff_index.html", trainings=services.list_trainings())
+
+
+def _training_form(training):
+    form = TrainingForm(obj=training)
+    if form.validate_on_submit():
+        try:
+            saved = services.save_training(training, {k: getattr(form, k).data for k in
+                                                      ("title", "kind", "description", "published")})
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            flash(_("研修を保存しました。"), "success")
+            return redirect(url_for("trainings.staff_training", training_id=saved.id))
+    return render_template("trainings/training_form.html", form=form, training=training)
+
+
+@bp.route("/staff/trainings/new", methods=["GET", "POST"])
+@staff_required
+def staff_new():
+    return _training_form(None)
+
+
+@bp.route("/staff/trainings/<int:training_id>/edit", methods=["GET", "POST"])
+@staff_required
+def staff_edit(training_id: int):
+    try:
+        training = services.get_training(training_id)
+    except NotFound:
+        abort(404)
+    return _training_form(training)
+
+
+def _session_form(data=None, obj=None) -> SessionForm:
+    form = SessionForm(formdata=data) if obj is None else SessionForm(formdata=data, obj=obj)
+    form.station_id.choices = [(0, _("ステーション以外（下に会場名）"))] + [
+        (s.id, s.name) for s in list_stations()]
+    return form
+
+
+def _session_data(form) -> dict:
+    return {k: getattr(form, k).data for k in ("day", "start_time", "end_time", "station_id",
+                                               "venue_name", "venue_address", "capacity",
+                                               "signup_deadline", "cancel_deadline", "notes")}
+
+
+@bp.route("/staff/trainings/<int:training_id>", methods=["GET", "POST"])
+@staff_required
+def staff_training(training_id: int):
+    try:
+        training = services.get_training(training_id)
+    except NotFound:
+        abort(404)
+    form = _session_form(request.form if request.method == "POST" else None)
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            services.add_session(training, _session_data(form))
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            flash(_("回を追加しました。"), "success")
+            return redirect(url_for("trainings.staff_training", training_id=training.id))
+    return render_template("trainings/staff_training.html", training=training, form=form)
+
+
+@bp.route("/staff/trainings/sessions/<int:session_id>/edit", methods=["GET", "POST"])
+@staff_required
+def staff_session_edit(session_id: int):
+    found = _session(session_id)
+    form = _session_form(request.form if request.method == "POST" else None)
+    if request.method == "GET":
+        from app.formatting import TOKYO
+        start, end = found.starts_at.astimezone(TOKYO), found.ends_at.astimezone(TOKYO)
+        form.day.data, form.start_time.data, form.end_time.data = start.date(), start.time(), end.time()
+        form.station_id.data = found.station_id or 0
+        form.venue_name.data, form.venue_address.data = found.venue_name, found.venue_address
+        form.capacity.data, form.notes.data = found.capacity, found.notes
+        form.signup_deadline.data = found.signup_deadline.astimezone(TOKYO).date()
+        form.cancel_deadline.data = found.cancel_deadline.astimezone(TOKYO).date()
+    elif form.validate_on_submit():
+        try:
+            services.change_session(found.id, _session_data(form))
+        except (InvalidInput, InvalidState) as exc:
+            add_error(form, exc)
+        else:
+            flash(_("回を変更しました。日時や会場が変わったときは、申込者にメールでお知らせしました。"), "success")
+            return redirect(url_for("trainings.staff_session", session_id=found.id))
+    return render_template("trainings/session_form.html", form=form, session=found)
+
+
+@bp.post("/staff/trainings/sessions/<int:session_id>/cancel")
+@staff_required
+def staff_session_cancel(session_id: int):
+    found = _session(session_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            told = services.cancel_session(found.id)
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("この回を中止し、申込者 %(n)d 人にお知らせしました。", n=told), "success")
+    return redirect(url_for("trainings.staff_session", session_id=found.id))
+
+
+@bp.get("/staff/trainings/sessions/<int:session_id>")
+@staff_required
+def staff_session(session_id: int):
+    found = _session(session_id)
+    q = request.args.get("q", "")[:100]
+    matches = []
+    if q.strip():
+        matches = supporters.search(supporters.Filters(q=q), page=1, per_page=10).rows
+    return render_template("trainings/staff_session.html", session=found, q=q, matches=matches,
+                           people=services.registrations(found), form=ConfirmForm(),
+                           attendance_form=AttendanceForm())
+
+
+@bp.post("/staff/trainings/sessions/<int:session_id>/sign-up")
+@staff_required
+def staff_sign_up(session_id: int):
+    found = _session(session_id)
+    supporter_id = request.form.get("supporter_id", "")
+    if ConfirmForm().validate_on_submit() and supporter_id.isdigit():
+        try:
+            supporter = supporters.get_supporter(int(supporter_id))
+            registration = services.sign_up(found.id, supporter, via="staff")
+        except NotFound:
+            abort(404)
+        except (InvalidInput, InvalidState) as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("%(name)s さんを申し込みました（%(status)s）。", name=supporter.display_name,
+                    status=_("参加確定") if registration.status == "confirmed" else _("キャンセル待ち")),
+                  "success")
+    return redirect(url_for("trainings.staff_session", session_id=found.id))
+
+
+@bp.post("/staff/trainings/registrations/<int:registration_id>/cancel")
+@staff_required
+def staff_cancel(registration_id: int):
+    if ConfirmForm().validate_on_submit():
+        try:
+            registration = services.cancel(registration_id)
+        except NotFound:
+            abort(404)
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("申込みを取り消しました。"), "success")
+            return redirect(url_for("trainings.staff_session", session_id=registration.session_id))
+    return redirect(url_for("trainings.staff_index"))
+
+
+@bp.post("/staff/trainings/sessions/<int:session_id>/attendance")
+@staff_required
+def staff_attendance(session_id: int):
+    found = _session(session_id)
+    if AttendanceForm().validate_on_submit():
+        marked = 0
+        for registration in services.registrations(found, ("confirmed",)):
+            value = request.form.get(f"attendance-{registration.id}")
+            if value is not None and value != registration.attendance:
+                try:
+                    services.mark_attendance(registration.id, value)
+                    marked += 1
+                except (InvalidInput, InvalidState) as exc:
+                    flash(str(exc), "error")
+        flash(_("出欠を %(n)d 件記録しました。", n=marked), "success")
+    return redirect(url_for("trainings.staff_session", session_id=found.id))
+
+
+@bp.get("/staff/trainings/sessions/<int:session_id>/roster")
+@staff_required
+def roster(session_id: int):
+    from app.audit import services as audit
+    from app.extensions import db
+
+    found = _session(session_id)
+    people = services.registrations(found, ("confirmed",))
+    audit.record("training.roster", "training_session", found.id, f"{len(people)}人")
+    db.session.commit()
+    return render_template("trainings/roster.html", session=found, people=people)
