@@ -324,3 +324,33 @@ def test_the_roster_is_for_staff_only(client, session, mailbox):
     someone = person(1)
     login_supporter(client, someone, mailbox)
     assert client.get(f"/staff/trainings/sessions/{session.id}/roster").status_code == 403
+
+
+def test_calling_off_a_session_asks_first(client, coordinator, session, mailbox):
+    services.sign_up(session.id, person(1))
+    login_staff(client, coordinator)
+    page = page_text(client.get(f"/staff/trainings/sessions/{session.id}/cancel"))
+    assert "1 人全員" in page and "元に戻せません" in page
+    db.session.refresh(session)
+    assert session.cancelled_at is None
+    post(client, f"/staff/trainings/sessions/{session.id}/cancel")
+    db.session.refresh(session)
+    assert session.cancelled_at is not None
+
+
+def test_a_newsletter_can_go_to_those_who_attended_a_training(client, coordinator, mailbox):
+    session = make_session()
+    came, missed = person(1), person(2)
+    for someone, mark in ((came, "attended"), (missed, "no_show")):
+        services.mark_attendance(services.sign_up(session.id, someone).id, mark)
+    mailbox.clear()
+    login_staff(client, coordinator)
+    response = post(client, "/staff/newsletters/new", {
+        "layout": "regular", "number": "", "title": "受講者へ", "subject": "受講者へ",
+        "body_md": "ご参加ありがとうございました。", "area_id": "0", "district_id": "0",
+        "kind": "", "category_id": "0", "training_id": session.training_id})
+    newsletter_id = int(response.headers["Location"].rstrip("/").split("/")[-1])
+    post(client, f"/staff/newsletters/{newsletter_id}/send")
+    from app.newsletters.sender import run
+    run(until_idle=True)
+    assert len(mails_to(mailbox, came.email)) == 1 and mails_to(mailbox, missed.email) == []

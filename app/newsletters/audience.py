@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 
 from app.extensions import db
 from app.supporters.models import Supporter
 from app.supporters.services import where_place_and_kind
+from app.trainings.models import Registration, TrainingSession
 
 
 @dataclass
@@ -22,19 +23,31 @@ class Audience:
     district_id: int | None = None
     kind: str = ""
     category_id: int | None = None
+    # Only those who attended a session of this training.
+    training_id: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Audience":
         data = data or {}
         return cls(area_id=data.get("area_id") or None, district_id=data.get("district_id") or None,
-                   kind=data.get("kind") or "", category_id=data.get("category_id") or None)
+                   kind=data.get("kind") or "", category_id=data.get("category_id") or None,
+                   training_id=data.get("training_id") or None)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
 
 
 def _narrow(query: Select, audience: Audience) -> Select:
-    return where_place_and_kind(query.where(Supporter.status == "active"), **asdict(audience))
+    query = where_place_and_kind(query.where(Supporter.status == "active"),
+                                 area_id=audience.area_id, district_id=audience.district_id,
+                                 kind=audience.kind, category_id=audience.category_id)
+    if audience.training_id:
+        attended = (select(Registration.id).join(TrainingSession)
+                    .where(Registration.supporter_id == Supporter.id,
+                           Registration.attendance == "attended",
+                           TrainingSession.training_id == audience.training_id))
+        query = query.where(exists(attended))
+    return query
 
 
 def by_email(query: Select, audience: Audience) -> Select:

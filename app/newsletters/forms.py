@@ -20,6 +20,7 @@ class NewsletterForm(FlaskForm):
     district_id = SelectField(_l("地区"), coerce=int, choices=[])
     kind = SelectField(_l("種別"), choices=[])
     category_id = SelectField(_l("業種"), coerce=int, choices=[])
+    training_id = SelectField(_l("受講した研修"), coerce=int, choices=[], default=0)
     stats_from = DateField(_l("気になることの件数を載せる期間（から）"), validators=[optional()])
     include_trainings = BooleanField(_l("これからの研修の案内（日時・会場・残りの席・申込みの案内）を載せる"))
     stats_to = DateField(_l("気になることの件数を載せる期間（まで）"), validators=[optional()])

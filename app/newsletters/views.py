@@ -13,6 +13,7 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import csrf, db, limiter
 from app.formatting import TOKYO
 from app.geography.services import list_areas, list_districts, list_stations
+from app.trainings.services import list_trainings
 from app.i18n import gettext as _
 from app.labels import KIND, localized
 from app.newsletters import audience as audiences
@@ -42,13 +43,15 @@ def _choices(form: NewsletterForm) -> NewsletterForm:
     form.kind.choices = [("", everyone)] + [(k, str(v)) for k, v in KIND.items()]
     form.category_id.choices = [(0, everyone)] + [(c.id, localized(c.name, c.name_en))
                                                    for c in list_categories()]
+    form.training_id.choices = [(0, _("問わない"))] + [(t.id, t.title) for t in list_trainings()]
     return form
 
 
 def _audience(form: NewsletterForm) -> audiences.Audience:
     return audiences.Audience(area_id=form.area_id.data or None,
                               district_id=form.district_id.data or None,
-                              kind=form.kind.data or "", category_id=form.category_id.data or None)
+                              kind=form.kind.data or "", category_id=form.category_id.data or None,
+                              training_id=form.training_id.data or None)
 
 
 @bp.get("/staff/newsletters")
@@ -83,6 +86,7 @@ def _edit(newsletter):
         audience = audiences.Audience.from_dict(newsletter.audience)
         form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
         form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
+        form.training_id.data = audience.training_id or 0
         form.include_trainings.data = bool((newsletter.blocks or {}).get("upcoming_trainings"))
         period = (newsletter.blocks or {}).get("concern_statistics")
         if period:

@@ -232,11 +232,16 @@ def staff_session_edit(session_id: int):
     return render_template("trainings/session_form.html", form=form, session=found)
 
 
-@bp.post("/staff/trainings/sessions/<int:session_id>/cancel")
+@bp.route("/staff/trainings/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
 @staff_required
 def staff_session_cancel(session_id: int):
+    """Calling off mails everyone: the GET page asks first."""
     found = _session(session_id)
-    if ConfirmForm().validate_on_submit():
+    form = ConfirmForm()
+    if request.method == "GET":
+        return render_template("trainings/cancel_confirm.html", session=found, form=form,
+                               people=services.registrations(found))
+    if form.validate_on_submit():
         try:
             told = services.cancel_session(found.id)
         except InvalidState as exc:
