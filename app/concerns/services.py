@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import current_app, has_request_context
 from flask_login import current_user
 from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
@@ -576,6 +576,9 @@ def _filtered(query, f: Filters, me: StaffUser | None):
 
 
 COUNT_CAP = 1000
+# What the queue shows; the text and personal details stay in the database.
+LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.status,
+                Concern.category_id, Concern.district_id, Concern.assignee_id)
 
 
 def queue(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
@@ -584,8 +587,11 @@ def queue(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
     base = _filtered(select(Concern), f, me)
     total = count_matching(f, me, cap=COUNT_CAP)
     rows = db.session.scalars(
-        base.options(joinedload(Concern.category), joinedload(Concern.district),
-                     joinedload(Concern.assignee))
+        base.options(load_only(*LIST_COLUMNS),
+                     joinedload(Concern.category).load_only(ConcernCategory.name,
+                                                            ConcernCategory.name_en),
+                     joinedload(Concern.district).load_only(District.name),
+                     joinedload(Concern.assignee).load_only(StaffUser.name))
         .order_by(Concern.created_at.desc(), Concern.id.desc())
         .limit(per_page).offset((page - 1) * per_page))
     return list(rows), total
