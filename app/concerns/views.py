@@ -54,7 +54,7 @@ def _submit(form, **who):
     """Validate and save; on error, the messages go beside the fields and the input stays."""
     data = _data(form)
     if not form.validate_on_submit():
-        if form.csrf_token.errors:
+        if "csrf_token" in form.errors:
             return None
         problems = services.concern_problems(data, staff="staff" in who)
         if problems:

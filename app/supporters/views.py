@@ -80,7 +80,7 @@ def _apply(form, kind: str, template: str):
                 add_error(form, exc)
             else:
                 return redirect(url_for("supporters.apply_thanks"))
-        elif not form.csrf_token.errors:
+        elif "csrf_token" not in form.errors:
             # Show the rule problems beside the form's own, so that one try shows them all.
             problems = services.application_problems(data)
             if problems:

@@ -123,7 +123,7 @@ def visitor(session_id: int):
             else:
                 return render_template("trainings/visitor_thanks.html", session=found,
                                        registration=registration)
-        elif not form.csrf_token.errors:
+        elif "csrf_token" not in form.errors:
             problems = supporters.application_problems(data)
             if problems:
                 add_error(form, InvalidInput("", None), problems=problems)
