@@ -199,6 +199,9 @@ def test_attending_a_registration_training_activates_an_applicant(client, coordi
     login_staff(client, coordinator)
     roster = client.get(f"/staff/trainings/sessions/{session.id}/roster")
     assert "参加 001" in page_text(roster) and "□" in page_text(roster)
+    from app.audit.models import AuditEntry
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "training.roster")
+                             ).staff_id == coordinator.id
     post(client, f"/staff/trainings/sessions/{session.id}/attendance",
          {f"attendance-{registration.id}": "attended"})
     db.session.refresh(applicant)

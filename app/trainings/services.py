@@ -229,6 +229,21 @@ def registrations(session: TrainingSession, statuses=ACTIVE) -> list[Registratio
         .order_by(Registration.status, order, Registration.id)))
 
 
+def place_of(session: TrainingSession, supporter: Supporter) -> Registration | None:
+    """The supporter's confirmed or waitlisted place on the session, if any."""
+    return db.session.scalar(select(Registration).where(
+        Registration.session_id == session.id, Registration.supporter_id == supporter.id,
+        Registration.status.in_(ACTIVE)))
+
+
+def roster(session: TrainingSession) -> list[Registration]:
+    """The confirmed people with their contact details; reading it is audit-logged."""
+    people = registrations(session, ("confirmed",))
+    audit.record("training.roster", "training_session", session.id, f"{len(people)}人")
+    db.session.commit()
+    return people
+
+
 def waitlist(session: TrainingSession) -> list[Registration]:
     return list(db.session.scalars(
         select(Registration).where(Registration.session_id == session.id,

@@ -1,8 +1,8 @@
 """Training pages: the public list and calendar, sign-ups, and the staff's sessions and rosters."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, url_for)
 from flask_login import current_user
 
 from app.accounts.services import staff_required, supporter_required
@@ -16,13 +16,11 @@ from app.supporters.forms import ApplicationForm
 from app.trainings import services
 from app.trainings.calendar import session_calendar
 from app.trainings.forms import AttendanceForm, ConfirmForm, SessionForm, TrainingForm
-from app.trainings.models import Registration
 
 bp = Blueprint("trainings", __name__)
 
 
 def _public_form_limit() -> str:
-    from flask import current_app
     return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
 
 
@@ -52,12 +50,7 @@ def calendar():
 
 def _mine(session):
     if current_user.is_authenticated and current_user.is_supporter:
-        from sqlalchemy import select
-
-        from app.extensions import db
-        return db.session.scalar(select(Registration).where(
-            Registration.session_id == session.id, Registration.supporter_id == current_user.id,
-            Registration.status.in_(services.ACTIVE)))
+        return services.place_of(session, current_user)
     return None
 
 
@@ -321,11 +314,6 @@ def staff_attendance(session_id: int):
 @bp.get("/staff/trainings/sessions/<int:session_id>/roster")
 @staff_required
 def roster(session_id: int):
-    from app.audit import services as audit
-    from app.extensions import db
-
     found = _session(session_id)
-    people = services.registrations(found, ("confirmed",))
-    audit.record("training.roster", "training_session", found.id, f"{len(people)}人")
-    db.session.commit()
-    return render_template("trainings/roster.html", session=found, people=people)
+    return render_template("trainings/roster.html", session=found,
+                           people=services.roster(found))
