@@ -12,9 +12,9 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.concerns import services
+from app.concerns import queue, services
 from app.concerns.digest import send_daily_digests
-from app.concerns.models import Concern, ConcernCategory, ConcernEvent, DigestSent
+from app.concerns.models import Concern, ConcernCategory, DigestSent
 from app.concerns.retention import purge_expired_concerns
 from app.concerns.statistics import newsletter_statistics
 from app.dbtypes import utcnow
@@ -489,9 +489,9 @@ def test_waiting_tiles_and_a_capped_total(client, coordinator, monkeypatch):
     services.assign(mine, coordinator.id)
     services.change_status(mine, "acknowledged")
     concern_in("d01")
-    counts = services.waiting_counts([district("d01").area_id], coordinator)
+    counts = queue.waiting_counts([district("d01").area_id], coordinator)
     assert counts == {"new": 2, "overdue": 1, "unassigned": 2, "mine": 1}
-    monkeypatch.setattr(services, "COUNT_CAP", 2)
+    monkeypatch.setattr(queue, "COUNT_CAP", 2)
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/concerns"))
     assert "該当 2 件以上" in page and "条件で絞り込んでください" in page

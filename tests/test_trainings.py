@@ -2,7 +2,6 @@
 reminders, attendance, and the pages around them (both databases, real SMTP)."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -17,7 +16,7 @@ from app.formatting import TOKYO, today_tokyo
 from app.supporters.models import Supporter
 from app.trainings import services
 from app.trainings.models import Registration, TrainingSession
-from tests.conftest import csrf, login_staff, login_supporter, make_supporter, page_text, post
+from tests.conftest import login_staff, login_supporter, make_supporter, page_text, post
 
 
 def make_session(capacity: int = 2, days: int = 10, kind: str = "communication",

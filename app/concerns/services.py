@@ -13,12 +13,12 @@ from pathlib import Path
 
 from flask import current_app, has_request_context
 from flask_login import current_user
-from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
-from app.concerns.models import (CHANNELS, OPEN_STATUSES, STATUSES, URGENCIES, Concern,
+from app.concerns.models import (CHANNELS, STATUSES, URGENCIES, Concern,
                                  ConcernCategory, ConcernEvent, ConcernLink, ReferenceCounter)
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound
@@ -531,119 +531,3 @@ def possible_duplicates(concern: Concern, days: int = 90, limit: int = 5) -> lis
             found.append((other, round(score * 100)))
     found.sort(key=lambda pair: -pair[1])
     return found[:limit]
-
-
-# --- the staff queue -------------------------------------------------------------------------------
-
-@dataclass
-class Filters:
-    area_ids: list[int] | None = None  # None: every area
-    status: str = ""                     # a status, "open", or "" for all
-    category_id: int | None = None
-    assignee: str = ""                   # "", "me", "none"
-    overdue: bool = False
-    urgency: str = ""
-    q: str = ""
-
-
-def _filtered(query, f: Filters, me: StaffUser | None):
-    if f.area_ids is not None:
-        query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids else Concern.area_id.is_(None))
-    if f.status == "open":
-        query = query.where(Concern.status.in_(OPEN_STATUSES))
-    elif f.status in STATUSES:
-        query = query.where(Concern.status == f.status)
-    if f.category_id:
-        query = query.where(Concern.category_id == f.category_id)
-    if f.assignee == "me" and me is not None:
-        query = query.where(Concern.assignee_id == me.id)
-    elif f.assignee == "none":
-        query = query.where(Concern.assignee_id.is_(None))
-    if f.overdue:
-        query = query.where(Concern.status == "received", Concern.created_at < overdue_before())
-    if f.urgency in URGENCIES:
-        query = query.where(Concern.urgency == f.urgency)
-    if f.q:
-        q = clean(f.q)
-        if q.upper().startswith("HN-"):
-            query = query.where(Concern.reference == q.upper())
-        else:
-            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(or_(Concern.body.like(pattern, escape="\\"),
-                                    Concern.place.like(pattern, escape="\\"),
-                                    Concern.reference.like(pattern, escape="\\")))
-    return query
-
-
-COUNT_CAP = 1000
-# What the queue shows; the text and personal details stay in the database.
-LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.status,
-                Concern.category_id, Concern.district_id, Concern.assignee_id)
-
-
-def queue(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
-          ) -> tuple[list[Concern], int]:
-    """One page of concerns, newest first, and how many match (counted up to COUNT_CAP + 1)."""
-    base = _filtered(select(Concern), f, me)
-    total = count_matching(f, me, cap=COUNT_CAP)
-    rows = db.session.scalars(
-        base.options(load_only(*LIST_COLUMNS),
-                     joinedload(Concern.category).load_only(ConcernCategory.name,
-                                                            ConcernCategory.name_en),
-                     joinedload(Concern.district).load_only(District.name),
-                     joinedload(Concern.assignee).load_only(StaffUser.name))
-        .order_by(Concern.created_at.desc(), Concern.id.desc())
-        .limit(per_page).offset((page - 1) * per_page))
-    return list(rows), total
-
-
-def iter_export(f: Filters, me: StaffUser | None):
-    """Concerns for the CSV export, in pages so that memory stays flat."""
-    last_id = None
-    while True:
-        query = _filtered(select(Concern), f, me).options(
-            joinedload(Concern.category), joinedload(Concern.district),
-            joinedload(Concern.assignee))
-        if last_id is not None:
-            query = query.where(Concern.id > last_id)
-        rows = list(db.session.scalars(query.order_by(Concern.id).limit(500)))
-        if not rows:
-            return
-        yield from rows
-        last_id = rows[-1].id
-        db.session.expunge_all()
-
-
-def record_export(f: Filters, count: int) -> None:
-    audit.record("concern.export", "concern", None, f"{count} rows; {f}")
-    db.session.commit()
-
-
-def waiting_counts(area_ids: list[int] | None, me: StaffUser) -> dict[str, int]:
-    """The dashboard's tiles in two queries: new, overdue and unassigned among the open
-    concerns of the areas, and the open concerns assigned to me (in any area)."""
-    received = Concern.status == "received"
-    query = select(
-        func.coalesce(func.sum(case((received, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((received & (Concern.created_at < overdue_before()), 1),
-                                    else_=0)), 0),
-        func.coalesce(func.sum(case((Concern.assignee_id.is_(None), 1), else_=0)), 0),
-    ).where(Concern.status.in_(OPEN_STATUSES))
-    if area_ids is not None:
-        query = query.where(Concern.area_id.in_(area_ids) if area_ids else Concern.area_id.is_(None))
-    new, overdue, unassigned = db.session.execute(query).one()
-    mine = db.session.scalar(select(func.count()).where(
-        Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES))) or 0
-    return {"new": int(new), "overdue": int(overdue), "unassigned": int(unassigned), "mine": mine}
-
-
-def count_matching(f: Filters, me: StaffUser | None, cap: int | None = None) -> int:
-    """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap").
-
-    Over a million concerns an exact count of a whole area costs more than the page itself.
-    """
-    query = _filtered(select(Concern.id), f, me)
-    if cap is not None:
-        query = query.limit(cap + 1)
-    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-

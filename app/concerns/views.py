@@ -10,7 +10,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
 from flask_login import current_user
 
 from app.accounts.services import admin_required, staff_required, supporter_required
-from app.concerns import services, statistics
+from app.concerns import queue, services, statistics
 from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm, MessageForm,
                                 NoteForm, StaffConcernForm, StatusForm)
 from app.concerns.models import STATUSES, URGENCIES
@@ -130,7 +130,7 @@ def _int_arg(name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _filters() -> tuple[services.Filters, str]:
+def _filters() -> tuple[queue.Filters, str]:
     args = request.args
     my_areas = [a.id for a in current_user.areas]
     area = args.get("area", "mine" if my_areas else "all")
@@ -143,7 +143,7 @@ def _filters() -> tuple[services.Filters, str]:
     else:
         area, area_ids = "all", None
     status = args.get("status", "")
-    return services.Filters(
+    return queue.Filters(
         area_ids=area_ids,
         status=status if status in STATUSES or status == "open" else "",
         category_id=_int_arg("category"),
@@ -160,11 +160,11 @@ def dashboard():
     filters, area = _filters()
     page = _int_arg("page") or 1
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
-    rows, total = services.queue(filters, current_user, page=page, per_page=per_page)
+    rows, total = queue.one_page(filters, current_user, page=page, per_page=per_page)
     scope = filters.area_ids
     me = current_user._get_current_object()
-    cap = services.COUNT_CAP
-    quick = services.waiting_counts(scope, me)
+    cap = queue.COUNT_CAP
+    quick = queue.waiting_counts(scope, me)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "concerns/dashboard.html", rows=rows, total=total, page=page,
@@ -182,7 +182,7 @@ def dashboard():
 def export_csv():
     filters, _area = _filters()
     me = current_user._get_current_object()
-    services.record_export(filters, services.count_matching(filters, me))
+    queue.record_export(filters, queue.count_matching(filters, me))
     headers = [_("受付番号"), _("受付日時"), _("分類"), _("急ぎ具合"), _("状態"), _("地区"),
                _("場所や目印"), _("住所"), _("気になったこと"), _("担当者"), _("つなぎ先"),
                _("受付の方法"), _("報告者"), _("報告者の連絡先"), _("連絡してよい")]
@@ -192,7 +192,7 @@ def export_csv():
         writer = csv.writer(buffer)
         buffer.write("\ufeff")
         writer.writerow(headers)
-        for c in services.iter_export(filters, me):
+        for c in queue.iter_export(filters, me):
             writer.writerow([
                 c.reference, format_datetime(c.created_at), c.category.name, URGENCY[c.urgency],
                 CONCERN_STATUS[c.status], c.district.name if c.district else "", c.place,
