@@ -1,6 +1,5 @@
 """Concerns in a real browser: the report form on a phone, and a coordinator's day at a
 desktop with JavaScript off."""
-import io
 import os
 
 from PIL import Image
@@ -76,7 +75,7 @@ def test_supporter_signs_up_for_a_training_on_a_phone(live_server, phone, geogra
     from tests.conftest import make_supporter, sign_in_link
     from tests.test_trainings import make_session
 
-    session = make_session(capacity=1)
+    make_session(capacity=1)
     supporter = make_supporter(email="phone@example.jp", delivery="email")
     page = phone
     page.goto(live_server + "/login/link")
