@@ -7,8 +7,9 @@ only, which an index on (area, status, assignee, created) answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, load_only
 
 from app.accounts.models import StaffUser
@@ -104,21 +105,27 @@ def record_export(f: Filters, count: int) -> None:
 
 
 def waiting_counts(area_ids: list[int] | None, me: StaffUser) -> dict[str, int]:
-    """The dashboard's tiles: new and overdue (both still 受付) and unassigned open concerns
-    in the areas, and the open concerns assigned to me in any area.
+    """The dashboard's tiles, in one statement: new and overdue (both still 受付) and
+    unassigned open concerns in the areas, and the open concerns assigned to me anywhere.
 
-    Each is a short index range: 受付 concerns are few, the unassigned are counted up to
-    COUNT_CAP + 1, and mine come from the assignee index.
+    Each part is a short index range: 受付 concerns are few, the unassigned are counted up
+    to COUNT_CAP + 1, and mine come from the assignee index.
     """
-    received = _filtered(select(func.count(), func.coalesce(func.sum(
-        case((Concern.created_at < overdue_before(), 1), else_=0)), 0)),
-        Filters(area_ids=area_ids), me).where(Concern.status == "received")
-    new, overdue = db.session.execute(received).one()
-    unassigned = count_matching(Filters(area_ids=area_ids, status="open", assignee="none"), me,
-                                cap=COUNT_CAP)
-    mine = db.session.scalar(select(func.count()).where(
-        Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES))) or 0
-    return {"new": int(new), "overdue": int(overdue), "unassigned": unassigned, "mine": mine}
+    scope = Filters(area_ids=area_ids)
+    received = _filtered(select(Concern.created_at), scope, me).where(
+        Concern.status == "received").subquery()
+    unassigned = _filtered(select(Concern.id), Filters(area_ids=area_ids, status="open",
+                                                       assignee="none"), me
+                           ).limit(COUNT_CAP + 1).subquery()
+    new, overdue, loose, mine = db.session.execute(select(
+        select(func.count()).select_from(received).scalar_subquery(),
+        select(func.count()).select_from(received)
+        .where(received.c.created_at < overdue_before()).scalar_subquery(),
+        select(func.count()).select_from(unassigned).scalar_subquery(),
+        select(func.count()).select_from(Concern)
+        .where(Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES)).scalar_subquery(),
+    )).one()
+    return {"new": new, "overdue": overdue, "unassigned": loose, "mine": mine}
 
 
 def count_matching(f: Filters, me: StaffUser | None, cap: int | None = None) -> int:
@@ -131,3 +138,29 @@ def count_matching(f: Filters, me: StaffUser | None, cap: int | None = None) -> 
         query = query.limit(cap + 1)
     return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
+
+
+class Choice(NamedTuple):
+    id: int
+    name: str
+    name_en: str = ""
+
+
+PICK_LISTS_KEY = "concern-pick-lists"
+
+
+def pick_lists() -> tuple[list[Choice], list[Choice]]:
+    """Areas and categories for the filters, kept in the cache for a short while (one
+    statement fewer per dashboard view); changing a category clears it."""
+    from app.extensions import cache
+    from app.geography.models import Area
+
+    found = cache.get(PICK_LISTS_KEY)
+    if found is None:
+        areas = [Choice(a.id, a.name) for a in db.session.scalars(
+            select(Area).order_by(Area.position, Area.id))]
+        categories = [Choice(c.id, c.name, c.name_en) for c in db.session.scalars(
+            select(ConcernCategory).order_by(ConcernCategory.position, ConcernCategory.id))]
+        found = (areas, categories)
+        cache.set(PICK_LISTS_KEY, found)
+    return found

@@ -97,6 +97,7 @@ def add_category(name: str, name_en: str = "") -> ConcernCategory:
     db.session.add(category)
     audit.record("concern_category.create", "concern_category", None, name)
     db.session.commit()
+    _forget_pick_lists()
     return category
 
 
@@ -110,6 +111,13 @@ def update_category(category: ConcernCategory, name: str, name_en: str = "",
     category.name, category.name_en, category.active = name, clean(name_en)[:100], active
     audit.record("concern_category.update", "concern_category", category.id, name)
     db.session.commit()
+    _forget_pick_lists()
+
+
+def _forget_pick_lists() -> None:
+    from app.concerns.queue import PICK_LISTS_KEY
+    from app.extensions import cache
+    cache.delete(PICK_LISTS_KEY)
 
 
 # --- taking a report -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from app.concerns.models import STATUSES, URGENCIES
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
 from app.formatting import format_datetime
-from app.geography.services import district_choices, list_areas
+from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
 from app.site import add_error
@@ -165,14 +165,15 @@ def dashboard():
     me = current_user._get_current_object()
     cap = queue.COUNT_CAP
     quick = queue.waiting_counts(scope, me)
+    pick_lists = queue.pick_lists()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "concerns/dashboard.html", rows=rows, total=total, page=page,
         pages=max(1, -(-min(total, cap) // per_page)), cap=cap, filters=filters, area=area,
-        args=args, quick=quick, areas=list_areas(),
+        args=args, quick=quick, areas=pick_lists[0],
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
-        categories=services.list_categories(),
+        categories=pick_lists[1],
         overdue_before=services.overdue_before(),
     )
 
