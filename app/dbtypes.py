@@ -6,6 +6,21 @@ from datetime import datetime, timezone
 from sqlalchemy import DateTime, String, TypeDecorator
 
 
+def insert_unless_present(model, values: dict, keys: list[str]):
+    """INSERT … ON CONFLICT (keys) DO NOTHING, on PostgreSQL and SQLite alike.
+
+    Used where a row must be written at most once even when two processes try at the same
+    time (a counter's row, a day's digest); add `.returning(…)` to learn whether it was written.
+    """
+    from app.extensions import db
+
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC (we store UTC, show Asia/Tokyo)."""
     return datetime.now(timezone.utc)

@@ -17,6 +17,15 @@ class InvalidInput(HotNetError):
         self.field = field
 
 
+def raise_problems(problems: dict[str, str]) -> None:
+    """Raise one InvalidInput carrying every problem by field (the first as its message),
+    so that a form shows them all at once; do nothing when there are none."""
+    if problems:
+        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
+        error.problems = problems
+        raise error
+
+
 class InvalidState(HotNetError):
     """The record is not in a state that allows this action."""
 

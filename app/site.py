@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, jsonify, redirect, render_template, request, session
+from flask import (Blueprint, Flask, current_app, jsonify, redirect, render_template, request,
+                   session)
 from flask_babel import get_locale
 from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 
+from app.errors import InvalidInput
 from app.extensions import db
 from app.labels import all_labels
 
@@ -35,6 +37,41 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
         return default
     return target
+
+
+def public_form_limit() -> str:
+    """The rate limit of public forms (read per request, so tests and settings can change it)."""
+    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
+
+
+def int_arg(name: str) -> int | None:
+    """A whole-number query argument, or None when it is missing or not a number."""
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def form_data(form, fields) -> dict:
+    """The values of those fields the form has; a pick list's 0 ("none chosen") for an
+    `…_id` field becomes None."""
+    data = {}
+    for key in fields:
+        if hasattr(form, key):
+            value = getattr(form, key).data
+            data[key] = None if key.endswith("_id") and value == 0 else value
+    return data
+
+
+def validate_with_rules(form, problems) -> bool:
+    """True when the form validates. Otherwise the service's rule problems (`problems()`)
+    are shown beside the form's own, so that one try shows them all — unless the CSRF
+    check failed, when only that is said."""
+    if form.validate_on_submit():
+        return True
+    if "csrf_token" not in form.errors:
+        found = problems()
+        if found:
+            add_error(form, InvalidInput("", None), problems=found)
+    return False
 
 
 def add_error(form, exc, problems: dict | None = None) -> None:

@@ -46,6 +46,12 @@ def clean(text: str | None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def tidy(text: str | None) -> str:
+    """Spaces tidied, every character kept as typed (full-width brackets and all): for
+    titles and names of things, where NFKC would change what staff wrote."""
+    return " ".join((text or "").split())
+
+
 def is_kana(text: str) -> bool:
     """True when text has only kana (hiragana/katakana), long-vowel marks and spaces."""
     folded = fold(text)

@@ -27,30 +27,12 @@ import psycopg
 from app import create_app
 from app.config import database_url
 from app.extensions import db
+from bench.common import (PG_URL, create_database, debian_program, drop_database, free_port,
+                          postgres_reachable)
 
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = "hotnet-bench"
 PASSWORD = "bench-password-2026"
-
-
-def wrk_path() -> str:
-    found = shutil.which("wrk")
-    if not found:
-        print("  installing wrk …", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-                       stdout=subprocess.DEVNULL)
-        found = shutil.which("wrk") or "/usr/bin/wrk"
-    return found
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fill(url: str, supporters: int, concerns: int) -> None:
@@ -210,18 +192,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.OperationalError:
+    if not postgres_reachable():
         print(f"  postgresql: not reachable at {PG_URL}; concerns_load needs it")
         print("concerns_load skipped=postgresql_unreachable")
         return 1
-    wrk = wrk_path()
+    wrk = debian_program("wrk", "wrk", "/usr/bin/wrk")
     name = f"hotnet_bench_concerns_{os.getpid()}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    url = create_database(name)
     folder = tempfile.mkdtemp(prefix="hotnet-bench-")
     server = None
     try:
@@ -253,8 +230,7 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
         shutil.rmtree(folder, ignore_errors=True)
 
     for key, r in runs.items():

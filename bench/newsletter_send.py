@@ -23,6 +23,8 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from app import create_app
+from app.config import database_url
+from bench.common import create_database, debian_program, drop_database, free_port
 from app.dbtypes import utcnow
 from app.extensions import db
 from app.geography.models import District
@@ -35,24 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PARAGRAPH = ("地域の見守り活動にご協力いただき、ありがとうございます。最近は朝晩の冷え込みが厳しくなり、"
              "ご近所で体調を崩される方も増えています。いつもと違うと感じたら、どうぞお気軽に"
              "ステーションまでお知らせください。")
-
-
-def smtp_sink_path() -> str:
-    found = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not os.path.exists(found):
-        print("  installing postfix for smtp-sink …", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-                       stdout=subprocess.DEVNULL)
-    return found
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def body_markdown() -> str:
@@ -148,7 +132,7 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    sink = smtp_sink_path()
+    sink = debian_program("smtp-sink", "postfix", "/usr/sbin/smtp-sink")
     port = free_port()
     sink_process = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "256"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -160,16 +144,8 @@ def main() -> int:
             if args.db == "sqlite":
                 url = "sqlite:///" + os.path.join(folder, "send.sqlite3")
             else:
-                import psycopg
-
-                from app.config import database_url
-                server = os.environ.get("TEST_DATABASE_URL",
-                                        "postgresql://postgres@127.0.0.1:5432/test")
                 name = f"hotnet_send_{os.getpid()}_{size}"
-                with psycopg.connect(server, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                    conn.execute(f'CREATE DATABASE "{name}"')
-                url = database_url(server.rsplit("/", 1)[0] + "/" + name)
+                url = database_url(create_database(name))
             print(f"  {size:,} recipients ({args.db}):", flush=True)
             fill(url, size)
             if not base_rate:
@@ -184,8 +160,7 @@ def main() -> int:
                   f"peak RSS {r['rss_mb']:.1f} MB, ratio to baseline {r['rate'] / base_rate:.2f}",
                   flush=True)
             if args.db == "postgresql":
-                with psycopg.connect(server, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(name)
             shutil.rmtree(folder, ignore_errors=True)
     finally:
         sink_process.terminate()

@@ -25,6 +25,7 @@ from faker.providers.person.ja_JP import Provider as NameProvider
 from sqlalchemy import insert, select, text
 
 from app import create_app
+from bench.common import PG_URL, create_database, drop_database, postgres_reachable
 from app.config import database_url
 from app.extensions import db
 from app.geography.models import District
@@ -32,7 +33,6 @@ from app.geography.services import load_geography
 from app.supporters.models import Supporter, SupporterSearchTerm
 from app.supporters.services import ensure_default_categories, search_terms_for, sort_key_for
 
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PREFIXES = [("山", "やま"), ("川", "かわ"), ("石", "いし"), ("松", "まつ"), ("竹", "たけ"), ("森", "もり"),
             ("林", "はやし"), ("小", "こ"), ("大", "おお"), ("中", "なか"), ("上", "うえ"), ("下", "しも"),
             ("北", "きた"), ("南", "みなみ"), ("西", "にし"), ("東", "ひがし"), ("高", "たか"), ("長", "なが"),
@@ -223,16 +223,11 @@ def run_backend(backend: str, sizes: list[int], n_queries: int) -> dict:
             url = "sqlite:///" + os.path.join(folder, "bench.sqlite3")
             cleanup = None
         else:
-            import psycopg
             name = f"hotnet_bench_{os.getpid()}_{size}"
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = database_url(PG_URL.rsplit("/", 1)[0] + "/" + name)
+            url = database_url(create_database(name))
 
             def cleanup(name=name):
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(name)
         try:
             rows = fill(url, size)
             figures = measure(url, rows, n_queries)
@@ -263,10 +258,7 @@ def main() -> int:
     figures = {}
     for backend in args.db.split(","):
         if backend == "postgresql":
-            import psycopg
-            try:
-                psycopg.connect(PG_URL, connect_timeout=3).close()
-            except psycopg.OperationalError:
+            if not postgres_reachable():
                 print(f"  postgresql: not reachable at {PG_URL}; skipped")
                 continue
         figures[backend] = run_backend(backend, sizes, args.queries)

@@ -323,5 +323,15 @@ def login_supporter(client, supporter, mailbox):
     return response
 
 
+def mails_to(mailbox, address: str) -> list:
+    """The messages in the mailbox addressed to `address`."""
+    return [message for recipients, message in mailbox if address in recipients]
+
+
+def text_of(message) -> str:
+    """The plain-text body of a message."""
+    return message.get_body(("plain",)).get_content()
+
+
 def page_text(response) -> str:
     return response.get_data(as_text=True)

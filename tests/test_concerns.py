@@ -22,7 +22,7 @@ from app.errors import InvalidInput, InvalidState
 from app.extensions import db
 from app.formatting import TOKYO
 from tests.conftest import (PASSWORD, csrf, district, login_staff, login_supporter,
-                            make_supporter, page_text, post)
+                            mails_to, make_supporter, page_text, post, text_of)
 
 TEXT = "一人暮らしのおばあさんを最近見かけません。新聞がたまっています。"
 REFERENCE = re.compile(r"HN-\d{4}-\d{6}")
@@ -50,14 +50,6 @@ def send_report(client, url: str = "/report", files: dict | None = None, **chang
 
 def only_concern() -> Concern:
     return db.session.scalar(select(Concern))
-
-
-def mail_to(mailbox, address: str) -> list:
-    return [m for rcpts, m in mailbox if address in rcpts]
-
-
-def text_of(message) -> str:
-    return message.get_body(("plain",)).get_content()
 
 
 @pytest.fixture
@@ -94,7 +86,7 @@ def test_visitor_with_an_address_gets_a_receipt_that_repeats_nothing(client, geo
     send_report(client, reporter_name="通りがかり 花子", reporter_email="hanako@example.jp",
                 may_contact="y")
     concern = only_concern()
-    [receipt] = mail_to(mailbox, "hanako@example.jp")
+    [receipt] = mails_to(mailbox, "hanako@example.jp")
     body = text_of(receipt)
     assert concern.reference in receipt["Subject"] and concern.reference in body
     assert "新聞" not in body and "北原公園" not in body and "おばあさん" not in body
@@ -109,7 +101,7 @@ def test_signed_in_supporter_reports_with_contact_prefilled(client, geography, m
     send_report(client, reporter_email="yamada@example.jp", may_contact="y")
     concern = only_concern()
     assert concern.reporter_supporter_id == supporter.id
-    assert len(mail_to(mailbox, "yamada@example.jp")) == 1
+    assert len(mails_to(mailbox, "yamada@example.jp")) == 1
     mine = page_text(client.get("/me/reports"))
     assert concern.reference in mine and "受け付けました" in mine
 
@@ -158,16 +150,16 @@ def test_urgent_warns_before_and_after_and_mails_the_areas_coordinators(
     thanks = page_text(client.get(response.headers["Location"]))
     assert "119" in thanks and "110" in thanks
     concern = only_concern()
-    [alert] = mail_to(mailbox, coordinator.email)
+    [alert] = mails_to(mailbox, coordinator.email)
     assert concern.reference in alert["Subject"]
     assert f"/staff/concerns/{concern.id}" in text_of(alert)
     assert "新聞" not in text_of(alert)  # details stay behind the sign-in
-    assert mail_to(mailbox, other_coordinator.email) == []
+    assert mails_to(mailbox, other_coordinator.email) == []
 
 
 def test_normal_reports_send_no_alert(client, coordinator, mailbox):
     send_report(client)
-    assert mail_to(mailbox, coordinator.email) == []
+    assert mails_to(mailbox, coordinator.email) == []
 
 
 # --- photos -------------------------------------------------------------------------------------
@@ -384,10 +376,10 @@ def test_daily_digest_is_sent_once_per_day(app, coordinator, other_coordinator, 
     assert send_daily_digests(nine.replace(hour=6)) == 0  # before the digest hour
     assert send_daily_digests(nine) == 1
     assert send_daily_digests(nine + timedelta(hours=2)) == 0  # a restart, same day
-    [digest] = mail_to(mailbox, coordinator.email)
+    [digest] = mails_to(mailbox, coordinator.email)
     body = text_of(digest)
     assert new.reference in body and late.reference in body and "新聞" not in body
-    assert mail_to(mailbox, other_coordinator.email) == []  # nothing in their areas
+    assert mails_to(mailbox, other_coordinator.email) == []  # nothing in their areas
     assert db.session.scalar(select(func.count(DigestSent.id))) == 1
 
 
@@ -462,7 +454,7 @@ def test_newsletter_statistics_block_has_counts_only(client, coordinator, mailbo
     post(client, f"/staff/newsletters/{newsletter_id}/send")
     from app.newsletters.sender import run
     run(until_idle=True)
-    [message] = mail_to(mailbox, "reader@example.jp")
+    [message] = mails_to(mailbox, "reader@example.jp")
     text = text_of(message)
     html = message.get_body(("html",)).get_content()
     assert "合計 4 件" in text and "見守り・安否 3" in text and "住まい・ごみ 1〜2" in text
@@ -501,7 +493,7 @@ def test_a_digest_the_mail_server_refused_is_tried_again(app, coordinator, mailb
     concern_in("d01")
     nine = datetime.now(TOKYO).replace(hour=9, minute=0, second=0, microsecond=0)
     smtp_plan[coordinator.email] = ["451"]
-    assert send_daily_digests(nine) == 0 and mail_to(mailbox, coordinator.email) == []
+    assert send_daily_digests(nine) == 0 and mails_to(mailbox, coordinator.email) == []
     assert send_daily_digests(nine + timedelta(minutes=10)) == 1
     assert send_daily_digests(nine + timedelta(minutes=20)) == 0
-    assert len(mail_to(mailbox, coordinator.email)) == 1
+    assert len(mails_to(mailbox, coordinator.email)) == 1

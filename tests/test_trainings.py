@@ -16,7 +16,8 @@ from app.formatting import TOKYO, today_tokyo
 from app.supporters.models import Supporter
 from app.trainings import services
 from app.trainings.models import Registration, TrainingSession
-from tests.conftest import login_staff, login_supporter, make_supporter, page_text, post
+from tests.conftest import (login_staff, login_supporter, mails_to, make_supporter, page_text,
+                            post, text_of)
 
 
 def make_session(capacity: int = 2, days: int = 10, kind: str = "communication",
@@ -36,14 +37,6 @@ def person(n: int, **values) -> Supporter:
             "delivery": "email", "phone": f"042-000-{n:04d}"}
     data.update(values)
     return make_supporter(**data)
-
-
-def mails_to(mailbox, address: str) -> list:
-    return [m for rcpts, m in mailbox if address in rcpts]
-
-
-def text_of(message) -> str:
-    return message.get_body(("plain",)).get_content()
 
 
 def ics_of(message) -> Calendar:
@@ -356,3 +349,20 @@ def test_a_newsletter_can_go_to_those_who_attended_a_training(client, coordinato
     from app.newsletters.sender import run
     run(until_idle=True)
     assert len(mails_to(mailbox, came.email)) == 1 and mails_to(mailbox, missed.email) == []
+
+
+def test_a_roster_with_a_bad_mark_saves_nothing(client, coordinator, session):
+    a, b = person(1), person(2)
+    first, second = services.sign_up(session.id, a), services.sign_up(session.id, b)
+    login_staff(client, coordinator)
+    response = post(client, f"/staff/trainings/sessions/{session.id}/attendance",
+                    {f"attendance-{first.id}": "attended", f"attendance-{second.id}": "maybe"},
+                    follow_redirects=True)
+    assert "出欠を選んでください。" in page_text(response)
+    db.session.refresh(first)
+    assert first.attendance == ""
+    post(client, f"/staff/trainings/sessions/{session.id}/attendance",
+         {f"attendance-{first.id}": "attended", f"attendance-{second.id}": "no_show"})
+    db.session.refresh(first)
+    db.session.refresh(second)
+    assert (first.attendance, second.attendance) == ("attended", "no_show")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 from app.accounts.models import StaffUser
 from app.concerns.models import Concern, DigestSent
 from app.concerns.services import overdue_before
-from app.dbtypes import utcnow
+from app.dbtypes import insert_unless_present, utcnow
 from app.extensions import db
 from app.formatting import TOKYO, format_date
 from app.i18n import gettext as _
@@ -25,14 +25,9 @@ from app.urls import external_url
 
 def _claim(day: date, staff_id: int) -> bool:
     """Write the (day, staff) row; False when it was already there."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     written = db.session.execute(
-        insert(DigestSent).values(day=day, staff_id=staff_id, sent_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["day", "staff_id"]).returning(DigestSent.id)
+        insert_unless_present(DigestSent, {"day": day, "staff_id": staff_id, "sent_at": utcnow()},
+                              ["day", "staff_id"]).returning(DigestSent.id)
     ).scalar()
     db.session.commit()
     return written is not None

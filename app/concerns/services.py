@@ -20,13 +20,14 @@ from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
 from app.concerns.models import (CHANNELS, STATUSES, URGENCIES, Concern,
                                  ConcernCategory, ConcernEvent, ConcernLink, ReferenceCounter)
-from app.dbtypes import utcnow
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.dbtypes import insert_unless_present, utcnow
+from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import TOKYO, today_tokyo
 from app.geography.models import District
 from app.i18n import gettext as _
 from app.images import clean_image, store
+from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
 from app.mailer import try_send_mail
 from app.supporters.models import Supporter
 from app.text import clean, fold
@@ -85,6 +86,13 @@ def _category_name(name: str) -> str:
     if len(name) > 100:
         raise InvalidInput(_("%(max)d文字以内で入力してください。", max=100), field="name")
     return name
+
+
+def get_category(category_id: int) -> ConcernCategory:
+    category = db.session.get(ConcernCategory, category_id)
+    if category is None:
+        raise NotFound(category_id)
+    return category
 
 
 def add_category(name: str, name_en: str = "") -> ConcernCategory:
@@ -182,13 +190,7 @@ def concern_problems(data: dict, *, staff: bool) -> dict[str, str]:
 
 def _next_reference(year: int) -> str:
     """HN-<year>-<6 digits>, counted per year. The counter row's update serialises writers."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.session.execute(insert(ReferenceCounter).values(year=year, last=0)
-                       .on_conflict_do_nothing(index_elements=["year"]))
+    db.session.execute(insert_unless_present(ReferenceCounter, {"year": year, "last": 0}, ["year"]))
     number = db.session.execute(
         update(ReferenceCounter).where(ReferenceCounter.year == year)
         .values(last=ReferenceCounter.last + 1).returning(ReferenceCounter.last)
@@ -221,10 +223,7 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
                                   * 1024 * 1024, field="photo")
         except InvalidInput as exc:
             problems["photo"] = str(exc)
-    if problems:
-        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
-        error.problems = problems
-        raise error
+    raise_problems(problems)
 
     now = utcnow()
     local = now.astimezone(TOKYO)
@@ -259,7 +258,6 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
 
 
 def _channel_label(channel: str) -> str:
-    from app.labels import CONCERN_CHANNEL
     return str(CONCERN_CHANNEL.get(channel, channel))
 
 
@@ -374,7 +372,6 @@ def change_status(concern: Concern, status: str, *, connected_to: str = "",
     if status not in STATUSES:
         raise InvalidInput(_("状態を選んでください。"), field="status")
     if status not in TRANSITIONS[concern.status]:
-        from app.labels import CONCERN_STATUS
         raise InvalidState(_("「%(old)s」から「%(new)s」には変えられません。",
                              old=CONCERN_STATUS[concern.status], new=CONCERN_STATUS[status]))
     note = (note or "").strip()
@@ -510,7 +507,8 @@ def _bigrams(text: str) -> set[str]:
     return {folded[i:i + 2] for i in range(len(folded) - 1)} or ({folded} if folded else set())
 
 
-def possible_duplicates(concern: Concern, days: int = 90, limit: int = 5) -> list[tuple[Concern, int]]:
+def possible_duplicates(concern: Concern, days: int = 90, limit: int = 5,
+                        linked: list[Concern] | None = None) -> list[tuple[Concern, int]]:
     """Recent concerns of the same district whose text looks alike, with a % likeness.
 
     Likeness is the overlap of two-character pieces of the folded texts (Dice coefficient);
@@ -519,7 +517,7 @@ def possible_duplicates(concern: Concern, days: int = 90, limit: int = 5) -> lis
     if concern.district_id is None or not concern.body:
         return []
     since = concern.created_at - timedelta(days=days)
-    linked = {c.id for c in related(concern)}
+    linked_ids = {c.id for c in (related(concern) if linked is None else linked)}
     candidates = db.session.scalars(
         select(Concern).where(Concern.district_id == concern.district_id,
                               Concern.id != concern.id, Concern.created_at >= since,
@@ -529,7 +527,7 @@ def possible_duplicates(concern: Concern, days: int = 90, limit: int = 5) -> lis
     mine = _bigrams(concern.body + concern.place)
     found = []
     for other in candidates:
-        if other.id in linked:
+        if other.id in linked_ids:
             continue
         theirs = _bigrams(other.body + other.place)
         if not mine or not theirs:

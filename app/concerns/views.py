@@ -20,27 +20,17 @@ from app.formatting import format_datetime
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
-from app.site import add_error
+from app.site import add_error, form_data, int_arg, public_form_limit, validate_with_rules
 
 bp = Blueprint("concerns", __name__)
 FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
           "reporter_name", "reporter_email", "reporter_phone", "may_contact", "channel")
 
 
-def _public_form_limit() -> str:
-    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
-
-
 def _choices(form) -> None:
     form.category_id.choices = [(0, _("選んでください"))] + [
         (c.id, localized(c.name, c.name_en)) for c in services.list_categories(active_only=True)]
     form.district_id.choices = [(0, _("わからない"))] + district_choices()
-
-
-def _data(form) -> dict:
-    data = {key: getattr(form, key).data for key in FIELDS if hasattr(form, key)}
-    data["district_id"] = data.get("district_id") or None
-    return data
 
 
 def _photo(form) -> services.Photo | None:
@@ -52,13 +42,8 @@ def _photo(form) -> services.Photo | None:
 
 def _submit(form, **who):
     """Validate and save; on error, the messages go beside the fields and the input stays."""
-    data = _data(form)
-    if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
-            return None
-        problems = services.concern_problems(data, staff="staff" in who)
-        if problems:
-            add_error(form, InvalidInput("", None), problems=problems)
+    data = form_data(form, FIELDS)
+    if not validate_with_rules(form, lambda: services.concern_problems(data, staff="staff" in who)):
         return None
     try:
         return services.submit_concern(data, photo=_photo(form), **who)
@@ -72,7 +57,7 @@ def _submit(form, **who):
 # --- the report form -----------------------------------------------------------------------
 
 @bp.route("/report", methods=["GET", "POST"])
-@limiter.limit(_public_form_limit, methods=["POST"])
+@limiter.limit(public_form_limit, methods=["POST"])
 def report():
     if current_user.is_authenticated and current_user.is_staff:
         return redirect(url_for("concerns.staff_new"))
@@ -125,11 +110,6 @@ def my_report(reference: str):
 
 # --- staff: the dashboard -------------------------------------------------------------------------
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def _filters() -> tuple[queue.Filters, str]:
     args = request.args
     my_areas = [a.id for a in current_user.areas]
@@ -146,7 +126,7 @@ def _filters() -> tuple[queue.Filters, str]:
     return queue.Filters(
         area_ids=area_ids,
         status=status if status in STATUSES or status == "open" else "",
-        category_id=_int_arg("category"),
+        category_id=int_arg("category"),
         assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
         overdue=args.get("overdue") == "1",
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
@@ -158,7 +138,7 @@ def _filters() -> tuple[queue.Filters, str]:
 @staff_required
 def dashboard():
     filters, area = _filters()
-    page = _int_arg("page") or 1
+    page = int_arg("page") or 1
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     rows, total = queue.one_page(filters, current_user, page=page, per_page=per_page)
     scope = filters.area_ids
@@ -244,9 +224,10 @@ def _detail(concern, status_code: int = 200, **forms):
     forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
     forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
         (s.id, s.name) for s in services.assignable_staff(concern)]
+    linked = services.related(concern)
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
-        related=services.related(concern), duplicates=services.possible_duplicates(concern),
+        related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
         overdue=services.is_overdue(concern), connected_bodies=services.CONNECTED_BODIES,
         **forms), status_code
 
@@ -353,8 +334,9 @@ def categories():
             if not form.validate_on_submit():
                 raise InvalidInput(_("入力内容を確認してください。"))
             if category_id.isdigit():
-                category = db.session.get(services.ConcernCategory, int(category_id))
-                if category is None:
+                try:
+                    category = services.get_category(int(category_id))
+                except NotFound:
                     abort(404)
                 services.update_category(category, form.name.data or "", form.name_en.data or "",
                                          bool(form.active.data))

@@ -12,7 +12,7 @@ from flask import current_app
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db, mail
 from app.images import clean_image, store
 from app.geography.models import Area
@@ -22,7 +22,7 @@ from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.rendering import AreaInfo, Personal, layouts, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
-from app.text import digits
+from app.text import digits, tidy
 from app.urls import external_url
 
 EDITABLE_STATES = ("draft", "scheduled")
@@ -44,7 +44,7 @@ def _check(data: dict) -> dict:
     problems = {}
     data = dict(data)
     for key in ("number", "title", "subject"):  # kept as typed (full-width brackets and all)
-        data[key] = " ".join((data.get(key) or "").split())
+        data[key] = tidy(data.get(key))
     if not data["title"]:
         problems["title"] = _("題名を入力してください。")
     if not data["subject"]:
@@ -58,10 +58,7 @@ def _check(data: dict) -> dict:
         problems["layout"] = _("レイアウトを選んでください。")
     if not (data.get("body_md") or "").strip():
         problems["body_md"] = _("本文を入力してください。")
-    if problems:
-        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
-        error.problems = problems
-        raise error
+    raise_problems(problems)
     return data
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload, load_only
 from app.accounts.models import LoginLink
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area, District
@@ -236,16 +236,9 @@ def history(s: Supporter) -> list[SupporterChange]:
 
 # --- create / change -------------------------------------------------------------------------
 
-def _raise_problems(problems: dict[str, str]) -> None:
-    if problems:
-        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
-        error.problems = problems
-        raise error
-
-
 def _check(data: dict, exclude_id: int | None = None) -> dict:
     data = normalise(data)
-    _raise_problems(validate(data, exclude_id=exclude_id))
+    raise_problems(validate(data, exclude_id=exclude_id))
     return data
 
 
@@ -325,7 +318,7 @@ def application_problems(data: dict) -> dict[str, str]:
 def apply(data: dict) -> Supporter:
     """A public application: lands as "applied" with the privacy consent recorded."""
     data = _application_data(data)
-    _raise_problems(validate(data, check_duplicates=False))
+    raise_problems(validate(data, check_duplicates=False))
     supporter = add_supporter(data, "applied")
     db.session.commit()
     if supporter.email:

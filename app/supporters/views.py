@@ -12,7 +12,7 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
 from app.geography.services import district_choices, list_districts
 from app.labels import localized
-from app.site import add_error
+from app.site import add_error, form_data, int_arg, public_form_limit, validate_with_rules
 from app.supporters import csvio, services
 from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
                                   ProfileForm, SupporterForm)
@@ -23,10 +23,6 @@ from app.trainings.services import my_trainings
 bp = Blueprint("supporters", __name__)
 
 
-def _public_form_limit() -> str:
-    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
-
-
 def _choices(form, *, unknown_label: str) -> None:
     if hasattr(form, "district_id"):
         form.district_id.choices = [(0, unknown_label)] + district_choices()
@@ -34,15 +30,6 @@ def _choices(form, *, unknown_label: str) -> None:
         form.business_category_id.choices = [(0, _("選んでください"))] + [
             (c.id, localized(c.name, c.name_en))
             for c in services.list_categories()]
-
-
-def _data(form, fields) -> dict:
-    data = {}
-    for key in fields:
-        if hasattr(form, key):
-            value = getattr(form, key).data
-            data[key] = value if value != 0 or not key.endswith("_id") else None
-    return data
 
 
 def _get(supporter_id: int):
@@ -55,7 +42,7 @@ def _get(supporter_id: int):
 # --- public applications -------------------------------------------------------------------
 
 @bp.route("/apply", methods=["GET", "POST"])
-@limiter.limit(_public_form_limit, methods=["POST"])
+@limiter.limit(public_form_limit, methods=["POST"])
 def apply():
     form = ApplicationForm()
     _choices(form, unknown_label=_("わからない・選ばない"))
@@ -63,7 +50,7 @@ def apply():
 
 
 @bp.route("/apply/business", methods=["GET", "POST"])
-@limiter.limit(_public_form_limit, methods=["POST"])
+@limiter.limit(public_form_limit, methods=["POST"])
 def apply_business():
     form = BusinessApplicationForm()
     _choices(form, unknown_label=_("わからない・選ばない"))
@@ -72,19 +59,14 @@ def apply_business():
 
 def _apply(form, kind: str, template: str):
     if request.method == "POST":
-        data = dict(_data(form, services.EDITABLE), kind=kind)
-        if form.validate_on_submit():
+        data = dict(form_data(form, services.EDITABLE), kind=kind)
+        if validate_with_rules(form, lambda: services.application_problems(data)):
             try:
                 services.apply(data)
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
                 return redirect(url_for("supporters.apply_thanks"))
-        elif "csrf_token" not in form.errors:
-            # Show the rule problems beside the form's own, so that one try shows them all.
-            problems = services.application_problems(data)
-            if problems:
-                add_error(form, InvalidInput("", None), problems=problems)
     return render_template(template, form=form)
 
 
@@ -109,7 +91,7 @@ def me():
         form.district_id.data = current_user.district_id or 0
     if form.validate_on_submit():
         try:
-            changes = services.update_supporter(current_user, _data(form, services.SELF_EDITABLE),
+            changes = services.update_supporter(current_user, form_data(form, services.SELF_EDITABLE),
                                                 fields=services.SELF_EDITABLE)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
@@ -135,21 +117,16 @@ def me_withdraw():
 
 # --- staff registry ---------------------------------------------------------------------------
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def _filters() -> services.Filters:
     args = request.args
     return services.Filters(
         q=args.get("q", "")[:100],
-        area_id=_int_arg("area"),
-        district_id=_int_arg("district"),
+        area_id=int_arg("area"),
+        district_id=int_arg("district"),
         kind=args.get("kind") if args.get("kind") in KINDS else "",
         status=args.get("status") if args.get("status") in STATUSES else "",
         delivery=args.get("delivery") if args.get("delivery") in DELIVERIES else "",
-        category_id=_int_arg("category"),
+        category_id=int_arg("category"),
     )
 
 
@@ -159,7 +136,7 @@ def staff_list():
     filters = _filters()
     districts = list_districts()
     areas = list({d.area.id: d.area for d in districts}.values())
-    page = services.search(filters, page=_int_arg("page") or 1,
+    page = services.search(filters, page=int_arg("page") or 1,
                            per_page=current_app.config["HOTNET_PAGE_SIZE"], areas=areas)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
@@ -185,7 +162,7 @@ def staff_new():
     _choices(form, unknown_label=_("未設定"))
     if form.validate_on_submit():
         try:
-            supporter = services.create_supporter(_data(form, services.EDITABLE))
+            supporter = services.create_supporter(form_data(form, services.EDITABLE))
         except InvalidInput as exc:
             add_error(form, exc)
         else:
@@ -223,7 +200,7 @@ def staff_edit(supporter_id: int):
         form.status.choices = [(supporter.status, supporter.status)]
     if form.validate_on_submit():
         try:
-            changes = services.update_supporter(supporter, _data(form, services.EDITABLE))
+            changes = services.update_supporter(supporter, form_data(form, services.EDITABLE))
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:

@@ -17,13 +17,15 @@ from sqlalchemy.orm import joinedload
 
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import TOKYO, format_date, format_datetime
 from app.geography.models import Station
 from app.i18n import gettext as _
 from app.mailer import try_send_mail
+from app.supporters import services as supporters
 from app.supporters.models import Supporter
+from app.text import tidy
 from app.trainings.calendar import session_calendar
 from app.trainings.models import KINDS, Registration, Training, TrainingSession
 from app.urls import external_url
@@ -54,14 +56,14 @@ def get_session(session_id: int) -> TrainingSession:
 
 def save_training(training: Training | None, data: dict) -> Training:
     problems = {}
-    title = _tidy(data.get("title"))
+    title = tidy(data.get("title"))
     if not title:
         problems["title"] = _("研修の名前を入力してください。")
     if data.get("kind") not in KINDS:
         problems["kind"] = _("種類を選んでください。")
     if len(data.get("description") or "") > 5000:
         problems["description"] = _("%(max)d文字以内で入力してください。", max=5000)
-    _raise(problems)
+    raise_problems(problems)
     if training is None:
         training = Training()
         db.session.add(training)
@@ -74,24 +76,27 @@ def save_training(training: Training | None, data: dict) -> Training:
     return training
 
 
-def _tidy(value: str | None) -> str:
-    """Spaces tidied, characters kept as typed (full-width brackets and all)."""
-    return " ".join((value or "").split())
-
-
-def _raise(problems: dict) -> None:
-    if problems:
-        error = InvalidInput(next(iter(problems.values())), field=next(iter(problems)))
-        error.problems = problems
-        raise error
-
-
 def _at(day: date, clock: time) -> datetime:
     return datetime.combine(day, clock, tzinfo=TOKYO)
 
 
 def _end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=TOKYO)
+
+
+SESSION_FIELDS = ("day", "start_time", "end_time", "station_id", "venue_name", "venue_address",
+                  "capacity", "signup_deadline", "cancel_deadline", "notes")
+
+
+def session_form_values(session: TrainingSession) -> dict:
+    """The session as its form shows it (Japan time): the inverse of session_values."""
+    start, end = session.starts_at.astimezone(TOKYO), session.ends_at.astimezone(TOKYO)
+    return {"day": start.date(), "start_time": start.time(), "end_time": end.time(),
+            "station_id": session.station_id or 0, "venue_name": session.venue_name,
+            "venue_address": session.venue_address, "capacity": session.capacity,
+            "signup_deadline": session.signup_deadline.astimezone(TOKYO).date(),
+            "cancel_deadline": session.cancel_deadline.astimezone(TOKYO).date(),
+            "notes": session.notes}
 
 
 def session_values(data: dict) -> dict:
@@ -110,7 +115,7 @@ def session_values(data: dict) -> dict:
     if not capacity or capacity < 1 or capacity > 10000:
         problems["capacity"] = _("定員は1以上の数で入力してください。")
     station = db.session.get(Station, data["station_id"]) if data.get("station_id") else None
-    venue_name = _tidy(data.get("venue_name"))
+    venue_name = tidy(data.get("venue_name"))
     if station is None and not venue_name:
         problems["venue_name"] = _("会場をステーションから選ぶか、会場名を入力してください。")
     signup_by, cancel_by = data.get("signup_deadline"), data.get("cancel_deadline")
@@ -121,11 +126,11 @@ def session_values(data: dict) -> dict:
     for key, limit in (("venue_name", 200), ("venue_address", 300), ("notes", 5000)):
         if len(data.get(key) or "") > limit:
             problems[key] = _("%(max)d文字以内で入力してください。", max=limit)
-    _raise(problems)
+    raise_problems(problems)
     return {
         "starts_at": _at(day, start), "ends_at": _at(day, end),
         "station_id": station.id if station else None, "venue_name": venue_name,
-        "venue_address": _tidy(data.get("venue_address")), "capacity": capacity,
+        "venue_address": tidy(data.get("venue_address")), "capacity": capacity,
         "signup_deadline": _end_of(signup_by or day - timedelta(days=2)),
         "cancel_deadline": _end_of(cancel_by or day - timedelta(days=1)),
         "notes": (data.get("notes") or "").strip(),
@@ -224,7 +229,8 @@ def registrations(session: TrainingSession, statuses=ACTIVE) -> list[Registratio
     """Confirmed first, then the waitlist in its order."""
     order = func.coalesce(Registration.confirmed_at, Registration.queued_at)
     return list(db.session.scalars(
-        select(Registration).options(joinedload(Registration.supporter))
+        select(Registration)
+        .options(joinedload(Registration.supporter).joinedload(Supporter.district))
         .where(Registration.session_id == session.id, Registration.status.in_(statuses))
         .order_by(Registration.status, order, Registration.id)))
 
@@ -319,8 +325,6 @@ def cancel(registration_id: int, supporter: Supporter | None = None) -> Registra
     registration.status, registration.cancelled_at = "cancelled", now
     if was_confirmed:
         session.confirmed = TrainingSession.confirmed - 1
-        db.session.flush()
-        db.session.refresh(session, ["confirmed"])
     promoted = _promote(session)
     audit.record("training.cancel", "training_registration", registration.id,
                  f"session {session.id} supporter {registration.supporter_id}")
@@ -355,8 +359,6 @@ def _tell_promoted(promoted: list[Registration]) -> None:
 
 def sign_up_visitor(session_id: int, data: dict) -> Registration:
     """A visitor signs up for a registration training: an application plus a registration."""
-    from app.supporters import services as supporters
-
     session = get_session(session_id)
     if session.training.kind != "registration" or not session.training.published:
         raise InvalidState(_("この研修は、推進員として登録した方が申し込めます。"))
@@ -370,13 +372,38 @@ def sign_up_visitor(session_id: int, data: dict) -> Registration:
 
 def mark_attendance(registration_id: int, attendance: str) -> Registration:
     """Attended or no-show. Attending a registration training activates an applicant."""
-    from app.supporters.services import record_change
-
-    if attendance not in ("attended", "no_show", ""):
-        raise InvalidInput(_("出欠を選んでください。"), field="attendance")
     registration = db.session.get(Registration, registration_id)
     if registration is None:
         raise NotFound(registration_id)
+    _mark(registration, attendance)
+    db.session.commit()
+    return registration
+
+
+def record_attendance(session: TrainingSession, marks: dict[int, str]) -> int:
+    """The roster's marks (registration id → attended / no_show / ""), in one transaction.
+
+    Every mark is checked before anything is written; returns how many changed.
+    """
+    people = {r.id: r for r in registrations(session, ("confirmed",))}
+    changed = [(people[i], mark) for i, mark in marks.items()
+               if i in people and mark != people[i].attendance]
+    for _registration, mark in changed:
+        _check_mark(mark)
+    for registration, mark in changed:
+        _mark(registration, mark)
+    db.session.commit()
+    return len(changed)
+
+
+def _check_mark(attendance: str) -> None:
+    if attendance not in ("attended", "no_show", ""):
+        raise InvalidInput(_("出欠を選んでください。"), field="attendance")
+
+
+def _mark(registration: Registration, attendance: str) -> None:
+    """Set one mark (the caller commits)."""
+    _check_mark(attendance)
     if registration.status != "confirmed":
         raise InvalidState(_("確定した申込みだけ出欠をつけられます。"))
     registration.attendance = attendance
@@ -395,9 +422,7 @@ def mark_attendance(registration_id: int, attendance: str) -> Registration:
                 if supporter.registration_training_on else "", day.isoformat()]
             supporter.registration_training_on = day
         if changes:
-            record_change(supporter, "updated", changes)
-    db.session.commit()
-    return registration
+            supporters.record_change(supporter, "updated", changes)
 
 
 def history_of(supporter: Supporter) -> list[Registration]:

@@ -1,8 +1,8 @@
 """Training pages: the public list and calendar, sign-ups, and the staff's sessions and rosters."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
-                   request, url_for)
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user
 
 from app.accounts.services import staff_required, supporter_required
@@ -10,7 +10,7 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import limiter
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
-from app.site import add_error
+from app.site import add_error, form_data, public_form_limit, validate_with_rules
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
 from app.trainings import services
@@ -18,10 +18,6 @@ from app.trainings.calendar import session_calendar
 from app.trainings.forms import AttendanceForm, ConfirmForm, SessionForm, TrainingForm
 
 bp = Blueprint("trainings", __name__)
-
-
-def _public_form_limit() -> str:
-    return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
 
 
 def _session(session_id: int, *, public: bool = False):
@@ -96,7 +92,7 @@ def cancel_mine(registration_id: int):
 
 
 @bp.route("/trainings/<int:session_id>/visitor", methods=["GET", "POST"])
-@limiter.limit(_public_form_limit, methods=["POST"])
+@limiter.limit(public_form_limit, methods=["POST"])
 def visitor(session_id: int):
     found = _session(session_id, public=True)
     if found.training.kind != "registration":
@@ -104,11 +100,8 @@ def visitor(session_id: int):
     form = ApplicationForm()
     form.district_id.choices = [(0, _("わからない・選ばない"))] + district_choices()
     if request.method == "POST":
-        data = {k: getattr(form, k).data for k in ("name", "kana", "email", "phone", "postal_code",
-                                                   "address", "district_id", "delivery")}
-        data["district_id"] = data["district_id"] or None
-        data["kind"] = "person"
-        if form.validate_on_submit():
+        data = dict(form_data(form, supporters.EDITABLE), kind="person")
+        if validate_with_rules(form, lambda: supporters.application_problems(data)):
             try:
                 registration = services.sign_up_visitor(found.id, data)
             except (InvalidInput, InvalidState) as exc:
@@ -116,10 +109,6 @@ def visitor(session_id: int):
             else:
                 return render_template("trainings/visitor_thanks.html", session=found,
                                        registration=registration)
-        elif "csrf_token" not in form.errors:
-            problems = supporters.application_problems(data)
-            if problems:
-                add_error(form, InvalidInput("", None), problems=problems)
     return render_template("trainings/visitor.html", session=found, form=form)
 
 
@@ -142,8 +131,8 @@ def _training_form(training):
     form = TrainingForm(obj=training)
     if form.validate_on_submit():
         try:
-            saved = services.save_training(training, {k: getattr(form, k).data for k in
-                                                      ("title", "kind", "description", "published")})
+            saved = services.save_training(training, form_data(
+                form, ("title", "kind", "description", "published")))
         except InvalidInput as exc:
             add_error(form, exc)
         else:
@@ -168,17 +157,15 @@ def staff_edit(training_id: int):
     return _training_form(training)
 
 
-def _session_form(data=None, obj=None) -> SessionForm:
-    form = SessionForm(formdata=data) if obj is None else SessionForm(formdata=data, obj=obj)
+def _session_form(formdata=None, values: dict | None = None) -> SessionForm:
+    form = SessionForm(formdata=formdata, data=values)
     form.station_id.choices = [(0, _("ステーション以外（下に会場名）"))] + [
         (s.id, s.name) for s in list_stations()]
     return form
 
 
 def _session_data(form) -> dict:
-    return {k: getattr(form, k).data for k in ("day", "start_time", "end_time", "station_id",
-                                               "venue_name", "venue_address", "capacity",
-                                               "signup_deadline", "cancel_deadline", "notes")}
+    return form_data(form, services.SESSION_FIELDS)
 
 
 @bp.route("/staff/trainings/<int:training_id>", methods=["GET", "POST"])
@@ -204,17 +191,11 @@ def staff_training(training_id: int):
 @staff_required
 def staff_session_edit(session_id: int):
     found = _session(session_id)
-    form = _session_form(request.form if request.method == "POST" else None)
     if request.method == "GET":
-        from app.formatting import TOKYO
-        start, end = found.starts_at.astimezone(TOKYO), found.ends_at.astimezone(TOKYO)
-        form.day.data, form.start_time.data, form.end_time.data = start.date(), start.time(), end.time()
-        form.station_id.data = found.station_id or 0
-        form.venue_name.data, form.venue_address.data = found.venue_name, found.venue_address
-        form.capacity.data, form.notes.data = found.capacity, found.notes
-        form.signup_deadline.data = found.signup_deadline.astimezone(TOKYO).date()
-        form.cancel_deadline.data = found.cancel_deadline.astimezone(TOKYO).date()
-    elif form.validate_on_submit():
+        form = _session_form(values=services.session_form_values(found))
+    else:
+        form = _session_form(request.form)
+    if request.method == "POST" and form.validate_on_submit():
         try:
             services.change_session(found.id, _session_data(form))
         except (InvalidInput, InvalidState) as exc:
@@ -298,16 +279,14 @@ def staff_cancel(registration_id: int):
 def staff_attendance(session_id: int):
     found = _session(session_id)
     if AttendanceForm().validate_on_submit():
-        marked = 0
-        for registration in services.registrations(found, ("confirmed",)):
-            value = request.form.get(f"attendance-{registration.id}")
-            if value is not None and value != registration.attendance:
-                try:
-                    services.mark_attendance(registration.id, value)
-                    marked += 1
-                except (InvalidInput, InvalidState) as exc:
-                    flash(str(exc), "error")
-        flash(_("出欠を %(n)d 件記録しました。", n=marked), "success")
+        marks = {int(key.split("-", 1)[1]): value for key, value in request.form.items()
+                 if key.startswith("attendance-") and key.split("-", 1)[1].isdigit()}
+        try:
+            marked = services.record_attendance(found, marks)
+        except (InvalidInput, InvalidState) as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("出欠を %(n)d 件記録しました。", n=marked), "success")
     return redirect(url_for("trainings.staff_session", session_id=found.id))
 
 
