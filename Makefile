@@ -22,6 +22,8 @@ install-dev: $(VENV)/.installed-dev
 translations: $(VENV)/.installed
 	$(PY) -m babel.messages.frontend compile --statistics -d app/translations -D messages
 
+# The demo runs in development mode: a random secret key is generated once into instance/.
+run: export HOTNET_ENV = development
 run: install translations
 	$(FLASK) db upgrade
 	$(FLASK) hotnet seed-demo --if-empty

@@ -21,10 +21,14 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=os.environ.get("HOTNET_INSTANCE_PATH", str(ROOT / "instance")),
     )
+    from app.site import BoundedIntConverter
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(config_module.from_environment(app.instance_path))
     if config:
         app.config.update(config)
     os.makedirs(app.instance_path, exist_ok=True)
+    from app.secret import ensure_secret_key
+    ensure_secret_key(app)
 
     _init_extensions(app)
     _register_blueprints(app)

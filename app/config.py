@@ -38,7 +38,11 @@ def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from the process environment."""
     default_db = "sqlite:///" + os.path.join(instance_path, "hotnet.sqlite3")
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        # No default: create_app refuses to start without a strong key, except in
+        # development (HOTNET_ENV=development, what `make run` sets), where one is generated
+        # once into the instance folder, and in tests.
+        "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
+        "HOTNET_ENV": os.environ.get("HOTNET_ENV", "production"),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL", default_db)),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "HOTNET_GEOGRAPHY": os.environ.get(
@@ -72,6 +76,9 @@ def from_environment(instance_path: str) -> dict:
                                          "Hot-Net newsletter <supporters.hotnet.example.jp>"),
         "HOTNET_MESSAGE_ID_DOMAIN": os.environ.get("HOTNET_MESSAGE_ID_DOMAIN", "hotnet.example.jp"),
         "HOTNET_IMAGE_MAX_MB": _int("HOTNET_IMAGE_MAX_MB", 5),
+        # Pictures larger than this (width × height) are refused from their header, before
+        # decoding: a 12 KB PNG can unpack to gigabytes (decompression bomb).
+        "HOTNET_IMAGE_MAX_MEGAPIXELS": _int("HOTNET_IMAGE_MAX_MEGAPIXELS", 40),
         "HOTNET_SEND_BATCH": _int("HOTNET_SEND_BATCH", 50),
         "HOTNET_SEND_RATE": _int("HOTNET_SEND_RATE", 0),
         "HOTNET_SMTP_TIMEOUT": _int("HOTNET_SMTP_TIMEOUT", 30),
@@ -89,7 +96,11 @@ def from_environment(instance_path: str) -> dict:
         **_cache(os.environ.get("HOTNET_CACHE_URL", ""), _int("HOTNET_STATS_CACHE_SECONDS", 60)),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
-        "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT", "10 per minute"),
+        # Failed sign-ins per account, and per network address (an office shares one).
+        "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT",
+                                                  "5 per minute;20 per hour"),
+        "HOTNET_LOGIN_IP_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_IP_RATE_LIMIT",
+                                                     "60 per minute;300 per hour"),
         "HOTNET_PUBLIC_FORM_RATE_LIMIT": os.environ.get(
             "HOTNET_PUBLIC_FORM_RATE_LIMIT", "20 per hour"
         ),

@@ -33,6 +33,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     env = dict(os.environ)
     env.setdefault("FLASK_APP", "wsgi")
+    env.setdefault("HOTNET_ENV", "development")
     env.setdefault("HOTNET_MAILCATCHER_DIR", str(ROOT / "instance" / "mail"))
     env.setdefault("MAIL_SERVER", "127.0.0.1")
     env.setdefault("MAIL_PORT", "8025")

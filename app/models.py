@@ -1,5 +1,5 @@
 """Imports every domain's models, so that SQLAlchemy metadata and Alembic see them all."""
-from app.accounts.models import LoginLink, StaffUser  # noqa: F401
+from app.accounts.models import LoginLink, StaffCover, StaffUser  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
 from app.geography.models import Area, District, Station  # noqa: F401
 from app.supporters.models import (  # noqa: F401

@@ -1,6 +1,7 @@
 """Site-wide pages and behaviour: home, health check, language switch, errors, headers."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlparse
 
 from flask import (Blueprint, Flask, current_app, jsonify, redirect, render_template, request,
@@ -9,6 +10,7 @@ from flask_babel import get_locale
 from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
+from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput
 from app.extensions import db
@@ -44,10 +46,59 @@ def public_form_limit() -> str:
     return current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"]
 
 
-def int_arg(name: str) -> int | None:
-    """A whole-number query argument, or None when it is missing or not a number."""
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+# Ids and numbers that come from a URL or a form are checked against this before they
+# reach the database (PostgreSQL's integer; SQLite overflows past 2**63).
+MAX_ID = 2**31 - 1
+MAX_PAGE = 100_000
+_DIGITS = re.compile(r"[0-9]{1,10}")
+# C0 controls, DEL and C1 controls: never part of what a person types.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def parse_id(value: str | None, maximum: int = MAX_ID) -> int | None:
+    """A whole number 0…maximum written in ASCII digits, or None (² or ١ are not numbers here)."""
+    value = (value or "").strip()
+    if not _DIGITS.fullmatch(value):
+        return None
+    number = int(value)
+    return number if number <= maximum else None
+
+
+def int_arg(name: str, maximum: int = MAX_ID) -> int | None:
+    """A whole-number query argument, or None when it is missing, not a number or out of range."""
+    return parse_id(request.args.get(name), maximum)
+
+
+def page_arg() -> int:
+    """The page number asked for (1 when missing or unreasonable)."""
+    return int_arg("page", MAX_PAGE) or 1
+
+
+def form_int(name: str) -> int | None:
+    """A whole-number form value outside WTForms (a button's hidden id), range-checked."""
+    return parse_id(request.form.get(name))
+
+
+def has_control_characters(text: str, *, multiline: bool = False) -> bool:
+    """Whether text holds characters nobody types: NUL, escapes, DEL, C1 controls (and line
+    breaks or tabs where only one line is expected)."""
+    pattern = _CONTROL if multiline else _CONTROL_OR_NEWLINE
+    return bool(pattern.search(text))
+
+
+def strip_control_characters(text: str, *, multiline: bool = False) -> str:
+    pattern = _CONTROL if multiline else _CONTROL_OR_NEWLINE
+    return pattern.sub("", text)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:…>` in routes, limited to what the database can hold: a larger number in a
+    URL is a 404, not an overflow deep inside a query."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def form_data(form, fields) -> dict:
@@ -97,8 +148,19 @@ def _error_page(status: int, title: str, message: str):
     return render_template("site/error.html", status=status, title=title, message=message), status
 
 
+def refuse_control_characters_in_url():
+    """A URL whose path or query holds control characters is refused with a plain page
+    (forms report them beside the field instead: see app.forms)."""
+    parts = [request.path, *request.args.keys(), *request.args.values()]
+    if any(has_control_characters(part) for part in parts):
+        return _error_page(400, _("アドレスに使えない文字が含まれています"),
+                           _("アドレス（URL）に制御文字などの使えない文字が含まれていました。リンクをもう一度開き直してください。"))
+    return None
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.before_request(refuse_control_characters_in_url)
 
     @app.context_processor
     def inject():
@@ -114,6 +176,12 @@ def init_app(app: Flask) -> None:
             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
             "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
         )
+        # Pages carry personal data more often than not (a name in the header, a record, a
+        # CSV): no browser or proxy keeps any of them. Only what a view marks public
+        # (a published newsletter's picture) and the static files may be cached.
+        if request.endpoint != "static" and not response.cache_control.public:
+            response.headers["Cache-Control"] = "no-store"
+            response.headers.pop("Expires", None)
         return response
 
     @app.errorhandler(403)

@@ -9,6 +9,9 @@ import subprocess
 
 import psycopg
 
+# The app refuses to start without a strong key; the benchmarks' processes share this one.
+os.environ.setdefault("SECRET_KEY", __import__("secrets").token_hex(32))
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

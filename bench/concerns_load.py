@@ -124,7 +124,7 @@ class Browser:
 
 
 def start_server(url: str, port: int, folder: str) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-secret", HOTNET_INSTANCE_PATH=folder,
+    env = dict(os.environ, DATABASE_URL=url, HOTNET_INSTANCE_PATH=folder,
                HOTNET_PUBLIC_FORM_RATE_LIMIT="10000000 per minute",
                HOTNET_LOGIN_RATE_LIMIT="10000 per minute", MAIL_SUPPRESS_SEND="true",
                PYTHONPATH=ROOT)

@@ -160,6 +160,8 @@ def app_config(schema_url, smtp_server, tmp_path_factory):
         # Figures are read fresh in tests (one app serves many tests with different data).
         "CACHE_TYPE": "NullCache",
         "TESTING": True,
+        # Child processes (sender, scheduler) are given the same key in their environment.
+        "SECRET_KEY": secrets.token_hex(32),
         "SQLALCHEMY_DATABASE_URI": schema_url,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": controller.port,
@@ -167,6 +169,7 @@ def app_config(schema_url, smtp_server, tmp_path_factory):
         # except where a test lowers them (the limit is read from config per request).
         "RATELIMIT_ENABLED": True,
         "HOTNET_LOGIN_RATE_LIMIT": "10000 per minute",
+        "HOTNET_LOGIN_IP_RATE_LIMIT": "10000 per minute",
         "HOTNET_PUBLIC_FORM_RATE_LIMIT": "10000 per minute",
         "HOTNET_BASE_URL": "https://hotnet.test",
         "HOTNET_SEND_RETRY_SECONDS": 0,

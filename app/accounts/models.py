@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import current_app
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -33,8 +33,14 @@ class StaffUser(db.Model):
     role: Mapped[str] = mapped_column(String(20), default="coordinator")
     station_id: Mapped[int | None] = mapped_column(ForeignKey("station.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Station leads and the office may see every area; everyone else sees `areas` (and any
+    # temporary cover an admin gives). Admins always see every area.
+    all_areas: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of the id kept in every session cookie: raising it ends every session signed in
+    # before (sign-out, a new password, other roles or areas, deactivation).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     station: Mapped[Station | None] = relationship()
     areas: Mapped[list[Area]] = relationship(secondary=staff_area, order_by=Area.position)
@@ -54,7 +60,7 @@ class StaffUser(db.Model):
         return self.role == "admin"
 
     def get_id(self) -> str:
-        return f"staff:{self.id}"
+        return f"staff:{self.id}:{self.session_generation or 0}"
 
     def set_password(self, password: str) -> None:
         method = current_app.config.get("HOTNET_PASSWORD_METHOD", "scrypt")
@@ -62,6 +68,22 @@ class StaffUser(db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+class StaffCover(db.Model):
+    """Temporary cover: a staff member also serves an area until a day (inclusive)."""
+
+    __tablename__ = "staff_cover"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"),
+                                          index=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"))
+    until: Mapped[date] = mapped_column(Date)
+    granted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    area: Mapped[Area] = relationship()
 
 
 class LoginLink(db.Model):

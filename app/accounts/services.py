@@ -9,12 +9,13 @@ from functools import wraps
 from flask import abort, current_app
 from app.i18n import gettext as _
 from flask_login import current_user
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
-from app.accounts.models import ROLES, LoginLink, StaffUser
+from app.accounts.models import ROLES, LoginLink, StaffCover, StaffUser
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, LinkInvalid
+from app.errors import InvalidInput, LinkInvalid, NotFound, raise_problems
+from app.formatting import today_tokyo
 from app.extensions import db
 from app.geography.models import Area
 from app.mailer import send_mail
@@ -24,10 +25,14 @@ from app.urls import external_url
 MIN_PASSWORD_LENGTH = 10
 
 
+MAX_ID = 2**31 - 1
+
+
 def load_user(user_id: str):
-    """Flask-Login loader: ids are "staff:N" or "supporter:N"."""
-    kind, _, raw_id = user_id.partition(":")
-    if not raw_id.isdigit():
+    """Flask-Login loader: ids are "staff:N:G" or "supporter:N:G", G being the account's
+    session generation when it signed in; a session from an older generation has ended."""
+    kind, raw_id, generation = (user_id.split(":") + ["", ""])[:3]
+    if not (raw_id.isdigit() and generation.isdigit()) or int(raw_id) > MAX_ID:
         return None
     if kind == "staff":
         user = db.session.get(StaffUser, int(raw_id))
@@ -35,7 +40,18 @@ def load_user(user_id: str):
         user = db.session.get(Supporter, int(raw_id))
     else:
         return None
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or (user.session_generation or 0) != int(generation):
+        return None
+    return user
+
+
+def end_sessions(user) -> None:
+    """End every session the account has open (each device, each copied cookie); the
+    caller commits. Used on sign-out and when a password, role, area or status changes."""
+    model = type(user)
+    db.session.execute(update(model).where(model.id == user.id).values(
+        session_generation=model.session_generation + 1))
+    db.session.refresh(user, ["session_generation"])
 
 
 # --- role checks -------------------------------------------------------------------
@@ -60,12 +76,30 @@ supporter_required = _require(lambda user: user.is_supporter)
 
 # --- staff ---------------------------------------------------------------------------
 
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash made the same way as real ones, checked when no account matches, so that a
+    wrong address takes as long as a wrong password (timing tells nobody who has an account)."""
+    method = current_app.config.get("HOTNET_PASSWORD_METHOD", "scrypt")
+    if method not in _DUMMY_HASHES:
+        from werkzeug.security import generate_password_hash
+        _DUMMY_HASHES[method] = generate_password_hash(secrets.token_hex(16), method=method)
+    return _DUMMY_HASHES[method]
+
+
 def authenticate_staff(email: str, password: str) -> StaffUser | None:
     """The active staff user with these credentials, or None."""
+    from werkzeug.security import check_password_hash
+
     user = db.session.scalar(
         select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower())
     )
-    if user is None or not user.active or not user.check_password(password):
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    if not user.check_password(password) or not user.active:
         return None
     user.last_login_at = utcnow()
     db.session.commit()
@@ -79,7 +113,8 @@ def check_password_rules(password: str) -> None:
 
 
 def create_staff(email: str, name: str, password: str, role: str, kana: str = "",
-                 station_id: int | None = None, area_ids: list[int] | None = None) -> StaffUser:
+                 station_id: int | None = None, area_ids: list[int] | None = None,
+                 all_areas: bool = False) -> StaffUser:
     """Create a staff account; raises InvalidInput for a taken e-mail or weak password."""
     email = email.strip().lower()
     if role not in ROLES:
@@ -87,7 +122,7 @@ def create_staff(email: str, name: str, password: str, role: str, kana: str = ""
     _check_email_free(email)
     check_password_rules(password)
     user = StaffUser(email=email, name=name.strip(), kana=kana.strip(), role=role,
-                     station_id=station_id)
+                     station_id=station_id, all_areas=all_areas)
     user.set_password(password)
     user.areas = _areas(area_ids)
     db.session.add(user)
@@ -104,21 +139,93 @@ def _check_email_free(email: str, user_id: int | None = None) -> None:
 
 def update_staff(user: StaffUser, *, email: str, name: str, kana: str, role: str,
                  station_id: int | None, area_ids: list[int], active: bool,
-                 password: str = "") -> StaffUser:
+                 password: str = "", all_areas: bool = False) -> StaffUser:
     if role not in ROLES:
         raise InvalidInput(_("役割が正しくありません。"), field="role")
     email = email.strip().lower()
     _check_email_free(email, user.id)
+    new_areas = _areas(area_ids)
+    ends_sessions = bool(password) or role != user.role or active != user.active or \
+        {a.id for a in new_areas} != {a.id for a in user.areas} or \
+        bool(all_areas) != bool(user.all_areas)
     if password:
         check_password_rules(password)
         user.set_password(password)
     user.email = email
     user.name, user.kana, user.role = name.strip(), kana.strip(), role
     user.station_id, user.active = station_id, active
-    user.areas = _areas(area_ids)
+    user.areas = new_areas
+    user.all_areas = bool(all_areas)
     audit.record("staff.update", "staff_user", user.id, user.email)
+    if ends_sessions:
+        db.session.flush()
+        end_sessions(user)
     db.session.commit()
     return user
+
+
+# --- which areas' personal data a staff member may see (need to know) ------------------------
+
+def area_scope(user) -> frozenset[int] | None:
+    """The ids of the areas whose personal data this staff member may see, or None for every
+    area (admins, and accounts set to "all areas"). Their own areas, plus any temporary
+    cover an admin gave that has not run out. Computed once per user object."""
+    if user is None or not getattr(user, "is_staff", False):
+        return frozenset()
+    if user.is_admin or user.all_areas:
+        return None
+    cached = getattr(user, "_area_scope", None)
+    if cached is not None:
+        return cached
+    ids = {area.id for area in user.areas}
+    ids.update(db.session.scalars(select(StaffCover.area_id).where(
+        StaffCover.staff_id == user.id, StaffCover.until >= today_tokyo())))
+    scope = frozenset(ids)
+    user._area_scope = scope
+    return scope
+
+
+def may_see_area(user, area_id: int | None) -> bool:
+    """Whether the staff member may see personal data of a record in this area. A record
+    with no area yet (no district given) is open to every staff member, who route it."""
+    scope = area_scope(user)
+    return scope is None or area_id is None or area_id in scope
+
+
+def active_covers(user: StaffUser) -> list[StaffCover]:
+    return list(db.session.scalars(
+        select(StaffCover).where(StaffCover.staff_id == user.id,
+                                 StaffCover.until >= today_tokyo())
+        .order_by(StaffCover.until, StaffCover.id)))
+
+
+def grant_cover(actor: StaffUser, user: StaffUser, area_id: int | None, until) -> StaffCover:
+    """Let a staff member cover an area until a day (holidays, sick leave)."""
+    problems = {}
+    area = db.session.get(Area, area_id) if area_id else None
+    if area is None:
+        problems["area_id"] = _("応援する圏域を選んでください。")
+    if until is None or until < today_tokyo():
+        problems["until"] = _("期限は今日以降の日にしてください。")
+    elif until > today_tokyo() + timedelta(days=366):
+        problems["until"] = _("期限は1年以内にしてください。")
+    raise_problems(problems)
+    cover = StaffCover(staff_id=user.id, area_id=area.id, until=until, granted_by_id=actor.id)
+    db.session.add(cover)
+    audit.record("staff.cover", "staff_user", user.id, f"{area.name} 〜{until.isoformat()}",
+                 actor=actor)
+    db.session.commit()
+    return cover
+
+
+def end_cover(actor: StaffUser, user: StaffUser, cover_id: int) -> None:
+    cover = db.session.get(StaffCover, cover_id)
+    if cover is None or cover.staff_id != user.id:
+        raise NotFound(cover_id)
+    db.session.delete(cover)
+    audit.record("staff.cover_end", "staff_user", user.id, cover.area.name, actor=actor)
+    end_sessions(user)
+    db.session.commit()
 
 
 def _areas(area_ids: list[int] | None) -> list[Area]:
@@ -198,6 +305,10 @@ def consume_login_link(token: str) -> Supporter:
     if supporter is None or not supporter.is_active:
         db.session.rollback()
         raise LinkInvalid("unknown")
+    # Using one link ends every other link mailed to this supporter.
+    db.session.execute(update(LoginLink).where(
+        LoginLink.supporter_id == supporter.id, LoginLink.id != link.id,
+        LoginLink.used_at.is_(None)).values(used_at=now))
     db.session.commit()
     return supporter
 

@@ -6,9 +6,9 @@ from app.i18n import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.accounts import services
-from app.accounts.forms import ConfirmForm, LinkRequestForm, StaffForm, StaffLoginForm
+from app.accounts.forms import ConfirmForm, CoverForm, LinkRequestForm, StaffForm, StaffLoginForm
 from app.accounts.models import ROLES, StaffUser
-from app.errors import InvalidInput, LinkInvalid
+from app.errors import InvalidInput, LinkInvalid, NotFound
 from app.extensions import db, limiter
 from app.geography.services import list_areas, list_stations
 from app.labels import ROLE
@@ -17,12 +17,34 @@ from app.site import add_error, safe_next
 bp = Blueprint("accounts", __name__)
 
 
-def _login_limit() -> str:
+def _account_limit() -> str:
     return current_app.config["HOTNET_LOGIN_RATE_LIMIT"]
 
 
+def _address_limit() -> str:
+    return current_app.config["HOTNET_LOGIN_IP_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    """The account being tried (the address typed), whichever network it comes from."""
+    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
+# Sign-in attempts are limited twice, counting only failures: per account (a slow guess of
+# one password is stopped wherever it comes from) and, more loosely, per network address
+# (so one colleague's typos in a shared office do not lock the others out).
+def _sign_in_limits(view):
+    view = limiter.limit(_account_limit, key_func=_account_key, methods=["POST"],
+                         deduct_when=_failed)(view)
+    return limiter.limit(_address_limit, methods=["POST"], deduct_when=_failed)(view)
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@_sign_in_limits
 def login():
     form = StaffLoginForm()
     if form.validate_on_submit():
@@ -36,7 +58,8 @@ def login():
 
 
 @bp.route("/login/link", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])
+@limiter.limit(_address_limit, methods=["POST"])
 def request_link():
     form = LinkRequestForm()
     if form.validate_on_submit():
@@ -51,7 +74,7 @@ def request_link():
 
 
 @bp.route("/login/link/<token>", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_address_limit, methods=["POST"])
 def link_signin(token: str):
     """GET only asks for a click, so that mail scanners opening the link do not use it up."""
     form = ConfirmForm()
@@ -71,6 +94,9 @@ def link_signin(token: str):
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        services.end_sessions(current_user._get_current_object())
+        db.session.commit()
     logout_user()
     flash(_("ログアウトしました。"), "success")
     return redirect(url_for("site.home"))
@@ -103,7 +129,7 @@ def staff_new():
                 services.create_staff(
                     form.email.data, form.name.data, form.password.data, form.role.data,
                     kana=form.kana.data or "", station_id=form.station_id.data or None,
-                    area_ids=form.area_ids.data,
+                    area_ids=form.area_ids.data, all_areas=form.all_areas.data,
                 )
             except InvalidInput as exc:
                 add_error(form, exc)
@@ -131,10 +157,58 @@ def staff_edit(user_id: int):
                     role=form.role.data,
                     station_id=form.station_id.data or None, area_ids=form.area_ids.data,
                     active=form.active.data, password=form.password.data or "",
+                    all_areas=form.all_areas.data,
                 )
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
+                if user.id == current_user.id:  # a new password ended this session too
+                    login_user(user)
                 flash(_("職員の情報を保存しました。"), "success")
                 return redirect(url_for("accounts.staff_list"))
-    return render_template("accounts/staff_form.html", form=form, user=user)
+    return _staff_page(form, user)
+
+
+def _cover_form(form: CoverForm | None = None) -> CoverForm:
+    form = form or CoverForm(formdata=None)
+    form.area_id.choices = [(0, _("選んでください"))] + [(a.id, a.name) for a in list_areas()]
+    return form
+
+
+def _staff_page(form, user, cover_form=None, status: int = 200):
+    return render_template("accounts/staff_form.html", form=form, user=user,
+                           cover_form=_cover_form(cover_form),
+                           covers=services.active_covers(user)), status
+
+
+@bp.post("/admin/staff/<int:user_id>/cover")
+@services.admin_required
+def staff_cover(user_id: int):
+    user = db.session.get(StaffUser, user_id) or abort(404)
+    form = _cover_form(CoverForm())
+    if form.validate_on_submit():
+        try:
+            services.grant_cover(current_user, user, form.area_id.data, form.until.data)
+        except InvalidInput as exc:
+            add_error(form, exc)
+        else:
+            flash(_("応援の圏域を追加しました。"), "success")
+            return redirect(url_for("accounts.staff_edit", user_id=user.id) + "#cover")
+    staff_form = _staff_form(StaffForm(obj=user, formdata=None))
+    staff_form.station_id.data = user.station_id or 0
+    staff_form.area_ids.data = [a.id for a in user.areas]
+    return _staff_page(staff_form, user, form, 400)
+
+
+@bp.post("/admin/staff/<int:user_id>/cover/<int:cover_id>/end")
+@services.admin_required
+def staff_cover_end(user_id: int, cover_id: int):
+    user = db.session.get(StaffUser, user_id) or abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.end_cover(current_user, user, cover_id)
+    except NotFound:
+        abort(404)
+    flash(_("応援の圏域を外しました。"), "success")
+    return redirect(url_for("accounts.staff_edit", user_id=user.id) + "#cover")

@@ -9,18 +9,21 @@ from app.audit.models import AuditEntry
 from app.extensions import db
 
 
-def _actor() -> tuple[int | None, str]:
-    if has_request_context() and current_user.is_authenticated:
-        if current_user.is_staff:
-            return current_user.id, f"{current_user.name} <{current_user.email}>"
-        return None, f"supporter:{current_user.id}"
+def _actor(user=None) -> tuple[int | None, str]:
+    if user is None and has_request_context() and current_user.is_authenticated:
+        user = current_user
+    if user is not None and getattr(user, "is_staff", False):
+        return user.id, f"{user.name} <{user.email}>"
+    if user is not None:
+        return None, f"supporter:{user.id}"
     return None, "system"
 
 
 def record(action: str, target_type: str = "", target_id: int | None = None,
-           detail: str = "") -> AuditEntry:
-    """Add an audit entry to the current transaction (the caller commits)."""
-    staff_id, actor = _actor()
+           detail: str = "", actor=None) -> AuditEntry:
+    """Add an audit entry to the current transaction (the caller commits). `actor` is the
+    acting account; without it, the signed-in user of the request (or "system")."""
+    staff_id, actor = _actor(actor)
     ip = (request.remote_addr or "") if has_request_context() else ""
     entry = AuditEntry(staff_id=staff_id, actor=actor, action=action,
                        target_type=target_type, target_id=target_id, detail=detail, ip=ip)

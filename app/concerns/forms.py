@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from app.forms import Form, bounded_int
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, EmailField, HiddenField, RadioField, SelectField,
                      StringField, TelField, TextAreaField)
@@ -8,12 +8,12 @@ from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY
 from app.validators import max_length, optional
 
 
-class ConcernForm(FlaskForm):
+class ConcernForm(Form):
     """The report form (気になること). Rules live in services.concern_problems."""
 
-    category_id = SelectField(_l("どんなことですか"), coerce=int, choices=[])
+    category_id = SelectField(_l("どんなことですか"), coerce=bounded_int, choices=[])
     body = TextAreaField(_l("気になったこと"), validators=[optional(), max_length(5000)])
-    district_id = SelectField(_l("地区"), coerce=int, choices=[])
+    district_id = SelectField(_l("地区"), coerce=bounded_int, choices=[])
     place = StringField(_l("場所や目印（○○公園の近く、など）"), validators=[optional(), max_length(200)])
     address = StringField(_l("住所（分かれば。職員だけが見ます）"), validators=[optional(), max_length(300)])
     noticed_on = DateField(_l("気づいた日"), validators=[optional()])
@@ -36,34 +36,34 @@ class StaffConcernForm(ConcernForm):
     may_contact = BooleanField(_l("報告者に連絡してよい"))
 
 
-class StatusForm(FlaskForm):
+class StatusForm(Form):
     status = SelectField(_l("新しい状態"), choices=list(CONCERN_STATUS.items()))
     connected_to = StringField(_l("つなぎ先（つなぎ済のとき）"), validators=[optional(), max_length(200)])
     duplicate_of = StringField(_l("重複元の受付番号（重複のとき）"), validators=[optional(), max_length(20)])
     note = TextAreaField(_l("内部メモ（任意）"), validators=[optional(), max_length(5000)])
 
 
-class AssignForm(FlaskForm):
-    assignee_id = SelectField(_l("担当者"), coerce=int, choices=[])
+class AssignForm(Form):
+    assignee_id = SelectField(_l("担当者"), coerce=bounded_int, choices=[])
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     body = TextAreaField(_l("内部メモ（職員だけが見ます）"), validators=[optional(), max_length(5000)])
 
 
-class MessageForm(FlaskForm):
+class MessageForm(Form):
     body = TextAreaField(_l("報告者へのメッセージ"), validators=[optional(), max_length(5000)])
 
 
-class LinkForm(FlaskForm):
+class LinkForm(Form):
     reference = StringField(_l("関連する受付番号"), validators=[optional(), max_length(20)])
 
 
-class UnlinkForm(FlaskForm):
+class UnlinkForm(Form):
     other_id = HiddenField()
 
 
-class CategoryForm(FlaskForm):
+class CategoryForm(Form):
     name = StringField(_l("分類名"), validators=[optional(), max_length(100)])
     name_en = StringField(_l("英語名（任意）"), validators=[optional(), max_length(100)])
     active = BooleanField(_l("報告フォームに表示する"), default=True)

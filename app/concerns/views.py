@@ -1,12 +1,10 @@
 """Concern pages: the report form, the reporter's own list, the staff queue and case page."""
 from __future__ import annotations
 
-import csv
 import functools
-import io
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
-                   request, send_from_directory, session, stream_with_context, url_for)
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template,
+                   request, send_from_directory, session, url_for)
 from flask_login import current_user
 
 from app.accounts.services import admin_required, staff_required, supporter_required
@@ -20,7 +18,8 @@ from app.formatting import format_datetime
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
-from app.site import add_error, form_data, int_arg, public_form_limit, validate_with_rules
+from app.spreadsheet import csv_response
+from app.site import add_error, form_data, form_int, int_arg, page_arg, public_form_limit, validate_with_rules
 
 bp = Blueprint("concerns", __name__)
 FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
@@ -138,7 +137,7 @@ def _filters() -> tuple[queue.Filters, str]:
 @staff_required
 def dashboard():
     filters, area = _filters()
-    page = int_arg("page") or 1
+    page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     rows, total = queue.one_page(filters, current_user, page=page, per_page=per_page)
     scope = filters.area_ids
@@ -169,25 +168,16 @@ def export_csv():
                _("受付の方法"), _("報告者"), _("報告者の連絡先"), _("連絡してよい")]
 
     def rows():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(headers)
         for c in queue.iter_export(filters, me):
-            writer.writerow([
+            yield [
                 c.reference, format_datetime(c.created_at), c.category.name, URGENCY[c.urgency],
                 CONCERN_STATUS[c.status], c.district.name if c.district else "", c.place,
                 c.address, c.body, c.assignee.name if c.assignee else "", c.connected_to,
                 CONCERN_CHANNEL.get(c.channel, c.channel), c.reporter_name,
                 " ".join(x for x in (c.reporter_email, c.reporter_phone) if x),
-                _("はい") if c.may_contact else _("いいえ")])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
+                _("はい") if c.may_contact else _("いいえ")]
 
-    return Response(stream_with_context(rows()), mimetype="text/csv; charset=utf-8", headers={
-        "Content-Disposition": "attachment; filename=hotnet-concerns.csv"})
+    return csv_response(headers, rows(), "hotnet-concerns.csv")
 
 
 # --- staff: taking a report on someone's behalf ----------------------------------------------------
@@ -329,13 +319,13 @@ def photo(concern_id: int):
 def categories():
     form = CategoryForm()
     if request.method == "POST":
-        category_id = request.form.get("category_id", "")
+        category_id = form_int("category_id")
         try:
             if not form.validate_on_submit():
                 raise InvalidInput(_("入力内容を確認してください。"))
-            if category_id.isdigit():
+            if category_id is not None:
                 try:
-                    category = services.get_category(int(category_id))
+                    category = services.get_category(category_id)
                 except NotFound:
                     abort(404)
                 services.update_category(category, form.name.data or "", form.name_en.data or "",

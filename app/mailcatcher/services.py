@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import email
+import re
 import email.policy
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from app.errors import NotFound
+
+# The catcher names files "<nanoseconds>-<hex>"; anything else is not one of ours.
+_KEY = re.compile(r"[0-9A-Za-z_\-]{1,100}")
 
 
 @dataclass
@@ -37,7 +41,9 @@ def list_messages(folder: str, limit: int = 100) -> list[CaughtMessage]:
 
 
 def get_message(folder: str, key: str) -> CaughtMessage:
+    if not _KEY.fullmatch(key or ""):
+        raise NotFound(key)
     path = Path(folder) / f"{key}.eml"
-    if "/" in key or not path.is_file():
+    if not path.is_file():
         raise NotFound(key)
     return _parse(path)

@@ -20,7 +20,7 @@ from app.newsletters import audience as audiences
 from app.newsletters import services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import body_html, layouts
-from app.site import add_error
+from app.site import add_error, int_arg
 from app.supporters.models import Supporter
 from app.supporters.services import list_categories
 
@@ -127,7 +127,7 @@ def progress_json(newsletter_id: int):
 
 
 def _recipient():
-    supporter_id = request.args.get("supporter", type=int)
+    supporter_id = int_arg("supporter")
     return db.session.get(Supporter, supporter_id) if supporter_id else None
 
 

@@ -15,6 +15,7 @@ from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
 from app.supporters import services
+from app.spreadsheet import restore
 from app.supporters.models import BusinessCategory, Supporter, SupporterImport
 from app.text import digits, fold
 
@@ -129,7 +130,7 @@ def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict,
     problems = []
     data = {"kind": "person", "delivery": "post", "status": "active", "joined_via": "staff"}
     for header, key in COLUMNS:
-        raw = (values.get(header) or "").strip()
+        raw = restore((values.get(header) or "").strip())
         if key in WORDS:
             code = _reverse(key, raw)
             if code == "?":
@@ -261,24 +262,18 @@ def _cell(s: Supporter, key: str) -> str:
     return value or ""
 
 
-def export_rows(filters: services.Filters) -> Iterator[str]:
-    """CSV text in chunks, UTF-8 with BOM so that Excel opens it correctly.
+def export_rows(filters: services.Filters) -> Iterator[list[str]]:
+    """The rows of the export (without the header), read lazily.
 
     The query runs inside the generator, so that it uses the session of the streaming
     response rather than one already closed when the view returned.
     """
-    supporters = services.iter_filtered(filters)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow([header for header, _key in COLUMNS])
-    for n, s in enumerate(supporters, start=1):
-        writer.writerow([_cell(s, key) for _header, key in COLUMNS])
-        if n % 200 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    for s in services.iter_filtered(filters):
+        yield [_cell(s, key) for _header, key in COLUMNS]
+
+
+def export_header() -> list[str]:
+    return [header for header, _key in COLUMNS]
 
 
 def record_export(filters: services.Filters, count: int) -> None:

@@ -1,5 +1,5 @@
 from app.i18n import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from app.forms import Form, bounded_int
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import InputRequired
@@ -10,14 +10,14 @@ from app.validators import max_length, optional
 _DELIVERY_CHOICES = [(code, label) for code, label in DELIVERY.items()]
 
 
-class ContactFields(FlaskForm):
+class ContactFields(Form):
     """Contact details shared by every supporter form."""
 
     email = EmailField(_l("メールアドレス（お持ちの方のみ）"), validators=[optional(), max_length(254)])
     phone = TelField(_l("電話番号"), validators=[optional(), max_length(40)])
     postal_code = StringField(_l("郵便番号"), validators=[optional(), max_length(10)])
     address = StringField(_l("住所"), validators=[optional(), max_length(300)])
-    district_id = SelectField(_l("お住まいの地区"), coerce=int, choices=[])
+    district_id = SelectField(_l("お住まいの地区"), coerce=bounded_int, choices=[])
     delivery = RadioField(_l("通信（ニュースレター）の受け取り方"), choices=_DELIVERY_CHOICES,
                           default="post",
                           validators=[InputRequired(message=_l("選んでください。"))])
@@ -40,9 +40,9 @@ class ApplicationForm(PersonFields):
 class BusinessApplicationForm(ContactFields):
     business_name = StringField(_l("事業所名"), validators=[optional(), max_length(200)])
     business_kana = StringField(_l("事業所名のふりがな"), validators=[optional(), max_length(200)])
-    business_category_id = SelectField(_l("業種"), coerce=int, choices=[])
+    business_category_id = SelectField(_l("業種"), coerce=bounded_int, choices=[])
     contact_person = StringField(_l("ご担当者のお名前"), validators=[optional(), max_length(100)])
-    district_id = SelectField(_l("事業所のある地区"), coerce=int, choices=[])
+    district_id = SelectField(_l("事業所のある地区"), coerce=bounded_int, choices=[])
     consent = BooleanField(_l("個人情報の取扱いについて読み、同意します"),
                            validators=[InputRequired(message=_l("同意いただける場合はチェックしてください。"))])
 
@@ -51,10 +51,10 @@ class SupporterForm(PersonFields):
     """The staff form: every field of the record."""
 
     kind = RadioField(_l("種別"), choices=list(KIND.items()), default="person")
-    district_id = SelectField(_l("地区"), coerce=int, choices=[])
+    district_id = SelectField(_l("地区"), coerce=bounded_int, choices=[])
     business_name = StringField(_l("事業所名"), validators=[optional(), max_length(200)])
     business_kana = StringField(_l("事業所名のふりがな"), validators=[optional(), max_length(200)])
-    business_category_id = SelectField(_l("業種"), coerce=int, choices=[])
+    business_category_id = SelectField(_l("業種"), coerce=bounded_int, choices=[])
     contact_person = StringField(_l("担当者"), validators=[optional(), max_length(100)])
     status = SelectField(_l("状態"), choices=[(k, v) for k, v in STATUS.items()
                                             if k in ("applied", "active", "paused")],
@@ -66,10 +66,10 @@ class SupporterForm(PersonFields):
     delivery = SelectField(_l("通信の受け取り方"), choices=_DELIVERY_CHOICES, default="post")
 
 
-class ImportForm(FlaskForm):
+class ImportForm(Form):
     file = FileField(_l("CSVファイル"))
 
 
-class CategoryForm(FlaskForm):
+class CategoryForm(Form):
     name = StringField(_l("業種名"), validators=[optional(), max_length(100)])
     name_en = StringField(_l("英語名（任意）"), validators=[optional(), max_length(100)])

@@ -58,6 +58,8 @@ class Supporter(db.Model):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the supporter unsubscribed from the e-mail newsletter (one click in a message).
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of the id in the session cookie; raised on sign-out to end every session.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     district: Mapped[District | None] = relationship()
     business_category: Mapped[BusinessCategory | None] = relationship()
@@ -79,7 +81,7 @@ class Supporter(db.Model):
         return self.status in ("applied", "active", "paused")
 
     def get_id(self) -> str:
-        return f"supporter:{self.id}"
+        return f"supporter:{self.id}:{self.session_generation or 0}"
 
     @property
     def display_name(self) -> str:

@@ -1,8 +1,8 @@
 """Registry pages: public applications, the supporter's own page, and the staff registry."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 from app.i18n import gettext as _
 from flask_login import current_user, logout_user
 
@@ -12,7 +12,8 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
 from app.geography.services import district_choices, list_districts
 from app.labels import localized
-from app.site import add_error, form_data, int_arg, public_form_limit, validate_with_rules
+from app.spreadsheet import csv_response
+from app.site import add_error, form_data, form_int, int_arg, page_arg, public_form_limit, validate_with_rules
 from app.supporters import csvio, services
 from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
                                   ProfileForm, SupporterForm)
@@ -136,7 +137,7 @@ def staff_list():
     filters = _filters()
     districts = list_districts()
     areas = list({d.area.id: d.area for d in districts}.values())
-    page = services.search(filters, page=int_arg("page") or 1,
+    page = services.search(filters, page=page_arg(),
                            per_page=current_app.config["HOTNET_PAGE_SIZE"], areas=areas)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
@@ -150,9 +151,8 @@ def staff_list():
 def export_csv():
     filters = _filters()
     csvio.record_export(filters, services.count(filters))
-    body = stream_with_context(csvio.export_rows(filters))
-    return Response(body, mimetype="text/csv; charset=utf-8", headers={
-        "Content-Disposition": "attachment; filename=hotnet-supporters.csv"})
+    return csv_response(csvio.export_header(), csvio.export_rows(filters),
+                        "hotnet-supporters.csv")
 
 
 @bp.route("/staff/supporters/new", methods=["GET", "POST"])
@@ -288,9 +288,9 @@ def categories():
     form = CategoryForm()
     if form.validate_on_submit():
         try:
-            category_id = request.form.get("category_id", "")
-            if category_id.isdigit():
-                category = db.session.get(BusinessCategory, int(category_id)) or abort(404)
+            category_id = form_int("category_id")
+            if category_id is not None:
+                category = db.session.get(BusinessCategory, category_id) or abort(404)
                 services.rename_category(category, form.name.data or "", form.name_en.data or "")
             else:
                 services.add_category(form.name.data or "", form.name_en.data or "")

@@ -10,7 +10,7 @@ from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import limiter
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
-from app.site import add_error, form_data, public_form_limit, validate_with_rules
+from app.site import add_error, form_data, form_int, public_form_limit, validate_with_rules
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
 from app.trainings import services
@@ -242,10 +242,10 @@ def staff_session(session_id: int):
 @staff_required
 def staff_sign_up(session_id: int):
     found = _session(session_id)
-    supporter_id = request.form.get("supporter_id", "")
-    if ConfirmForm().validate_on_submit() and supporter_id.isdigit():
+    supporter_id = form_int("supporter_id")
+    if ConfirmForm().validate_on_submit() and supporter_id is not None:
         try:
-            supporter = supporters.get_supporter(int(supporter_id))
+            supporter = supporters.get_supporter(supporter_id)
             registration = services.sign_up(found.id, supporter, via="staff")
         except NotFound:
             abort(404)
