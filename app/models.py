@@ -1,6 +1,8 @@
 """Imports every domain's models, so that SQLAlchemy metadata and Alembic see them all."""
 from app.accounts.models import LoginLink, StaffCover, StaffUser  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
+from app.outbox.models import OutboxMessage  # noqa: F401
+from app.submissions import SubmissionKey  # noqa: F401
 from app.geography.models import Area, District, Station  # noqa: F401
 from app.supporters.models import (  # noqa: F401
     BusinessCategory, Supporter, SupporterChange, SupporterImport, SupporterSearchTerm,

@@ -44,6 +44,25 @@ def deliver_newsletters_job() -> None:
         run(until_idle=True)
 
 
+def housekeeping_job() -> None:
+    """Forget what is no longer needed: old submission keys, old sent mail."""
+    from app.outbox.services import purge_old
+    from app.submissions import purge
+
+    with _app.app_context():
+        keys, mails = purge(days=30), purge_old(days=90)
+    if keys or mails:
+        log.info("housekeeping: %d submission keys, %d old messages removed", keys, mails)
+
+
+def deliver_outbox_job() -> None:
+    """Send what the app queued (sign-in links, receipts, confirmations …) until none is due."""
+    from app.outbox.sender import deliver
+
+    with _app.app_context():
+        deliver(until_idle=True)
+
+
 def concern_digest_job() -> None:
     """Send today's digests (once per day and coordinator, from the configured hour)."""
     from app.concerns.digest import send_daily_digests
@@ -93,6 +112,10 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
                       id="start_due_newsletters", replace_existing=True)
     scheduler.add_job(deliver_newsletters_job, "interval", seconds=10, next_run_time=now,
                       id="deliver_newsletters", replace_existing=True)
+    # Sign-in links and receipts go out within seconds; a separate job (and connection)
+    # from the newsletters, so that a long send never holds them up.
+    scheduler.add_job(deliver_outbox_job, "interval", seconds=2, next_run_time=now,
+                      id="deliver_outbox", replace_existing=True)
     # The digest job runs often and does its work once a day: a restart after the digest
     # hour still sends today's digest, and a table of sent digests stops a second one.
     scheduler.add_job(concern_digest_job, "interval", minutes=10, next_run_time=now,
@@ -101,6 +124,8 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
                       id="training_reminders", replace_existing=True)
     scheduler.add_job(purge_expired_concerns_job, "interval", hours=6, next_run_time=now,
                       id="purge_expired_concerns", replace_existing=True)
+    scheduler.add_job(housekeeping_job, "interval", hours=6, next_run_time=now,
+                      id="housekeeping", replace_existing=True)
     return scheduler
 
 

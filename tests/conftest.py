@@ -95,6 +95,48 @@ def schema_url(request, tmp_path_factory, backend):
     return url
 
 
+class Mailbox(list):
+    """What the test SMTP server received, as (recipients, message) pairs.
+
+    No request talks to SMTP: the app queues mail in the outbox and the sender process
+    delivers it within seconds. Reading the mailbox first runs the outbox sender once (in
+    the test's app context), as that process would, so a test reads what the app sent.
+    """
+
+    def deliver(self) -> None:
+        if not has_app_context():
+            return
+        from app.outbox.sender import deliver
+        deliver(until_idle=True)
+
+    def __iter__(self):
+        self.deliver()
+        return super().__iter__()
+
+    def __len__(self):
+        self.deliver()
+        return super().__len__()
+
+    def __getitem__(self, index):
+        self.deliver()
+        return super().__getitem__(index)
+
+    def __reversed__(self):
+        self.deliver()
+        return super().__reversed__()
+
+    def __eq__(self, other):
+        self.deliver()
+        return list(super().__iter__()) == other
+
+    def clear(self):
+        """Forget what was sent so far (delivering what was queued first)."""
+        self.deliver()
+        super().clear()
+
+    __hash__ = None
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     """A real SMTP server (aiosmtpd) on a free loopback port; it keeps what arrives."""
@@ -103,7 +145,7 @@ def smtp_server():
         attempts: "451"/"550" refuse at RCPT, "421" answers DATA so, "drop" hangs up after DATA."""
 
         def __init__(self):
-            self.messages = []
+            self.messages = Mailbox()
             self.plan: dict[str, list[str]] = {}
 
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):

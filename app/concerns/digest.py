@@ -1,15 +1,15 @@
 """The daily digest: each coordinator hears of the new and overdue concerns of their areas.
 
 The scheduler calls `send_daily_digests` every few minutes; it does its work once per day
-and person, from the configured hour on. A row per (day, staff member) is committed before
-that person's mail goes, so a restart or a second scheduler never sends it twice.
+and person, from the configured hour on. A row per (day, staff member) is committed with
+that person's queued mail, so a restart or a second scheduler never sends it twice.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
@@ -19,17 +19,18 @@ from app.dbtypes import insert_unless_present, utcnow
 from app.extensions import db
 from app.formatting import TOKYO, format_date
 from app.i18n import gettext as _
-from app.mailer import try_send_mail
+from app.outbox import services as outbox
 from app.urls import external_url
 
 
 def _claim(day: date, staff_id: int) -> bool:
-    """Write the (day, staff) row; False when it was already there."""
+    """Write the (day, staff) row, not yet committed; False when it was already there."""
     written = db.session.execute(
         insert_unless_present(DigestSent, {"day": day, "staff_id": staff_id, "sent_at": utcnow()},
                               ["day", "staff_id"]).returning(DigestSent.id)
     ).scalar()
-    db.session.commit()
+    if written is None:
+        db.session.rollback()
     return written is not None
 
 
@@ -64,17 +65,14 @@ def send_daily_digests(now: datetime | None = None) -> int:
             continue
         if not _claim(local.date(), staff.id):
             continue
-        if try_send_mail(staff.email,
-                         _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・未確認%(late)d件）",
-                           day=format_date(local.date()), new=len(new), late=len(overdue)),
-                         "concern_digest", staff=staff, new=new, overdue=overdue,
-                         url=external_url("concerns.dashboard"),
-                         detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id)):
-            sent += 1
-        else:
-            # The mail server refused or could not be reached: nothing went out, so give
-            # the day back and let the next run try again.
-            db.session.execute(delete(DigestSent).where(DigestSent.day == local.date(),
-                                                        DigestSent.staff_id == staff.id))
-            db.session.commit()
+        # The day's row and the queued mail commit together: the outbox retries the mail
+        # until the server takes it, and no second run queues another.
+        outbox.enqueue(staff.email,
+                       _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・未確認%(late)d件）",
+                         day=format_date(local.date()), new=len(new), late=len(overdue)),
+                       "concern_digest", staff_id=staff.id, staff=staff, new=new,
+                       overdue=overdue, url=external_url("concerns.dashboard"),
+                       detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id))
+        db.session.commit()
+        sent += 1
     return sent

@@ -3,7 +3,7 @@
 Every function that changes something writes in one transaction, logs the action in the
 concern's timeline (and the audit log where personal data is read or exported), and
 raises a domain error (InvalidInput / InvalidState / NotFound) when a rule is broken.
-Mail goes out after the commit and a mail failure never undoes a report.
+Mail is queued in the outbox in the same transaction; the sender process delivers it.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from app.geography.models import District
 from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
-from app.mailer import try_send_mail
+from app.outbox import services as outbox
 from app.supporters.models import Supporter
 from app.text import clean, fold
 from app.urls import external_url
@@ -249,11 +249,10 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
            body=_("%(channel)sで受け付けました。", channel=_channel_label(concern.channel)))
     if picture is not None:
         concern.photo = store(photo_folder(), f"c{concern.id}", *picture)
-    db.session.commit()
-
-    _send_receipt(concern)
+    _queue_receipt(concern)
     if concern.urgency == "urgent":
         notify_urgent(concern)
+    db.session.commit()
     return concern
 
 
@@ -261,14 +260,17 @@ def _channel_label(channel: str) -> str:
     return str(CONCERN_CHANNEL.get(channel, channel))
 
 
-def _send_receipt(concern: Concern) -> None:
+def receipt_address(concern: Concern) -> str:
+    return concern.reporter_email or (concern.reporter.email if concern.reporter else "") or ""
+
+
+def _queue_receipt(concern: Concern) -> None:
     """A receipt that repeats nothing of what was reported: only the reference number."""
-    address = concern.reporter_email or (concern.reporter.email if concern.reporter else "")
-    if not address:
-        return
-    try_send_mail(address, _("【ほっとネット】気になることを受け付けました（%(ref)s）", ref=concern.reference),
-                  "concern_receipt", concern=concern,
-                  my_reports_url=external_url("concerns.my_reports") if concern.reporter else "")
+    outbox.enqueue(receipt_address(concern),
+                   _("【ほっとネット】気になることを受け付けました（%(ref)s）", ref=concern.reference),
+                   "concern_receipt", supporter_id=concern.reporter_supporter_id,
+                   concern=concern,
+                   my_reports_url=external_url("concerns.my_reports") if concern.reporter else "")
 
 
 def coordinators_for(area_id: int | None) -> list[StaffUser]:
@@ -284,15 +286,15 @@ def coordinators_for(area_id: int | None) -> list[StaffUser]:
 
 
 def notify_urgent(concern: Concern) -> int:
-    """E-mail the area's coordinators at once. The mail holds no details, only the link."""
-    sent = 0
+    """Queue a mail to the area's coordinators at once (the caller commits). The mail holds
+    no details, only the link."""
+    queued = 0
     for staff in coordinators_for(concern.area_id):
-        if try_send_mail(staff.email,
-                         _("【至急】緊急の気になることが届きました（%(ref)s）", ref=concern.reference),
-                         "concern_urgent", concern=concern, staff=staff,
-                         url=external_url("concerns.staff_detail", concern_id=concern.id)):
-            sent += 1
-    return sent
+        queued += outbox.enqueue(
+            staff.email, _("【至急】緊急の気になることが届きました（%(ref)s）", ref=concern.reference),
+            "concern_urgent", staff_id=staff.id, concern=concern, staff=staff,
+            url=external_url("concerns.staff_detail", concern_id=concern.id)) is not None
+    return queued
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -452,14 +454,14 @@ def send_message(concern: Concern, body: str) -> ConcernEvent:
     """A message for the reporter: shown on their page and e-mailed when they may be contacted."""
     _require_not_erased(concern)
     event = _event(concern, "message", body=_text(body, "body"))
+    queued = outbox.enqueue(
+        concern.contact_email,
+        _("【ほっとネット】ご報告（%(ref)s）についてのお知らせ", ref=concern.reference),
+        "concern_message", supporter_id=concern.reporter_supporter_id, concern=concern,
+        message=event.body,
+        my_reports_url=external_url("concerns.my_reports") if concern.reporter else "")
+    event.emailed = queued is not None
     db.session.commit()
-    address = concern.contact_email
-    if address:
-        event.emailed = try_send_mail(
-            address, _("【ほっとネット】ご報告（%(ref)s）についてのお知らせ", ref=concern.reference),
-            "concern_message", concern=concern, message=event.body,
-            my_reports_url=external_url("concerns.my_reports") if concern.reporter else "")
-        db.session.commit()
     return event
 
 

@@ -9,7 +9,7 @@ from app.dbtypes import UTCDateTime, utcnow
 from app.extensions import db
 
 STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
-DELIVERY_STATUSES = ("waiting", "sending", "sent", "deferred", "failed", "cancelled")
+DELIVERY_STATUSES = ("waiting", "sending", "sent", "deferred", "failed", "skipped", "cancelled")
 
 
 class Newsletter(db.Model):

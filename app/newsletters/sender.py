@@ -1,34 +1,28 @@
-"""The sender: works through the delivery ledger over SMTP.
+"""The newsletter sender: works through each issue's delivery ledger over SMTP.
 
-Rows are claimed in batches by one UPDATE … RETURNING (on PostgreSQL the candidates are
-selected FOR UPDATE SKIP LOCKED, so several senders share the work). Each batch uses one
-SMTP connection with a socket timeout. A row is marked sent, and committed, only after the
-server accepted the message, so a crash can at most repeat the one message in flight.
-Claimed rows of a dead sender are taken back: at once when the sender ran on this host and
-its process is gone, otherwise when its lease runs out.
+The ledger rules (claims, heartbeat, lease, owner-checked marks, retries) are the outbox's,
+in app/outbox/ledger.py. Here: which rows are due (those of issues that are sending), the
+message of each recipient, and stopping when an issue is paused or cancelled.
 """
 from __future__ import annotations
 
 import base64
 import functools
 import logging
-import os
-import smtplib
-import socket
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import timedelta
 from email.header import Header
 from email.utils import formatdate
 
-import flask_mail
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_mail import Connection, Message
-from sqlalchemy import and_, or_, select, update
+from flask_mail import Message
+from sqlalchemy import select, update
 
 from app.dbtypes import utcnow
 from app.extensions import db
+from app.outbox import ledger
+from app.outbox.ledger import RunReport, address_header, worker_id
 from app.geography.models import District
 from app.i18n import gettext as _
 from app.newsletters.models import Delivery, Newsletter
@@ -37,36 +31,6 @@ from app.newsletters.services import Links, area_infos
 from app.supporters.models import Supporter
 
 log = logging.getLogger("hotnet.sender")
-
-
-class TimedConnection(Connection):
-    """Flask-Mail's connection with a socket timeout, so a stuck server cannot hang us."""
-
-    def __init__(self, mail_state, timeout: float):
-        super().__init__(mail_state)
-        self.timeout = timeout
-
-    def configure_host(self):
-        cls = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = cls(self.mail.server, self.mail.port, timeout=self.timeout)
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
-        return host
-
-    def send(self, message: Message, envelope_from=None) -> None:
-        """Flask-Mail's send, without re-parsing the same sender address for every message."""
-        if self.host is not None:
-            self.host.sendmail(_address(envelope_from or message.sender), list(message.send_to),
-                               message.as_bytes(), message.mail_options, message.rcpt_options)
-        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)
-
-    def __exit__(self, exc_type, exc_value, tb):
-        try:
-            super().__exit__(exc_type, exc_value, tb)
-        except (smtplib.SMTPException, OSError):
-            pass  # the server already went away; nothing left to close cleanly
 
 
 class NewsletterMessage(Message):
@@ -82,15 +46,15 @@ class NewsletterMessage(Message):
     def as_bytes(self) -> bytes:
         boundary = f"hotnet-{uuid.uuid4().hex}"
         headers = [
-            ("From", _address(self.sender)),
-            ("To", ", ".join(_address(r) for r in self.recipients)),
+            ("From", address_header(self.sender)),
+            ("To", ", ".join(address_header(r) for r in self.recipients)),
             ("Subject", _subject(self.subject)),
             ("Date", formatdate(self.date, localtime=True)),
             ("Message-ID", self.msgId),
             ("MIME-Version", "1.0"),
         ]
         if self.reply_to:
-            headers.append(("Reply-To", _address(self.reply_to)))
+            headers.append(("Reply-To", address_header(self.reply_to)))
         headers.extend((self.extra_headers or {}).items())
         headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
         lines = [f"{name}: {value}" for name, value in headers]
@@ -108,82 +72,16 @@ def _base64_lines(data: bytes) -> bytes:
     return b"".join(encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
 
 
-def _address(value) -> str:
-    """An address header value; a display name outside ASCII is encoded (RFC 2047)."""
-    if isinstance(value, str) and value.isascii() and "<" not in value:
-        return value  # a bare address, as every recipient is
-    return _named_address(value)
-
-
-@functools.lru_cache(maxsize=64)
-def _named_address(value) -> str:
-    return flask_mail.sanitize_address(value, "utf-8")
-
-
 @functools.lru_cache(maxsize=16)
 def _subject(value: str) -> str:
     return Header(value, "utf-8").encode()
 
 
-@dataclass
-class RunReport:
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    batches: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def release_dead_claims() -> int:
-    """Give back rows claimed by senders on this host whose process no longer exists."""
-    host = socket.gethostname()
-    owners = db.session.scalars(select(Delivery.claimed_by).where(
-        Delivery.status == "sending", Delivery.claimed_by.like(f"{host}:%")).distinct())
-    dead = [o for o in owners if o.rpartition(":")[2].isdigit()
-            and not _pid_alive(int(o.rpartition(":")[2]))]
-    released = 0
-    for owner in dead:
-        released += db.session.execute(update(Delivery).where(
-            Delivery.status == "sending", Delivery.claimed_by == owner).values(
-            status="waiting", claimed_by="", claimed_at=None)).rowcount
-    db.session.commit()
-    return released
-
-
 def claim_batch(worker: str, size: int) -> list[int]:
     """Claim up to `size` due rows of issues that are sending; returns their ids."""
-    now = utcnow()
-    lease = timedelta(seconds=current_app.config["HOTNET_SEND_LEASE_SECONDS"])
-    candidates = (
-        select(Delivery.id)
-        .join(Newsletter, Newsletter.id == Delivery.newsletter_id)
-        .where(Newsletter.status == "sending", or_(
-            and_(Delivery.status.in_(("waiting", "deferred")), Delivery.next_attempt_at <= now),
-            and_(Delivery.status == "sending", Delivery.claimed_at < now - lease)))
-        .order_by(Delivery.id).limit(size)
-    )
-    if db.engine.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
-    ids = list(db.session.scalars(
-        update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
-        .values(status="sending", claimed_at=now, claimed_by=worker)
-        .returning(Delivery.id)))
-    db.session.commit()
-    return sorted(ids)
+    candidates = (select(Delivery.id).join(Newsletter, Newsletter.id == Delivery.newsletter_id)
+                  .where(Newsletter.status == "sending"))
+    return ledger.claim(Delivery, worker, size, candidates)
 
 
 def _message(delivery_row, newsletter: Newsletter, cache: TemplateCache, areas: dict,
@@ -220,62 +118,7 @@ def build_message(newsletter: Newsletter, address: str, rendered, personal, *,
     return message
 
 
-def _code_of(exc: Exception) -> int | None:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _msg in exc.recipients.values()]
-        return codes[0] if codes else None
-    return getattr(exc, "smtp_code", None)
-
-
-def _reply_of(exc: Exception) -> str:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-                         for code, msg in exc.recipients.values())
-    error = getattr(exc, "smtp_error", None)
-    if isinstance(error, bytes):
-        error = error.decode(errors="replace")
-    code = getattr(exc, "smtp_code", None)
-    return f"{code} {error}" if code else f"{type(exc).__name__}: {exc}"
-
-
-# Marking a row sent happens once per message, so it skips SQLAlchemy's statement machinery
-# (about a quarter of the per-message cost) and talks to the driver directly.
-_MARK_SENT_SQL = ("UPDATE delivery SET status = 'sent', sent_at = {p}, attempts = attempts + 1, "
-                  "claimed_by = '', last_error = '' WHERE id = {p}")
-
-
-def _mark_sent(ledger, delivery_id: int) -> None:
-    """Record one accepted message, committed, before the next is sent.
-
-    `ledger` is a connection of its own. SQLite keeps timestamps as UTC text in the format
-    SQLAlchemy writes; PostgreSQL takes the aware datetime.
-    """
-    now = utcnow()
-    if ledger.dialect.name == "sqlite":
-        sql, value = _MARK_SENT_SQL.format(p="?"), now.strftime("%Y-%m-%d %H:%M:%S.%f")
-    else:
-        sql, value = _MARK_SENT_SQL.format(p="%s"), now
-    ledger.exec_driver_sql(sql, (value, delivery_id))
-    ledger.commit()
-
-
-def _mark_problem(delivery_id: int, attempts_before: int, reply: str, permanent: bool) -> str:
-    config = current_app.config
-    attempts = attempts_before + 1
-    if permanent or attempts >= config["HOTNET_SEND_MAX_ATTEMPTS"]:
-        status = "failed"
-        if not permanent:
-            reply = f"{reply} (gave up after {attempts} attempts)"
-        next_at = utcnow()
-    else:
-        status = "deferred"
-        delay = min(config["HOTNET_SEND_RETRY_SECONDS"] * (2 ** (attempts - 1)), 3600)
-        next_at = utcnow() + timedelta(seconds=delay)
-    db.session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-        status=status, attempts=attempts, next_attempt_at=next_at, claimed_by="",
-        last_error=reply[:2000]))
-    db.session.commit()
-    return status
+_MARK_SENT = ledger.mark_sent_sql("delivery")
 
 
 def _load(ids: list[int]):
@@ -301,77 +144,92 @@ def _finish_done_issues() -> None:
     db.session.commit()
 
 
+def _unsendable(row) -> str:
+    """Why a ledger row cannot be sent at all ("" when it can)."""
+    if not row.email:
+        return "no address (the supporter withdrew or the address was erased)"
+    try:
+        validate_email(row.email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"the address does not parse: {exc}"
+    return ""
+
+
 def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
-    """Send one claimed batch over one connection (reconnecting once after a drop)."""
+    """Send one claimed batch over one connection (reconnecting after a drop).
+
+    A row that cannot be sent (no address, one that no longer parses, a message that cannot
+    be rendered) is set aside with its reason and never stops the batch or other issues.
+    """
     config = current_app.config
+    worker = state["worker"]
     rows = _load(ids)
+    heartbeat = ledger.Heartbeat(Delivery, worker, ids)
     pace = 1.0 / config["HOTNET_SEND_RATE"] if config["HOTNET_SEND_RATE"] else 0.0
-    pending = list(rows)
-    while pending:
-        try:
-            connection = TimedConnection(current_app.extensions["mail"],
-                                         config["HOTNET_SMTP_TIMEOUT"])
-            connection.__enter__()
-        except (smtplib.SMTPException, OSError) as exc:
-            reply = _reply_of(exc)
-            report.errors.append(reply)
-            for row in pending:
-                report.deferred += _mark_problem(row.id, row.attempts, reply, False) == "deferred"
-            return
-        dropped = False
-        try:
-            while pending:
-                row = pending[0]
-                newsletter = state["newsletters"].get(row.newsletter_id)
-                if newsletter is None:
-                    newsletter = db.session.get(Newsletter, row.newsletter_id)
-                    # Keep it out of the session: committing after each message would
-                    # otherwise expire it and reload it for the next one.
-                    db.session.expunge(newsletter)
-                    state["newsletters"][row.newsletter_id] = newsletter
-                    state["caches"][row.newsletter_id] = TemplateCache(newsletter)
-                if _stopped(row.newsletter_id, state):
-                    db.session.execute(update(Delivery).where(
-                        Delivery.id.in_([r.id for r in pending
-                                         if r.newsletter_id == row.newsletter_id]),
-                        Delivery.status == "sending").values(status="waiting", claimed_by=""))
-                    db.session.commit()
-                    pending = [r for r in pending if r.newsletter_id != row.newsletter_id]
-                    continue
-                started = time.monotonic()
-                message = _message(row, newsletter, state["caches"][row.newsletter_id],
-                                   state["areas"], state["links"])
-                pending.pop(0)
+    connection = None
+    try:
+        for index, row in enumerate(rows):
+            if row.id not in heartbeat.beat():
+                report.lost += 1
+                continue
+            newsletter = state["newsletters"].get(row.newsletter_id)
+            if newsletter is None:
+                newsletter = db.session.get(Newsletter, row.newsletter_id)
+                # Keep it out of the session: committing after each message would
+                # otherwise expire it and reload it for the next one.
+                db.session.expunge(newsletter)
+                state["newsletters"][row.newsletter_id] = newsletter
+                state["caches"][row.newsletter_id] = TemplateCache(newsletter)
+            if _stopped(row.newsletter_id, state):
+                continue  # given back below
+            started = time.monotonic()
+            reason = _unsendable(row)
+            message = None
+            if not reason:
                 try:
-                    connection.send(message)
-                except smtplib.SMTPServerDisconnected as exc:
-                    report.deferred += _mark_problem(row.id, row.attempts, _reply_of(exc),
-                                                     False) == "deferred"
-                    dropped = True
-                    break
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
-                        smtplib.SMTPSenderRefused, smtplib.SMTPResponseException) as exc:
-                    code = _code_of(exc) or 451
-                    status = _mark_problem(row.id, row.attempts, _reply_of(exc), code >= 500)
-                    report.failed += status == "failed"
-                    report.deferred += status == "deferred"
-                    if code == 421:  # the server is closing the connection
-                        dropped = True
-                        break
-                    continue
-                except OSError as exc:  # timeout, reset: the connection is unusable
-                    report.deferred += _mark_problem(row.id, row.attempts, _reply_of(exc),
-                                                     False) == "deferred"
-                    dropped = True
-                    break
-                _mark_sent(state["ledger"], row.id)
-                report.sent += 1
-                if pace:
-                    time.sleep(max(0.0, pace - (time.monotonic() - started)))
-        finally:
+                    message = _message(row, newsletter, state["caches"][row.newsletter_id],
+                                       state["areas"], state["links"])
+                except Exception as exc:  # noqa: BLE001 - one bad row must not stop the rest
+                    log.exception("delivery %s cannot be rendered", row.id)
+                    reason = f"cannot be rendered: {type(exc).__name__}: {exc}"
+            if reason:
+                report.skipped += ledger.mark_skipped(Delivery, row.id, reason, worker)
+                heartbeat.done(row.id)
+                continue
+            if connection is None:
+                try:
+                    connection = ledger.open_connection()
+                except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS …
+                    reply = ledger.smtp_reply(exc)
+                    report.errors.append(reply)
+                    for rest in rows[index:]:
+                        if rest.id in heartbeat.held:
+                            status = ledger.mark_problem(Delivery, rest.id, rest.attempts, reply,
+                                                         False, worker)
+                            report.deferred += status == "deferred"
+                            report.failed += status == "failed"
+                    return
+            outcome, reply, usable = ledger.attempt(connection, message)
+            heartbeat.done(row.id)
+            if outcome == ledger.SENT:
+                if ledger.mark_sent(state["ledger"], _MARK_SENT, row.id, worker):
+                    report.sent += 1
+                else:
+                    report.lost += 1
+            else:
+                status = ledger.mark_problem(Delivery, row.id, row.attempts, reply,
+                                             outcome == ledger.FAILED, worker)
+                report.deferred += status == "deferred"
+                report.failed += status == "failed"
+            if not usable:
+                connection.__exit__(None, None, None)
+                connection = None
+            if pace:
+                time.sleep(max(0.0, pace - (time.monotonic() - started)))
+    finally:
+        if connection is not None:
             connection.__exit__(None, None, None)
-        if not dropped:
-            return
+        ledger.give_back(Delivery, heartbeat.held, worker)
 
 
 def _stopped(newsletter_id: int, state: dict) -> bool:
@@ -392,6 +250,10 @@ def _fresh_state() -> dict:
             "links": Links()}
 
 
+def release_dead_claims() -> int:
+    return ledger.release_dead_claims(Delivery)
+
+
 def run(until_idle: bool = True, max_batches: int | None = None, worker: str | None = None,
         idle_sleep: float = 5.0) -> RunReport:
     """Work through the ledger. With until_idle, return once nothing is due now."""
@@ -399,6 +261,7 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
     report = RunReport()
     release_dead_claims()
     state = _fresh_state()
+    state["worker"] = worker
     size = current_app.config["HOTNET_SEND_BATCH"]
     with db.engine.connect() as ledger:
         state["ledger"] = ledger
@@ -418,6 +281,7 @@ def _work(state, worker, size, report, until_idle, max_batches, idle_sleep) -> N
                 break
             time.sleep(idle_sleep)
             state.update(_fresh_state())
+            state["worker"] = worker
             continue
         report.batches += 1
         send_batch(ids, report, state)

@@ -13,7 +13,9 @@ from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
-from app.extensions import db, mail
+from app.extensions import db
+from app.outbox import services as outbox
+from app.signals import supporter_erased
 from app.images import clean_image, store
 from app.geography.models import Area
 from app.i18n import gettext as _
@@ -157,13 +159,15 @@ def sample_recipients(newsletter: Newsletter, limit: int = 50) -> list[Supporter
     return list(db.session.scalars(query))
 
 
-def send_test(newsletter: Newsletter, address: str) -> None:
-    """Send the issue to one address (the staff member's own), marked as a test."""
+def send_test(newsletter: Newsletter, address: str, staff_id: int | None = None) -> None:
+    """Queue the issue for one address (the staff member's own), marked as a test; the
+    sender process delivers it within seconds."""
     from app.newsletters.sender import build_message
     rendered = preview(newsletter, None)
     message = build_message(newsletter, address, rendered,
                             personal_for(0, _("西東 花子"), newsletter.id), test=True)
-    mail.send(message)
+    outbox.enqueue_built(message, kind="newsletter_test", staff_id=staff_id)
+    db.session.commit()
 
 
 def published_issues() -> list[Newsletter]:
@@ -293,19 +297,51 @@ def progress(newsletter_id: int) -> dict[str, int]:
         .where(Delivery.newsletter_id == newsletter_id).group_by(Delivery.status)).all())
     figures = {
         "sent": rows.get("sent", 0), "deferred": rows.get("deferred", 0),
-        "failed": rows.get("failed", 0), "cancelled": rows.get("cancelled", 0),
+        "failed": rows.get("failed", 0), "skipped": rows.get("skipped", 0),
+        "cancelled": rows.get("cancelled", 0),
         "waiting": rows.get("waiting", 0) + rows.get("sending", 0),
     }
     figures["total"] = sum(figures.values())
-    done = figures["sent"] + figures["failed"] + figures["cancelled"]
+    done = figures["sent"] + figures["failed"] + figures["skipped"] + figures["cancelled"]
     figures["percent"] = int(100 * done / figures["total"]) if figures["total"] else 0
     return figures
 
 
 def failures(newsletter_id: int, limit: int = 500) -> list[Delivery]:
+    """Recipients the issue did not reach: refused by the server, or set aside (no address
+    any more, one that does not parse), each with its reason."""
     return list(db.session.scalars(select(Delivery).where(
-        Delivery.newsletter_id == newsletter_id, Delivery.status == "failed")
+        Delivery.newsletter_id == newsletter_id, Delivery.status.in_(("failed", "skipped")))
         .order_by(Delivery.id).limit(limit)))
+
+
+@supporter_erased.connect
+def _on_supporter_erased(supporter_id: int, **_kwargs) -> None:
+    """A withdrawn supporter's waiting rows are set aside explicitly, and every row forgets
+    the address (the caller commits)."""
+    db.session.execute(update(Delivery).where(
+        Delivery.supporter_id == supporter_id,
+        Delivery.status.in_(("waiting", "deferred", "sending"))).values(
+        status="skipped", claimed_by="", last_error="the supporter withdrew before it was sent"))
+    db.session.execute(update(Delivery).where(Delivery.supporter_id == supporter_id)
+                       .values(email=None))
+
+
+def _undelivered_deliveries(limit: int):
+    """Newsletter recipients not reached, for the outbox's list of undelivered mail."""
+    where = Delivery.status.in_(("failed", "skipped", "deferred"))
+    total = db.session.scalar(select(func.count(Delivery.id)).where(where)) or 0
+    rows = db.session.execute(
+        select(Delivery, Newsletter.title).join(Newsletter, Newsletter.id == Delivery.newsletter_id)
+        .where(where).order_by(Delivery.id.desc()).limit(limit)).all()
+    return total, [outbox.Undelivered(
+        source="newsletter", id=d.id, kind="newsletter", recipient=d.email or "", subject=title,
+        status=d.status, attempts=d.attempts, error=d.last_error, at=d.next_attempt_at,
+        link=external_url("newsletters.show", newsletter_id=d.newsletter_id),
+        retryable=False) for d, title in rows]
+
+
+outbox.SOURCES["newsletter"] = _undelivered_deliveries
 
 
 # --- unsubscribing --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from math import ceil
 from flask import current_app, has_request_context
 from app.i18n import gettext as _
 from flask_login import current_user
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session, joinedload, load_only
 
 from app.accounts.models import LoginLink
@@ -18,11 +18,12 @@ from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area, District
-from app.mailer import try_send_mail
+from app.outbox import services as outbox
 from app.supporters.models import (
     DELIVERIES, JOINED_VIA, KINDS, STATUSES, BusinessCategory, Supporter, SupporterChange,
     SupporterSearchTerm,
 )
+from app.signals import supporter_erased
 from app.text import clean, digits, fold, fold_words, is_kana
 from app.validators import is_valid_email
 
@@ -320,10 +321,9 @@ def apply(data: dict) -> Supporter:
     data = _application_data(data)
     raise_problems(validate(data, check_duplicates=False))
     supporter = add_supporter(data, "applied")
+    outbox.enqueue(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
+                   "application_received", supporter_id=supporter.id, supporter=supporter)
     db.session.commit()
-    if supporter.email:
-        try_send_mail(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
-                      "application_received", supporter=supporter)
     return supporter
 
 
@@ -335,10 +335,9 @@ def approve(s: Supporter) -> Supporter:
     s.joined_on = s.joined_on or today_tokyo()
     record_change(s, "approved", {"status": ["applied", "active"]})
     audit.record("supporter.approve", "supporter", s.id)
+    outbox.enqueue(s.email, _("ほっとネット推進員に登録しました"), "application_approved",
+                   supporter_id=s.id, supporter=s)
     db.session.commit()
-    if s.email:
-        try_send_mail(s.email, _("ほっとネット推進員に登録しました"), "application_approved",
-                      supporter=s)
     return s
 
 
@@ -346,9 +345,10 @@ def decline(s: Supporter) -> Supporter:
     """Decline an application: tell the applicant, then erase what they gave us."""
     if s.status != "applied":
         raise InvalidState(_("申込中の方だけ見送りにできます。"))
-    if s.email:
-        try_send_mail(s.email, _("ほっとネット推進員のお申込みについて"), "application_declined",
-                      supporter=s)
+    # Not tied to the record (which is erased now); its text and address are erased from
+    # the outbox as soon as the mail server has it.
+    outbox.enqueue(s.email, _("ほっとネット推進員のお申込みについて"), "application_declined",
+                   erase_after_send=True, supporter=s)
     _erase(s, "declined")
     record_change(s, "declined")
     audit.record("supporter.decline", "supporter", s.id)
@@ -376,8 +376,8 @@ def _erase(s: Supporter, status: str) -> None:
     s.status = status
     s.withdrawn_at = utcnow()
     db.session.execute(delete(LoginLink).where(LoginLink.supporter_id == s.id))
-    from app.newsletters.models import Delivery
-    db.session.execute(update(Delivery).where(Delivery.supporter_id == s.id).values(email=None))
+    # Every domain above erases its own copies (queued mail, newsletter deliveries …).
+    supporter_erased.send(s.id)
     # Old values in the history are personal data too.
     for entry in db.session.scalars(select(SupporterChange).where(SupporterChange.supporter_id == s.id)):
         entry.changes = {}

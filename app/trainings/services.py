@@ -3,7 +3,7 @@
 Sign-ups and cancellations lock the session row first (SELECT … FOR UPDATE on PostgreSQL; on
 SQLite a write to the row takes the database's write lock before anything is read), so two
 people can never take the last seat at the same instant. The `seats` CHECK constraint on
-the session is the last line. Mail goes out after the commit; a mail failure undoes nothing.
+the session is the last line. Mail is queued in the outbox in the same transaction.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from app.extensions import db
 from app.formatting import TOKYO, format_date, format_datetime
 from app.geography.models import Station
 from app.i18n import gettext as _
-from app.mailer import try_send_mail
+from app.outbox import services as outbox
 from app.supporters import services as supporters
 from app.supporters.models import Supporter
 from app.text import tidy
@@ -184,12 +184,12 @@ def change_session(session_id: int, data: dict) -> TrainingSession:
                            .values(reminder_sent_at=None))
     audit.record("training.session_change", "training_session", session.id,
                  session.training.title)
-    db.session.commit()
     _tell_promoted(promoted)
     if changed:
         for registration in registrations(session, ACTIVE):
             _mail(registration, "training_changed", _("【ほっとネット】研修の日時・会場が変わりました"),
                   ics=True)
+    db.session.commit()
     return session
 
 
@@ -205,10 +205,10 @@ def cancel_session(session_id: int) -> int:
     session.confirmed = 0
     audit.record("training.session_cancel", "training_session", session.id,
                  session.training.title)
-    db.session.commit()
     for registration in people:
         _mail(registration, "training_session_cancelled", _("【ほっとネット】研修を中止します"),
               ics=True)
+    db.session.commit()
     return len(people)
 
 
@@ -294,12 +294,13 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self") -> Registr
         registration.status, registration.confirmed_at = "waitlisted", None
     audit.record("training.sign_up", "training_registration", None,
                  f"session {session.id} supporter {supporter.id} {registration.status} via {via}")
-    db.session.commit()
+    db.session.flush()
     if registration.status == "confirmed":
         _mail(registration, "training_confirmed", _("【ほっとネット】研修のお申込みを受け付けました"),
               ics=True)
     else:
         _mail(registration, "training_waitlisted", _("【ほっとネット】研修のキャンセル待ちに登録しました"))
+    db.session.commit()
     return registration
 
 
@@ -328,9 +329,9 @@ def cancel(registration_id: int, supporter: Supporter | None = None) -> Registra
     promoted = _promote(session)
     audit.record("training.cancel", "training_registration", registration.id,
                  f"session {session.id} supporter {registration.supporter_id}")
-    db.session.commit()
     _mail(registration, "training_cancelled", _("【ほっとネット】研修のお申込みを取り消しました"))
     _tell_promoted(promoted)
+    db.session.commit()
     return registration
 
 
@@ -451,6 +452,8 @@ def my_trainings(supporter: Supporter) -> MyTrainings:
 # --- mail -----------------------------------------------------------------------------------------
 
 def _mail(registration: Registration, template: str, subject: str, ics: bool = False) -> bool:
+    """Queue a message about a registration in the current transaction (the caller commits
+    with the change it is about); False when the person has no e-mail address."""
     supporter = registration.supporter
     if not supporter.email:
         return False
@@ -459,18 +462,18 @@ def _mail(registration: Registration, template: str, subject: str, ics: bool = F
     if ics:
         attachments.append(("hotnet-training.ics", "text/calendar; charset=utf-8; method=PUBLISH",
                             session_calendar([session])))
-    return try_send_mail(supporter.email, subject, template, registration=registration,
-                         session=session, supporter=supporter,
-                         when=f"{format_datetime(session.starts_at)}〜{session.ends_at.astimezone(TOKYO):%H:%M}",
-                         url=external_url("trainings.session", session_id=session.id),
-                         attachments=attachments)
+    return outbox.enqueue(
+        supporter.email, subject, template, supporter_id=supporter.id, attachments=attachments,
+        registration=registration, session=session, supporter=supporter,
+        when=f"{format_datetime(session.starts_at)}〜{session.ends_at.astimezone(TOKYO):%H:%M}",
+        url=external_url("trainings.session", session_id=session.id)) is not None
 
 
 def send_reminders(now: datetime | None = None) -> int:
     """Remind everyone confirmed for a session within the next N days — once per registration.
 
-    A guarded update marks the registration before its mail goes; a mail the server refused
-    is unmarked so that the next run tries again.
+    A guarded update marks the registration and its mail is queued in the same transaction;
+    the outbox retries a mail the server refused.
     """
     now = now or utcnow()
     horizon = now + timedelta(days=current_app.config["HOTNET_TRAINING_REMINDER_DAYS"])
@@ -485,13 +488,11 @@ def send_reminders(now: datetime | None = None) -> int:
             update(Registration).where(Registration.id == registration_id,
                                        Registration.reminder_sent_at.is_(None))
             .values(reminder_sent_at=now).returning(Registration.id)).scalar()
-        db.session.commit()
         if claimed is None:
+            db.session.rollback()
             continue
         registration = db.session.get(Registration, registration_id)
-        if _mail(registration, "training_reminder", _("【ほっとネット】研修のご案内（もうすぐです）")):
-            sent += 1
-        elif registration.supporter.email:
-            registration.reminder_sent_at = None
-            db.session.commit()
+        sent += _mail(registration, "training_reminder",
+                      _("【ほっとネット】研修のご案内（もうすぐです）"))
+        db.session.commit()
     return sent

@@ -24,5 +24,5 @@ def test_three_senders_share_the_work_without_duplicates(geography, mailbox, pro
     assert set(received) == set(addresses) and set(received.values()) == {1}
     statuses = set(db.session.scalars(select(func.distinct(Delivery.status))))
     assert statuses == {"sent"}
-    assert sum(int(o.split("sent ")[1].split(",")[0]) for o in outputs) == 300
+    assert sum(int(o.split("\nsent ")[1].split(",")[0]) for o in outputs) == 300
     print("parallel senders:", [o.strip().splitlines()[-1] for o in outputs])

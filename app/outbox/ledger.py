@@ -1,0 +1,283 @@
+"""The rules every delivery ledger follows (the outbox and each newsletter's deliveries).
+
+A sender claims due rows in a batch (UPDATE … RETURNING; on PostgreSQL the candidates are
+picked FOR UPDATE SKIP LOCKED, so several senders share the work), sends each over one SMTP
+connection with a socket timeout, and marks it sent — committed — only after the server
+accepted it. While it works it renews its claim (a heartbeat), so a slow relay never makes a
+live sender's rows look abandoned; only rows whose claim is older than the lease are taken
+over, and a row is marked only by the sender that holds it. So a crash, or a sender stalled
+past its lease, repeats at most the one message that was in flight on each open connection.
+"""
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import flask_mail
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+
+from app.dbtypes import utcnow
+from app.extensions import db
+
+
+@dataclass
+class RunReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    lost: int = 0        # rows another sender took over while this one held them
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=current_app.config["HOTNET_SEND_LEASE_SECONDS"])
+
+
+def release_dead_claims(model) -> int:
+    """Give back rows claimed by senders on this host whose process no longer exists."""
+    host = socket.gethostname()
+    owners = db.session.scalars(select(model.claimed_by).where(
+        model.status == "sending", model.claimed_by.like(f"{host}:%")).distinct()).all()
+    dead = [o for o in owners if o.rpartition(":")[2].isdigit()
+            and not _pid_alive(int(o.rpartition(":")[2]))]
+    released = 0
+    for owner in dead:
+        released += db.session.execute(update(model).where(
+            model.status == "sending", model.claimed_by == owner).values(
+            status="waiting", claimed_by="", claimed_at=None)).rowcount
+    db.session.commit()
+    return released
+
+
+def due(model, now=None):
+    """Rows that may be claimed now: waiting or deferred and due, or claimed by a sender
+    whose last heartbeat is older than the lease."""
+    now = now or utcnow()
+    return or_(and_(model.status.in_(("waiting", "deferred")), model.next_attempt_at <= now),
+               and_(model.status == "sending", model.claimed_at < now - lease()))
+
+
+def claim(model, worker: str, size: int, candidates=None) -> list[int]:
+    """Claim up to `size` due rows; returns their ids in order. `candidates` may narrow the
+    choice (a select of model.id with extra joins and conditions)."""
+    now = utcnow()
+    if candidates is None:
+        candidates = select(model.id)
+    candidates = candidates.where(due(model, now)).order_by(model.id).limit(size)
+    if db.engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True, of=model)
+    ids = list(db.session.scalars(
+        update(model).where(model.id.in_(candidates.scalar_subquery()))
+        .values(status="sending", claimed_at=now, claimed_by=worker)
+        .returning(model.id)))
+    db.session.commit()
+    return sorted(ids)
+
+
+class Heartbeat:
+    """Renews a batch's claim every few seconds while it is being sent, and tells which rows
+    this sender no longer holds (taken over after a stall longer than the lease)."""
+
+    def __init__(self, model, worker: str, ids: list[int]):
+        self.model, self.worker = model, worker
+        self.held = set(ids)
+        self.interval = max(1.0, lease().total_seconds() / 10)
+        self.last = time.monotonic()
+
+    def beat(self, force: bool = False) -> set[int]:
+        """Renew if due; returns the ids still held."""
+        now = time.monotonic()
+        if self.held and (force or now - self.last >= self.interval):
+            model = self.model
+            kept = set(db.session.scalars(
+                update(model).where(model.id.in_(self.held), model.claimed_by == self.worker,
+                                    model.status == "sending")
+                .values(claimed_at=utcnow()).returning(model.id)))
+            db.session.commit()
+            self.held = kept
+            self.last = now
+        return self.held
+
+    def done(self, row_id: int) -> None:
+        self.held.discard(row_id)
+
+
+def mark_sent_sql(table: str, extra: str = "") -> str:
+    """The statement that marks one row sent — only if this sender still holds it."""
+    return (f"UPDATE {table} SET status = 'sent', sent_at = {{p}}, attempts = attempts + 1, "
+            f"claimed_by = '', last_error = ''{extra} "
+            f"WHERE id = {{p}} AND claimed_by = {{p}} AND status = 'sending'")
+
+
+def mark_sent(ledger, sql: str, row_id: int, worker: str) -> bool:
+    """Record one accepted message, committed before the next is sent; False when the row
+    was no longer this sender's (another sender took it over: it may repeat the message).
+
+    `ledger` is a connection of its own, used through the driver: this runs once per
+    message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes.
+    """
+    now = utcnow()
+    if ledger.dialect.name == "sqlite":
+        statement, value = sql.format(p="?"), now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    else:
+        statement, value = sql.format(p="%s"), now
+    count = ledger.exec_driver_sql(statement, (value, row_id, worker)).rowcount
+    ledger.commit()
+    return count == 1
+
+
+def mark_problem(model, row_id: int, attempts_before: int, reply: str, permanent: bool,
+                 worker: str) -> str | None:
+    """Deferred (retried later, with doubling back-off) or failed; None if not ours."""
+    config = current_app.config
+    attempts = attempts_before + 1
+    if permanent or attempts >= config["HOTNET_SEND_MAX_ATTEMPTS"]:
+        status = "failed"
+        if not permanent:
+            reply = f"{reply} (gave up after {attempts} attempts)"
+        next_at = utcnow()
+    else:
+        status = "deferred"
+        delay = min(config["HOTNET_SEND_RETRY_SECONDS"] * (2 ** (attempts - 1)), 3600)
+        next_at = utcnow() + timedelta(seconds=delay)
+    changed = db.session.execute(update(model).where(
+        model.id == row_id, model.claimed_by == worker, model.status == "sending").values(
+        status=status, attempts=attempts, next_attempt_at=next_at, claimed_by="",
+        last_error=reply[:2000])).rowcount
+    db.session.commit()
+    return status if changed else None
+
+
+def mark_skipped(model, row_id: int, reason: str, worker: str) -> bool:
+    """A row that cannot be sent at all (no address any more, one that does not parse, a
+    message that cannot be built): set aside with its reason, never retried by itself."""
+    changed = db.session.execute(update(model).where(
+        model.id == row_id, model.claimed_by == worker, model.status == "sending").values(
+        status="skipped", claimed_by="", last_error=reason[:2000])).rowcount
+    db.session.commit()
+    return bool(changed)
+
+
+def give_back(model, ids, worker: str) -> None:
+    """Return claimed rows unsent (an issue was paused, the sender is stopping)."""
+    if ids:
+        db.session.execute(update(model).where(
+            model.id.in_(list(ids)), model.claimed_by == worker, model.status == "sending")
+            .values(status="waiting", claimed_by="", claimed_at=None))
+        db.session.commit()
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+class TimedConnection(flask_mail.Connection):
+    """Flask-Mail's connection with a socket timeout, so a stuck server cannot hang us."""
+
+    def __init__(self, mail_state, timeout: float):
+        super().__init__(mail_state)
+        self.timeout = timeout
+
+    def configure_host(self):
+        cls = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = cls(self.mail.server, self.mail.port, timeout=self.timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+    def send(self, message, envelope_from=None) -> None:
+        """Flask-Mail's send, without re-parsing the same sender address for every message."""
+        if self.host is not None:
+            self.host.sendmail(address_header(envelope_from or message.sender),
+                               list(message.send_to), message.as_bytes(),
+                               message.mail_options, message.rcpt_options)
+        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)
+
+    def __exit__(self, exc_type, exc_value, tb):
+        try:
+            super().__exit__(exc_type, exc_value, tb)
+        except (smtplib.SMTPException, OSError):
+            pass  # the server already went away; nothing left to close cleanly
+
+
+def open_connection() -> TimedConnection:
+    connection = TimedConnection(current_app.extensions["mail"],
+                                 current_app.config["HOTNET_SMTP_TIMEOUT"])
+    connection.__enter__()
+    return connection
+
+
+def address_header(value) -> str:
+    """An address header value; a display name outside ASCII is encoded (RFC 2047)."""
+    if isinstance(value, str) and value.isascii() and "<" not in value:
+        return value  # a bare address, as every recipient is
+    return _named_address(value)
+
+
+_NAMED: dict = {}
+
+
+def _named_address(value) -> str:
+    found = _NAMED.get(value)
+    if found is None:
+        found = _NAMED[value] = flask_mail.sanitize_address(value, "utf-8")
+    return found
+
+
+def smtp_code(exc: Exception) -> int | None:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in exc.recipients.values()]
+        return codes[0] if codes else None
+    return getattr(exc, "smtp_code", None)
+
+
+def smtp_reply(exc: Exception) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
+                         for code, msg in exc.recipients.values())
+    error = getattr(exc, "smtp_error", None)
+    if isinstance(error, bytes):
+        error = error.decode(errors="replace")
+    code = getattr(exc, "smtp_code", None)
+    return f"{code} {error}" if code else f"{type(exc).__name__}: {exc}"
+
+
+# What one attempt to send came to.
+SENT, DEFERRED, FAILED, DROPPED = "sent", "deferred", "failed", "dropped"
+
+
+def attempt(connection: TimedConnection, message) -> tuple[str, str, bool]:
+    """Send one message; returns (outcome, the server's reply, whether the connection is
+    still usable). 4xx and a dropped connection are worth another try; 5xx is not."""
+    try:
+        connection.send(message)
+    except smtplib.SMTPServerDisconnected as exc:
+        return DEFERRED, smtp_reply(exc), False
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
+            smtplib.SMTPSenderRefused, smtplib.SMTPResponseException) as exc:
+        code = smtp_code(exc) or 451
+        return (FAILED if code >= 500 else DEFERRED), smtp_reply(exc), code != 421
+    except OSError as exc:  # timeout, reset: the connection is unusable
+        return DEFERRED, smtp_reply(exc), False
+    return SENT, "", True

@@ -1,0 +1,148 @@
+"""Delivering the outbox (run by the scheduler process every couple of seconds, or by
+`flask hotnet sender`). See ledger.py for the rules every ledger follows."""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_mail import Message
+from sqlalchemy import select
+
+from app.extensions import db
+from app.outbox import ledger
+from app.outbox.models import OutboxMessage
+
+log = logging.getLogger("hotnet.outbox")
+# A message marked erase_after_send (a sign-in link, a declined applicant's answer) keeps
+# nothing of its text or address once the server has it.
+_MARK_SENT = ledger.mark_sent_sql(
+    "outbox_message",
+    ", body = CASE WHEN erase_after_send THEN '' ELSE body END"
+    ", raw = CASE WHEN erase_after_send THEN NULL ELSE raw END"
+    ", recipient = CASE WHEN erase_after_send THEN NULL ELSE recipient END")
+
+
+class Unsendable(Exception):
+    """This row can never be sent as it is (the reason is kept for staff)."""
+
+
+class RawMessage:
+    """A message queued already built (see services.enqueue_built): sent as it is."""
+
+    def __init__(self, sender: str, recipient: str, raw: str):
+        self.sender, self.send_to, self.recipients = sender, [recipient], [recipient]
+        self.raw = raw.encode("ascii")
+        self.mail_options, self.rcpt_options = [], []
+
+    def as_bytes(self) -> bytes:
+        return self.raw
+
+
+def build(row: OutboxMessage):
+    """The e-mail for one outbox row, with a fixed Message-ID (a repeat is recognisable)."""
+    if not row.recipient:
+        raise Unsendable("no address (the person withdrew or the address was erased)")
+    try:
+        validate_email(row.recipient, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise Unsendable(f"the address does not parse: {exc}") from exc
+    config = current_app.config
+    if row.raw:
+        return RawMessage(config["MAIL_DEFAULT_SENDER"], row.recipient, row.raw)
+    message = Message(subject=row.subject, recipients=[row.recipient], body=row.body,
+                      sender=config["MAIL_DEFAULT_SENDER"])
+    for item in row.attachments or ():
+        message.attach(item["filename"], item["content_type"], base64.b64decode(item["data"]))
+    message.msgId = f"<hotnet.mail.{row.id}@{config['HOTNET_MESSAGE_ID_DOMAIN']}>"
+    return message
+
+
+def send_batch(ids: list[int], worker: str, report: ledger.RunReport, ledger_conn) -> None:
+    """Send one claimed batch over one connection (opened on the first sendable row)."""
+    rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                                   .order_by(OutboxMessage.id)))
+    for row in rows:
+        db.session.expunge(row)
+    db.session.commit()
+    heartbeat = ledger.Heartbeat(OutboxMessage, worker, ids)
+    connection = None
+    pace = 1.0 / current_app.config["HOTNET_SEND_RATE"] if current_app.config["HOTNET_SEND_RATE"] else 0
+    try:
+        for index, row in enumerate(rows):
+            if row.id not in heartbeat.beat():
+                report.lost += 1
+                continue
+            started = time.monotonic()
+            try:
+                message = build(row)
+                message.as_bytes()  # a message that cannot be serialised is caught here
+            except Unsendable as exc:
+                report.skipped += ledger.mark_skipped(OutboxMessage, row.id, str(exc), worker)
+                heartbeat.done(row.id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
+                log.exception("outbox message %s cannot be built", row.id)
+                report.failed += ledger.mark_problem(OutboxMessage, row.id, row.attempts,
+                                                     f"cannot be built: {exc}", True,
+                                                     worker) == "failed"
+                heartbeat.done(row.id)
+                continue
+            if connection is None:
+                try:
+                    connection = ledger.open_connection()
+                except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS …
+                    reply = ledger.smtp_reply(exc)
+                    report.errors.append(reply)
+                    for rest in rows[index:]:
+                        if rest.id in heartbeat.held:
+                            status = ledger.mark_problem(OutboxMessage, rest.id, rest.attempts,
+                                                         reply, False, worker)
+                            report.deferred += status == "deferred"
+                            report.failed += status == "failed"
+                    return
+            outcome, reply, usable = ledger.attempt(connection, message)
+            heartbeat.done(row.id)
+            if outcome == ledger.SENT:
+                if ledger.mark_sent(ledger_conn, _MARK_SENT, row.id, worker):
+                    report.sent += 1
+                else:
+                    report.lost += 1
+            else:
+                status = ledger.mark_problem(OutboxMessage, row.id, row.attempts, reply,
+                                             outcome == ledger.FAILED, worker)
+                report.deferred += status == "deferred"
+                report.failed += status == "failed"
+            if not usable:
+                connection.__exit__(None, None, None)
+                connection = None
+            if pace:
+                time.sleep(max(0.0, pace - (time.monotonic() - started)))
+    finally:
+        if connection is not None:
+            connection.__exit__(None, None, None)
+        ledger.give_back(OutboxMessage, heartbeat.held, worker)
+
+
+def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int | None = None,
+            idle_sleep: float = 1.0) -> ledger.RunReport:
+    """Work through the outbox. With until_idle, return once nothing is due now."""
+    worker = worker or ledger.worker_id()
+    report = ledger.RunReport()
+    ledger.release_dead_claims(OutboxMessage)
+    size = current_app.config["HOTNET_SEND_BATCH"]
+    with db.engine.connect() as ledger_conn:
+        while max_batches is None or report.batches < max_batches:
+            ids = ledger.claim(OutboxMessage, worker, size)
+            if not ids:
+                if until_idle:
+                    break
+                time.sleep(idle_sleep)
+                continue
+            report.batches += 1
+            send_batch(ids, worker, report, ledger_conn)
+    if report.sent or report.failed or report.skipped or report.errors:
+        log.info("outbox: %s", report)
+    return report
