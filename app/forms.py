@@ -9,7 +9,7 @@ the field, keeping the rest of what was typed:
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import HiddenField, TextAreaField
 
 from app.i18n import lazy_gettext as _l
 from app.site import MAX_ID, has_control_characters, strip_control_characters
@@ -58,3 +58,16 @@ class Form(FlaskForm):
             field.errors = list(field.errors) + [str(CONTROL_MESSAGE)]
             valid = False
         return valid
+
+
+class OneTimeForm(Form):
+    """A public form that must store at most once: it carries a random key made when it was
+    shown (kept through error pages), which the service records with what it stored."""
+
+    submission_key = HiddenField()
+
+    def process(self, *args, **kwargs) -> None:
+        super().process(*args, **kwargs)
+        from app.submissions import new_key, usable
+        if not usable(self.submission_key.data):
+            self.submission_key.data = new_key()

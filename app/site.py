@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput
@@ -137,6 +138,27 @@ def add_error(form, exc, problems: dict | None = None) -> None:
             form.form_errors.append(message)
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means "too busy right now" (a lock or statement timeout,
+    SQLite's lock): nothing was stored, and sending the same again may well work."""
+    if not isinstance(exc, OperationalError):
+        return False
+    original = getattr(exc, "orig", None)
+    if original is not None and type(original).__name__ in ("LockNotAvailable", "QueryCanceled"):
+        return True
+    text_ = str(original or exc).lower()
+    return ("database is locked" in text_ or "lock timeout" in text_
+            or "statement timeout" in text_)
+
+
+def busy(form) -> None:
+    """Tell the person their form was not stored because the database was busy; what they
+    typed stays in the form (the caller re-renders it)."""
+    db.session.rollback()
+    form.busy = True
+    form.form_errors.append(_("混み合っていて、保存できませんでした（何も保存されていません）。入力した内容はこのままです。少し待ってから、もう一度送ってください。"))
+
+
 @bp.post("/language")
 def set_language():
     lang = request.form.get("lang", "ja")
@@ -208,6 +230,14 @@ def init_app(app: Flask) -> None:
     def csrf_error(error):
         return _error_page(400, _("画面の有効期限が切れました"),
                            _("お手数ですが、前の画面に戻り、ページを読み込み直してからもう一度送信してください。"))
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error):
+        db.session.rollback()
+        if not is_busy(error):
+            raise error
+        return _error_page(503, _("混み合っています"),
+                           _("いま処理が混み合っていて、保存や表示ができませんでした（何も保存されていません）。少し待ってから、もう一度お試しください。"))
 
     @app.errorhandler(500)
     def server_error(error):

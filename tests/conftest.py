@@ -361,7 +361,7 @@ def sign_in_link(mailbox, address: str) -> str:
 def login_supporter(client, supporter, mailbox):
     """Sign in the way a supporter does: request a link by e-mail and follow it."""
     response = post(client, "/login/link", {"email": supporter.email})
-    assert response.status_code == 200
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/link/sent")
     link = sign_in_link(mailbox, supporter.email)
     response = post(client, link)
     assert response.status_code == 302 and response.headers["Location"].endswith("/me")

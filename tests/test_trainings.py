@@ -226,6 +226,8 @@ def test_a_visitor_signs_up_for_the_registration_training_and_applies(client, ge
         "name": "新人 花子", "kana": "しんじん はなこ", "email": "new@example.jp",
         "phone": "042-123-4567", "postal_code": "188-0012", "address": "西東京市南町1-1-1",
         "district_id": "0", "delivery": "email", "consent": "y"})
+    assert response.status_code == 302
+    response = client.get(response.headers["Location"])
     assert response.status_code == 200 and "参加が確定しました" in page_text(response)
     newcomer = db.session.scalar(select(Supporter).where(Supporter.email == "new@example.jp"))
     assert newcomer.status == "applied" and newcomer.joined_via == "application"

@@ -1,7 +1,8 @@
 """Sign-in and sign-out for staff and supporters; staff account administration."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
 from app.i18n import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -63,14 +64,19 @@ def login():
 def request_link():
     form = LinkRequestForm()
     if form.validate_on_submit():
-        try:
-            services.request_login_link(form.email.data)
-        except OSError:
-            current_app.logger.exception("sign-in link could not be sent")
-            flash(_("メールを送れませんでした。時間をおいてもう一度お試しください。"), "error")
-            return render_template("accounts/link_request.html", form=form)
-        return render_template("accounts/link_sent.html", email=form.email.data)
+        # The same answer and the same work whether or not the address is registered.
+        services.request_login_link(form.email.data)
+        session["link_sent_to"] = form.email.data.strip()[:254]
+        return redirect(url_for("accounts.link_sent"))
     return render_template("accounts/link_request.html", form=form)
+
+
+@bp.get("/login/link/sent")
+def link_sent():
+    email = session.get("link_sent_to")
+    if not email:
+        return redirect(url_for("accounts.request_link"))
+    return render_template("accounts/link_sent.html", email=email)
 
 
 @bp.route("/login/link/<token>", methods=["GET", "POST"])

@@ -1,4 +1,4 @@
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, EmailField, HiddenField, RadioField, SelectField,
                      StringField, TelField, TextAreaField)
@@ -8,7 +8,7 @@ from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY
 from app.validators import max_length, optional
 
 
-class ConcernForm(Form):
+class ConcernForm(OneTimeForm):
     """The report form (気になること). Rules live in services.concern_problems."""
 
     category_id = SelectField(_l("どんなことですか"), coerce=bounded_int, choices=[])

@@ -28,6 +28,7 @@ from app.geography.models import District
 from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
+from app import submissions
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
 from app.text import clean, fold
@@ -203,11 +204,12 @@ def photo_folder() -> Path:
 
 
 def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporter | None = None,
-                   staff: StaffUser | None = None) -> Concern:
+                   staff: StaffUser | None = None, submission_key: str | None = None) -> Concern:
     """Take a report from a supporter, a visitor, or staff on someone's behalf.
 
     `data` holds the form's fields. Raises InvalidInput (with `.problems`) and writes
-    nothing when anything is wrong, the photo included.
+    nothing when anything is wrong, the photo included. The same `submission_key` twice
+    raises AlreadySubmitted with the first report instead of storing a second.
     """
     data = {key: (clean(value) if isinstance(value, str) and key != "body" else value)
             for key, value in data.items()}
@@ -225,6 +227,7 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
             problems["photo"] = str(exc)
     raise_problems(problems)
 
+    slot = submissions.claim(submission_key, "concern")
     now = utcnow()
     local = now.astimezone(TOKYO)
     district = db.session.get(District, data["district_id"]) if data.get("district_id") else None
@@ -245,6 +248,7 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
     )
     db.session.add(concern)
     db.session.flush()
+    submissions.record(slot, concern.id, concern.reference)
     _event(concern, "created", status_to="received",
            body=_("%(channel)sで受け付けました。", channel=_channel_label(concern.channel)))
     if picture is not None:

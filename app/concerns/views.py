@@ -13,13 +13,16 @@ from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm,
                                 NoteForm, StaffConcernForm, StatusForm)
 from app.concerns.models import STATUSES, URGENCIES
 from app.errors import InvalidInput, InvalidState, NotFound
+from app.submissions import AlreadySubmitted
+from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
 from app.formatting import format_datetime
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
 from app.spreadsheet import csv_response
-from app.site import add_error, form_data, form_int, int_arg, page_arg, public_form_limit, validate_with_rules
+from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, page_arg,
+                      public_form_limit, validate_with_rules)
 
 bp = Blueprint("concerns", __name__)
 FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
@@ -40,17 +43,38 @@ def _photo(form) -> services.Photo | None:
 
 
 def _submit(form, **who):
-    """Validate and save; on error, the messages go beside the fields and the input stays."""
+    """Validate and save; on error, the messages go beside the fields and the input stays.
+
+    A form sent again (a double click, a reload) returns the first report."""
     data = form_data(form, FIELDS)
+    photo = _photo(form)
     if not validate_with_rules(form, lambda: services.concern_problems(data, staff="staff" in who)):
+        _photo_dropped(form, photo)
         return None
     try:
-        return services.submit_concern(data, photo=_photo(form), **who)
+        return services.submit_concern(data, photo=photo, submission_key=form.submission_key.data,
+                                       **who)
+    except AlreadySubmitted as exc:
+        return services.get_concern(exc.first.result_id)
     except InvalidInput as exc:
         add_error(form, exc)
         if "photo" in (getattr(exc, "problems", None) or {}):
             form.photo.errors.append(_("お手数ですが、写真をもう一度選んでください。"))
+        else:
+            _photo_dropped(form, photo)
         return None
+    except OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        busy(form)
+        _photo_dropped(form, photo)
+        return None
+
+
+def _photo_dropped(form, photo) -> None:
+    """A file input cannot be filled in again by the page: say so beside it."""
+    if photo is not None and photo.data:
+        form.photo.errors.append(_("選んだ写真は保存されていません。お手数ですが、送る前にもう一度選んでください。"))
 
 
 # --- the report form -----------------------------------------------------------------------
@@ -74,10 +98,10 @@ def report():
         if concern is not None:
             session["reported"] = {"reference": concern.reference,
                                    "urgent": concern.urgency == "urgent",
-                                   "receipt": bool(concern.reporter_email or
-                                                   (supporter is not None and supporter.email))}
+                                   "receipt": bool(services.receipt_address(concern))}
             return redirect(url_for("concerns.report_thanks"))
-    return render_template("concerns/report.html", form=form, supporter=supporter)
+    status = 503 if getattr(form, "busy", False) else 200
+    return render_template("concerns/report.html", form=form, supporter=supporter), status
 
 
 @bp.get("/report/thanks")

@@ -1,5 +1,5 @@
 from app.i18n import lazy_gettext as _l
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import InputRequired
@@ -32,12 +32,12 @@ class PersonFields(ContactFields):
     kana = StringField(_l("ふりがな"), validators=[optional(), max_length(100)])
 
 
-class ApplicationForm(PersonFields):
+class ApplicationForm(PersonFields, OneTimeForm):
     consent = BooleanField(_l("個人情報の取扱いについて読み、同意します"),
                            validators=[InputRequired(message=_l("同意いただける場合はチェックしてください。"))])
 
 
-class BusinessApplicationForm(ContactFields):
+class BusinessApplicationForm(ContactFields, OneTimeForm):
     business_name = StringField(_l("事業所名"), validators=[optional(), max_length(200)])
     business_kana = StringField(_l("事業所名のふりがな"), validators=[optional(), max_length(200)])
     business_category_id = SelectField(_l("業種"), coerce=bounded_int, choices=[])

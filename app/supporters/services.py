@@ -18,6 +18,7 @@ from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area, District
+from app import submissions
 from app.outbox import services as outbox
 from app.supporters.models import (
     DELIVERIES, JOINED_VIA, KINDS, STATUSES, BusinessCategory, Supporter, SupporterChange,
@@ -316,14 +317,18 @@ def application_problems(data: dict) -> dict[str, str]:
     return validate(_application_data(data), check_duplicates=False)
 
 
-def apply(data: dict) -> Supporter:
-    """A public application: lands as "applied" with the privacy consent recorded."""
+def apply(data: dict, submission_key: str | None = None, *, commit: bool = True) -> Supporter:
+    """A public application: lands as "applied" with the privacy consent recorded. The same
+    `submission_key` twice raises AlreadySubmitted instead of a second applicant."""
     data = _application_data(data)
     raise_problems(validate(data, check_duplicates=False))
+    slot = submissions.claim(submission_key, "application")
     supporter = add_supporter(data, "applied")
+    submissions.record(slot, supporter.id)
     outbox.enqueue(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
                    "application_received", supporter_id=supporter.id, supporter=supporter)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return supporter
 
 

@@ -9,11 +9,14 @@ from flask_login import current_user, logout_user
 from app.accounts.forms import ConfirmForm
 from app.accounts.services import admin_required, staff_required, supporter_required
 from app.errors import InvalidInput, InvalidState, NotFound
+from app.submissions import AlreadySubmitted
+from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
 from app.geography.services import district_choices, list_districts
 from app.labels import localized
 from app.spreadsheet import csv_response
-from app.site import add_error, form_data, form_int, int_arg, page_arg, public_form_limit, validate_with_rules
+from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, page_arg,
+                      public_form_limit, validate_with_rules)
 from app.supporters import csvio, services
 from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
                                   ProfileForm, SupporterForm)
@@ -63,9 +66,16 @@ def _apply(form, kind: str, template: str):
         data = dict(form_data(form, services.EDITABLE), kind=kind)
         if validate_with_rules(form, lambda: services.application_problems(data)):
             try:
-                services.apply(data)
+                services.apply(data, form.submission_key.data)
+            except AlreadySubmitted:
+                return redirect(url_for("supporters.apply_thanks"))  # the first one stands
             except InvalidInput as exc:
                 add_error(form, exc)
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                busy(form)
+                return render_template(template, form=form), 503
             else:
                 return redirect(url_for("supporters.apply_thanks"))
     return render_template(template, form=form)
@@ -218,7 +228,7 @@ def staff_decide(supporter_id: int, action: str):
     try:
         if action == "approve":
             services.approve(supporter)
-            flash(_("承認しました。メールアドレスのある方には通知を送りました。"), "success")
+            flash(_("承認しました。メールアドレスのある方には通知をお送りします。"), "success")
         else:
             services.decline(supporter)
             flash(_("見送りにしました。お申込みの個人情報は消去しました。"), "success")

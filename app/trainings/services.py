@@ -22,6 +22,7 @@ from app.extensions import db
 from app.formatting import TOKYO, format_date, format_datetime
 from app.geography.models import Station
 from app.i18n import gettext as _
+from app import submissions
 from app.outbox import services as outbox
 from app.supporters import services as supporters
 from app.supporters.models import Supporter
@@ -45,6 +46,17 @@ def get_training(training_id: int) -> Training:
     if training is None:
         raise NotFound(training_id)
     return training
+
+
+def find_registration(registration_id: int) -> Registration | None:
+    return db.session.get(Registration, registration_id)
+
+
+def get_registration(registration_id: int) -> Registration:
+    found = find_registration(registration_id)
+    if found is None:
+        raise NotFound(registration_id)
+    return found
 
 
 def get_session(session_id: int) -> TrainingSession:
@@ -263,7 +275,8 @@ def _is_staff() -> bool:
     return has_request_context() and current_user.is_authenticated and current_user.is_staff
 
 
-def sign_up(session_id: int, supporter: Supporter, via: str = "self") -> Registration:
+def sign_up(session_id: int, supporter: Supporter, via: str = "self",
+            slot=None) -> Registration:
     """Take a seat, or the next place on the waitlist when the session is full."""
     if supporter.status not in ("applied", "active", "paused"):
         raise InvalidState(_("この方は申し込めません（退会済みなど）。"))
@@ -295,6 +308,7 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self") -> Registr
     audit.record("training.sign_up", "training_registration", None,
                  f"session {session.id} supporter {supporter.id} {registration.status} via {via}")
     db.session.flush()
+    submissions.record(slot, registration.id)
     if registration.status == "confirmed":
         _mail(registration, "training_confirmed", _("【ほっとネット】研修のお申込みを受け付けました"),
               ics=True)
@@ -358,15 +372,17 @@ def _tell_promoted(promoted: list[Registration]) -> None:
               _("【ほっとネット】キャンセル待ちの研修に参加できるようになりました"), ics=True)
 
 
-def sign_up_visitor(session_id: int, data: dict) -> Registration:
-    """A visitor signs up for a registration training: an application plus a registration."""
+def sign_up_visitor(session_id: int, data: dict, submission_key: str | None = None) -> Registration:
+    """A visitor signs up for a registration training: an application plus a registration,
+    in one transaction. The same `submission_key` twice raises AlreadySubmitted."""
     session = get_session(session_id)
     if session.training.kind != "registration" or not session.training.published:
         raise InvalidState(_("この研修は、推進員として登録した方が申し込めます。"))
     if session.cancelled_at is not None or utcnow() > session.signup_deadline:
         raise InvalidState(_("この回は申込みを受け付けていません。"))
-    supporter = supporters.apply(data)
-    return sign_up(session.id, supporter, via="visitor")
+    slot = submissions.claim(submission_key, "visitor_sign_up")
+    supporter = supporters.apply(data, commit=False)
+    return sign_up(session.id, supporter, via="visitor", slot=slot)
 
 
 # --- attendance ---------------------------------------------------------------------------------

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    url_for)
+from flask import session as session_store
+from sqlalchemy.exc import OperationalError
 from flask_login import current_user
 
 from app.accounts.services import staff_required, supporter_required
 from app.errors import InvalidInput, InvalidState, NotFound
-from app.extensions import limiter
+from app.extensions import db, limiter
+from app.submissions import AlreadySubmitted
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
-from app.site import add_error, form_data, form_int, public_form_limit, validate_with_rules
+from app.site import (add_error, busy, form_data, form_int, is_busy, public_form_limit,
+                      validate_with_rules)
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
 from app.trainings import services
@@ -103,13 +107,33 @@ def visitor(session_id: int):
         data = dict(form_data(form, supporters.EDITABLE), kind="person")
         if validate_with_rules(form, lambda: supporters.application_problems(data)):
             try:
-                registration = services.sign_up_visitor(found.id, data)
+                registration = services.sign_up_visitor(found.id, data, form.submission_key.data)
+            except AlreadySubmitted as exc:  # a reload or a double click: the first one stands
+                registration = services.get_registration(exc.first.result_id)
             except (InvalidInput, InvalidState) as exc:
+                db.session.rollback()
                 add_error(form, exc)
-            else:
-                return render_template("trainings/visitor_thanks.html", session=found,
-                                       registration=registration)
+                registration = None
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                busy(form)
+                return render_template("trainings/visitor.html", session=found, form=form), 503
+            if registration is not None:
+                session_store["visitor_sign_up"] = registration.id
+                return redirect(url_for("trainings.visitor_thanks", session_id=found.id))
     return render_template("trainings/visitor.html", session=found, form=form)
+
+
+@bp.get("/trainings/<int:session_id>/visitor/thanks")
+def visitor_thanks(session_id: int):
+    found = _session(session_id, public=True)
+    registration_id = session_store.get("visitor_sign_up")
+    registration = services.find_registration(registration_id) if registration_id else None
+    if registration is None or registration.session_id != found.id:
+        return redirect(url_for("trainings.visitor", session_id=found.id))
+    return render_template("trainings/visitor_thanks.html", session=found,
+                           registration=registration)
 
 
 @bp.get("/me/trainings")

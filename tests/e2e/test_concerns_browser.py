@@ -81,7 +81,7 @@ def test_supporter_signs_up_for_a_training_on_a_phone(live_server, phone, geogra
     page.goto(live_server + "/login/link")
     page.get_by_label("メールアドレス").fill("phone@example.jp")
     page.get_by_role("button", name="リンクを送る").click()
-    page.wait_for_url("**/login/link")
+    page.wait_for_url("**/login/link/sent")
     page.goto(live_server + sign_in_link(mailbox, supporter.email))
     page.get_by_role("button", name="ログインする").click()
     page.wait_for_url("**/me")
