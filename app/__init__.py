@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.secret import ensure_secret_key
     ensure_secret_key(app)
 
+    _database_timeouts(app)
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -47,6 +48,27 @@ def _select_locale() -> str:
     if has_request_context():
         return session.get("lang") or "ja"
     return "ja"
+
+
+def _database_timeouts(app: Flask) -> None:
+    """Statement and lock timeouts on every connection (see HOTNET_DB_*_TIMEOUT)."""
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    statement = int(app.config.get("HOTNET_DB_STATEMENT_TIMEOUT") or 0)
+    lock = int(app.config.get("HOTNET_DB_LOCK_TIMEOUT") or 0)
+    if url.startswith("postgresql"):
+        settings = [connect_args.get("options", "")]
+        if statement:
+            settings.append(f"-c statement_timeout={statement * 1000}")
+        if lock:
+            settings.append(f"-c lock_timeout={lock * 1000}")
+        connect_args["options"] = " ".join(part for part in settings if part)
+    elif url.startswith("sqlite"):
+        # SQLite waits for the write lock this long, then says "database is locked".
+        connect_args.setdefault("timeout", lock or 10)
+    options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _init_extensions(app: Flask) -> None:
@@ -80,7 +102,6 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         # WAL with synchronous=NORMAL: never corrupt, no fsync on every commit (the sender
         # commits once per message); only a power cut can lose the last few commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
 

@@ -45,6 +45,11 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_ENV": os.environ.get("HOTNET_ENV", "production"),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL", default_db)),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A request never waits on the database longer than the web worker lives (gunicorn:
+        # 30 s): a statement is cancelled after this many seconds, a lock wait earlier, and the
+        # person sees a page that keeps what they typed. 0 turns a limit off.
+        "HOTNET_DB_STATEMENT_TIMEOUT": _int("HOTNET_DB_STATEMENT_TIMEOUT", 20),
+        "HOTNET_DB_LOCK_TIMEOUT": _int("HOTNET_DB_LOCK_TIMEOUT", 10),
         "HOTNET_GEOGRAPHY": os.environ.get(
             "HOTNET_GEOGRAPHY", str(ROOT / "app" / "geography" / "nishitokyo.toml")
         ),

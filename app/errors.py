@@ -9,6 +9,11 @@ class NotFound(HotNetError):
     """The record asked for does not exist (or is not visible to this user)."""
 
 
+class NotAllowed(HotNetError):
+    """The acting account may not see or change this record (another area's personal data,
+    a staff-only action); shown as 403."""
+
+
 class InvalidInput(HotNetError):
     """The input breaks a rule; the message is for the user, `field` names the form field."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
 from app.labels import all_labels
 
@@ -210,6 +210,15 @@ def init_app(app: Flask) -> None:
     def forbidden(error):
         return _error_page(403, _("このページを見る権限がありません"),
                            _("職員用のページです。必要な場合は事務局にお問い合わせください。"))
+
+    @app.errorhandler(NotAllowed)
+    def not_allowed(error):
+        return _error_page(403, _("この記録を見る権限がありません"),
+                           _("担当する圏域の外の個人情報は見られません。応援が必要なときは、事務局に一時的な担当（応援）の設定を依頼してください。"))
+
+    @app.errorhandler(NotFound)
+    def domain_not_found(error):
+        return not_found(error)
 
     @app.errorhandler(404)
     def not_found(error):

@@ -72,6 +72,11 @@ def test_audience_counts_per_channel_before_sending(client, coordinator, people)
 def test_preview_side_by_side_as_a_chosen_recipient_and_sanitised(client, coordinator, people):
     login_staff(client, coordinator)
     url = write(client)
+    # 青木 lives in another area: a coordinator of 中部 previews only their own area's people.
+    page = page_text(client.get(url + "/preview", query_string={"supporter": people["both"].id}))
+    assert "青木 花子 様" not in page
+    coordinator.all_areas = True
+    db.session.commit()
     page = page_text(client.get(url + "/preview", query_string={"supporter": people["both"].id}))
     assert "青木 花子 様" in page  # the text version, as that recipient
     assert "HTML版" in page and "テキスト版" in page and "<iframe" in page

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 import secrets
 from datetime import timedelta
 from functools import wraps
@@ -14,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from app.accounts.models import ROLES, LoginLink, StaffCover, StaffUser
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, LinkInvalid, NotFound, raise_problems
+from app.errors import InvalidInput, LinkInvalid, NotAllowed, NotFound, raise_problems
 from app.formatting import today_tokyo
 from app.extensions import db
 from app.geography.models import Area
@@ -190,6 +191,27 @@ def may_see_area(user, area_id: int | None) -> bool:
     with no area yet (no district given) is open to every staff member, who route it."""
     scope = area_scope(user)
     return scope is None or area_id is None or area_id in scope
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking, reduced to what the rules need: the account id and the areas whose
+    personal data it may see (None: all). Plain values, safe to use in a streamed response
+    after the database session has let go of the account."""
+
+    id: int
+    scope: frozenset[int] | None
+
+    @classmethod
+    def of(cls, user) -> "Viewer":
+        return cls(user.id, area_scope(user))
+
+    def sees(self, area_id: int | None) -> bool:
+        return self.scope is None or area_id is None or area_id in self.scope
+
+    def require(self, area_id: int | None) -> None:
+        if not self.sees(area_id):
+            raise NotAllowed(area_id)
 
 
 def active_covers(user: StaffUser) -> list[StaffCover]:

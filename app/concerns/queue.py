@@ -13,11 +13,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, load_only
 
 from app.accounts.models import StaffUser
+from app.accounts.services import Viewer
 from app.audit import services as audit
 from app.concerns.models import OPEN_STATUSES, STATUSES, URGENCIES, Concern, ConcernCategory
 from app.concerns.services import overdue_before
 from app.extensions import db
-from app.geography.models import District
+from app.geography.models import Area, District
 from app.text import clean
 
 @dataclass
@@ -31,7 +32,14 @@ class Filters:
     q: str = ""
 
 
-def _filtered(query, f: Filters, me: StaffUser | None):
+def _visible(viewer: Viewer | None):
+    """Concerns whose personal details the viewer may see (their areas, and no area yet)."""
+    if viewer is None or viewer.scope is None:
+        return None
+    return or_(Concern.area_id.in_(sorted(viewer.scope)), Concern.area_id.is_(None))
+
+
+def _filtered(query, f: Filters, me: Viewer | None):
     if f.area_ids is not None:
         query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids else Concern.area_id.is_(None))
     if f.status == "open":
@@ -57,16 +65,20 @@ def _filtered(query, f: Filters, me: StaffUser | None):
             query = query.where(or_(Concern.body.like(pattern, escape="\\"),
                                     Concern.place.like(pattern, escape="\\"),
                                     Concern.reference.like(pattern, escape="\\")))
+            # What a concern says is searched only where the viewer may read it.
+            visible = _visible(me)
+            if visible is not None:
+                query = query.where(visible)
     return query
 
 
 COUNT_CAP = 1000
 # What the queue shows; the text and personal details stay in the database.
 LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.status,
-                Concern.category_id, Concern.district_id, Concern.assignee_id)
+                Concern.category_id, Concern.district_id, Concern.area_id, Concern.assignee_id)
 
 
-def one_page(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
+def one_page(f: Filters, me: Viewer | None, page: int = 1, per_page: int = 25
           ) -> tuple[list[Concern], int]:
     """One page of concerns, newest first, and how many match (counted up to COUNT_CAP + 1)."""
     base = _filtered(select(Concern), f, me)
@@ -76,17 +88,32 @@ def one_page(f: Filters, me: StaffUser | None, page: int = 1, per_page: int = 25
                      joinedload(Concern.category).load_only(ConcernCategory.name,
                                                             ConcernCategory.name_en),
                      joinedload(Concern.district).load_only(District.name),
+                     joinedload(Concern.area).load_only(Area.name),
                      joinedload(Concern.assignee).load_only(StaffUser.name))
         .order_by(Concern.created_at.desc(), Concern.id.desc())
         .limit(per_page).offset((page - 1) * per_page))
     return list(rows), total
 
 
-def iter_export(f: Filters, me: StaffUser | None):
-    """Concerns for the CSV export, in pages so that memory stays flat."""
+def export_query(f: Filters, me: Viewer):
+    """What the CSV export holds: the matching concerns whose personal details the viewer
+    may see (concerns of other areas are left out)."""
+    query = _filtered(select(Concern), f, me)
+    visible = _visible(me)
+    return query if visible is None else query.where(visible)
+
+
+def count_export(f: Filters, me: Viewer) -> int:
+    return db.session.scalar(select(func.count()).select_from(
+        export_query(f, me).with_only_columns(Concern.id).subquery())) or 0
+
+
+def iter_export(f: Filters, me: Viewer):
+    """Concerns for the CSV export, in pages so that memory stays flat. `me` is a Viewer
+    (plain values), so nothing here needs an account the session has let go of."""
     last_id = None
     while True:
-        query = _filtered(select(Concern), f, me).options(
+        query = export_query(f, me).options(
             joinedload(Concern.category), joinedload(Concern.district),
             joinedload(Concern.assignee))
         if last_id is not None:
@@ -104,7 +131,7 @@ def record_export(f: Filters, count: int) -> None:
     db.session.commit()
 
 
-def waiting_counts(area_ids: list[int] | None, me: StaffUser) -> dict[str, int]:
+def waiting_counts(area_ids: list[int] | None, me: Viewer) -> dict[str, int]:
     """The dashboard's tiles, in one statement: new and overdue (both still 受付) and
     unassigned open concerns in the areas, and the open concerns assigned to me anywhere.
 
@@ -128,7 +155,7 @@ def waiting_counts(area_ids: list[int] | None, me: StaffUser) -> dict[str, int]:
     return {"new": new, "overdue": overdue, "unassigned": loose, "mine": mine}
 
 
-def count_matching(f: Filters, me: StaffUser | None, cap: int | None = None) -> int:
+def count_matching(f: Filters, me: Viewer | None, cap: int | None = None) -> int:
     """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap").
 
     Over a million concerns an exact count of a whole area costs more than the page itself.
@@ -153,7 +180,6 @@ def pick_lists() -> tuple[list[Choice], list[Choice]]:
     """Areas and categories for the filters, kept in the cache for a short while (one
     statement fewer per dashboard view); changing a category clears it."""
     from app.extensions import cache
-    from app.geography.models import Area
 
     found = cache.get(PICK_LISTS_KEY)
     if found is None:

@@ -7,7 +7,8 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    request, send_from_directory, session, url_for)
 from flask_login import current_user
 
-from app.accounts.services import admin_required, staff_required, supporter_required
+from app.accounts.services import (Viewer, admin_required, area_scope, staff_required,
+                                   supporter_required)
 from app.concerns import queue, services, statistics
 from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm, MessageForm,
                                 NoteForm, StaffConcernForm, StatusForm)
@@ -135,7 +136,8 @@ def my_report(reference: str):
 
 def _filters() -> tuple[queue.Filters, str]:
     args = request.args
-    my_areas = [a.id for a in current_user.areas]
+    scope = area_scope(current_user)
+    my_areas = sorted(scope) if scope is not None else [a.id for a in current_user.areas]
     area = args.get("area", "mine" if my_areas else "all")
     if area == "mine" and my_areas:
         area_ids = my_areas
@@ -163,11 +165,11 @@ def dashboard():
     filters, area = _filters()
     page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
-    rows, total = queue.one_page(filters, current_user, page=page, per_page=per_page)
+    viewer = Viewer.of(current_user)
+    rows, total = queue.one_page(filters, viewer, page=page, per_page=per_page)
     scope = filters.area_ids
-    me = current_user._get_current_object()
     cap = queue.COUNT_CAP
-    quick = queue.waiting_counts(scope, me)
+    quick = queue.waiting_counts(scope, viewer)
     pick_lists = queue.pick_lists()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
@@ -177,16 +179,22 @@ def dashboard():
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
         categories=pick_lists[1],
-        overdue_before=services.overdue_before(),
+        overdue_before=services.overdue_before(), viewer=viewer, my_areas=my_area_choice(),
     )
+
+
+def my_area_choice() -> bool:
+    """Whether "my areas" is a choice (the account serves some areas, or covers some)."""
+    scope = area_scope(current_user)
+    return bool(current_user.areas) or bool(scope)
 
 
 @bp.get("/staff/concerns/export.csv")
 @staff_required
 def export_csv():
     filters, _area = _filters()
-    me = current_user._get_current_object()
-    queue.record_export(filters, queue.count_matching(filters, me))
+    me = Viewer.of(current_user)
+    queue.record_export(filters, queue.count_export(filters, me))
     headers = [_("受付番号"), _("受付日時"), _("分類"), _("急ぎ具合"), _("状態"), _("地区"),
                _("場所や目印"), _("住所"), _("気になったこと"), _("担当者"), _("つなぎ先"),
                _("受付の方法"), _("報告者"), _("報告者の連絡先"), _("連絡してよい")]
@@ -222,10 +230,10 @@ def staff_new():
 # --- staff: one concern ------------------------------------------------------------------------------
 
 def _get(concern_id: int):
-    try:
-        return services.get_concern(concern_id)
-    except NotFound:
-        abort(404)
+    """A concern the signed-in staff member may work on (their areas), else 403/404."""
+    concern = services.get_concern(concern_id)
+    Viewer.of(current_user).require(concern.area_id)
+    return concern
 
 
 def _detail(concern, status_code: int = 200, **forms):
@@ -249,11 +257,11 @@ def _detail(concern, status_code: int = 200, **forms):
 @bp.get("/staff/concerns/<int:concern_id>")
 @staff_required
 def staff_detail(concern_id: int):
-    try:
-        concern = services.view_concern(concern_id)
-    except NotFound:
-        abort(404)
-    return _detail(concern)
+    concern = services.get_concern(concern_id)
+    if not Viewer.of(current_user).sees(concern.area_id):
+        # Colleagues may see that it exists and how far it has come, not what it says.
+        return render_template("concerns/staff_summary.html", concern=concern)
+    return _detail(services.view_concern(concern_id))
 
 
 def _act(concern_id: int, form_name: str, form, action, done: str):

@@ -13,7 +13,7 @@ from sqlalchemy import Select, exists, func, select
 
 from app.extensions import db
 from app.supporters.models import Supporter
-from app.supporters.services import where_place_and_kind
+from app.supporters.services import in_scope, where_place_and_kind
 from app.trainings.models import Registration, TrainingSession
 
 
@@ -69,8 +69,9 @@ def counts(audience: Audience) -> dict[str, int]:
     return {"email": email, "post": post, "total": total}
 
 
-def postal_recipients(audience: Audience):
-    """Supporters who get the printed edition, in postal-code order (streamed)."""
-    query = by_post(select(Supporter), audience).order_by(Supporter.postal_code, Supporter.sort_key,
-                                                          Supporter.id)
+def postal_recipients(audience: Audience, scope: frozenset[int] | None = None):
+    """Supporters who get the printed edition, in postal-code order (streamed); with a
+    scope, only those of the areas a staff member serves."""
+    query = in_scope(by_post(select(Supporter), audience), scope).order_by(
+        Supporter.postal_code, Supporter.sort_key, Supporter.id)
     return db.session.scalars(query.execution_options(yield_per=500))

@@ -24,6 +24,7 @@ from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.rendering import AreaInfo, Personal, layouts, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
+from app.supporters.services import in_scope
 from app.text import digits, tidy
 from app.urls import external_url
 
@@ -153,10 +154,11 @@ def preview(newsletter: Newsletter, supporter: Supporter | None):
     return render(newsletter, area, personal)
 
 
-def sample_recipients(newsletter: Newsletter, limit: int = 50) -> list[Supporter]:
+def sample_recipients(newsletter: Newsletter, limit: int = 50,
+                      scope: frozenset[int] | None = None) -> list[Supporter]:
     audience = audiences.Audience.from_dict(newsletter.audience)
-    query = audiences.by_email(select(Supporter), audience).order_by(Supporter.sort_key).limit(limit)
-    return list(db.session.scalars(query))
+    query = in_scope(audiences.by_email(select(Supporter), audience), scope)
+    return list(db.session.scalars(query.order_by(Supporter.sort_key).limit(limit)))
 
 
 def send_test(newsletter: Newsletter, address: str, staff_id: int | None = None) -> None:
@@ -382,13 +384,14 @@ class Label:
     name: str
 
 
-def address_labels(newsletter: Newsletter) -> list[Label]:
-    """Address labels of the postal edition's recipients, in postal-code order.
+def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) -> list[Label]:
+    """Address labels of the postal edition's recipients in the areas the staff member
+    serves (scope; None: all), in postal-code order.
 
     Reading the addresses is an export of personal data, so it is written to the audit log.
     """
     labels = []
-    for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience)):
+    for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience), scope):
         name = s.name
         if s.kind == "business":
             name = f"{s.business_name} {s.contact_person}".strip()

@@ -8,7 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, jsonify, make_response,
 from flask_login import current_user
 
 from app.accounts.forms import ConfirmForm
-from app.accounts.services import staff_required
+from app.accounts.services import Viewer, area_scope, staff_required
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import csrf, db, limiter
 from app.formatting import TOKYO
@@ -22,7 +22,7 @@ from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import body_html, layouts
 from app.site import add_error, int_arg
 from app.supporters.models import Supporter
-from app.supporters.services import list_categories
+from app.supporters.services import area_of, list_categories
 
 bp = Blueprint("newsletters", __name__)
 
@@ -127,8 +127,12 @@ def progress_json(newsletter_id: int):
 
 
 def _recipient():
+    """The supporter whose copy to preview (only one the staff member may see)."""
     supporter_id = int_arg("supporter")
-    return db.session.get(Supporter, supporter_id) if supporter_id else None
+    supporter = db.session.get(Supporter, supporter_id) if supporter_id else None
+    if supporter is not None and not Viewer.of(current_user).sees(area_of(supporter)):
+        return None
+    return supporter
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/preview")
@@ -138,7 +142,9 @@ def preview(newsletter_id: int):
     recipient = _recipient()
     rendered = services.preview(newsletter, recipient)
     return render_template("newsletters/preview.html", newsletter=newsletter, rendered=rendered,
-                           recipient=recipient, samples=services.sample_recipients(newsletter))
+                           recipient=recipient,
+                           samples=services.sample_recipients(newsletter,
+                                                              scope=area_scope(current_user)))
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/preview.html")
@@ -237,10 +243,13 @@ def labels(newsletter_id: int):
     """A4 sheets of address labels (12 or 24 a sheet), sorted by postal code."""
     newsletter = _get(newsletter_id)
     per_sheet = 24 if request.args.get("per_sheet") == "24" else 12
-    found = services.address_labels(newsletter)
+    scope = area_scope(current_user)
+    found = services.address_labels(newsletter, scope)
     sheets = [found[i:i + per_sheet] for i in range(0, len(found), per_sheet)]
+    counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
     return render_template("newsletters/labels.html", newsletter=newsletter, sheets=sheets,
-                           per_sheet=per_sheet, count=len(found))
+                           per_sheet=per_sheet, count=len(found),
+                           outside=max(0, counts["post"] - len(found)) if scope is not None else 0)
 
 
 # --- public: unsubscribe and archive ----------------------------------------------------------

@@ -8,7 +8,7 @@ from math import ceil
 from flask import current_app, has_request_context
 from app.i18n import gettext as _
 from flask_login import current_user
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, or_, select
 from sqlalchemy.orm import Session, joinedload, load_only
 
 from app.accounts.models import LoginLink
@@ -186,8 +186,9 @@ def find_by_name_and_phone(name: str, phone: str, exclude_id: int | None = None)
     return None
 
 
-def possible_duplicates(s: Supporter) -> list[Supporter]:
-    """Other live supporters with the same e-mail, or the same name and phone."""
+def possible_duplicates(s: Supporter, scope: frozenset[int] | None = None) -> list[Supporter]:
+    """Other live supporters with the same e-mail, or the same name and phone (only those
+    the viewer may see)."""
     found = []
     if s.email:
         other = find_by_email(s.email, exclude_id=s.id)
@@ -196,7 +197,7 @@ def possible_duplicates(s: Supporter) -> list[Supporter]:
     other = find_by_name_and_phone(s.display_name, s.phone, exclude_id=s.id)
     if other and other not in found:
         found.append(other)
-    return found
+    return [o for o in found if scope is None or area_of(o) is None or area_of(o) in scope]
 
 
 # --- history -----------------------------------------------------------------------------
@@ -399,9 +400,12 @@ class Filters:
     status: str = ""
     delivery: str = ""
     category_id: int | None = None
+    # The areas whose supporters the viewer may see (None: all); those with no district yet
+    # are seen by every staff member, who place them.
+    scope: frozenset[int] | None = None
 
     def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v)
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v and k != "scope")
 
 
 @dataclass
@@ -443,7 +447,20 @@ def where_place_and_kind(query, *, area_id: int | None = None, district_id: int 
     return query
 
 
+def in_scope(query, scope: frozenset[int] | None):
+    """Narrow a supporter query to the areas a staff member serves (None: no narrowing)."""
+    if scope is None:
+        return query
+    return query.where(or_(Supporter.district_id.is_(None), Supporter.district_id.in_(
+        select(District.id).where(District.area_id.in_(sorted(scope))))))
+
+
+def area_of(s: Supporter) -> int | None:
+    return s.district.area_id if s.district is not None else None
+
+
 def _filtered(query, f: Filters, *, geography: bool = True):
+    query = in_scope(query, f.scope)
     if f.q:
         term = _query_term(f.q)
         if term:
@@ -497,7 +514,8 @@ def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, 
     ).all())
     if areas is None:
         areas = list(db.session.scalars(select(Area).order_by(Area.position)))
-    result = [(a.name, counts.get(a.id, 0)) for a in areas]
+    result = [(a.name, counts.get(a.id, 0)) for a in areas
+              if f.scope is None or a.id in f.scope]
     if counts.get(None):
         result.append((_("地区未設定"), counts[None]))
     return result

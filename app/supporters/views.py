@@ -7,7 +7,8 @@ from app.i18n import gettext as _
 from flask_login import current_user, logout_user
 
 from app.accounts.forms import ConfirmForm
-from app.accounts.services import admin_required, staff_required, supporter_required
+from app.accounts.services import (Viewer, admin_required, area_scope, staff_required,
+                                   supporter_required)
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.submissions import AlreadySubmitted
 from sqlalchemy.exc import OperationalError
@@ -37,10 +38,10 @@ def _choices(form, *, unknown_label: str) -> None:
 
 
 def _get(supporter_id: int):
-    try:
-        return services.get_supporter(supporter_id)
-    except NotFound:
-        abort(404)
+    """A record the signed-in staff member may see (their areas), else 403/404."""
+    supporter = services.get_supporter(supporter_id)
+    Viewer.of(current_user).require(services.area_of(supporter))
+    return supporter
 
 
 # --- public applications -------------------------------------------------------------------
@@ -138,6 +139,7 @@ def _filters() -> services.Filters:
         status=args.get("status") if args.get("status") in STATUSES else "",
         delivery=args.get("delivery") if args.get("delivery") in DELIVERIES else "",
         category_id=int_arg("category"),
+        scope=area_scope(current_user),
     )
 
 
@@ -145,7 +147,8 @@ def _filters() -> services.Filters:
 @staff_required
 def staff_list():
     filters = _filters()
-    districts = list_districts()
+    scope = filters.scope
+    districts = [d for d in list_districts() if scope is None or d.area_id in scope]
     areas = list({d.area.id: d.area for d in districts}.values())
     page = services.search(filters, page=page_arg(),
                            per_page=current_app.config["HOTNET_PAGE_SIZE"], areas=areas)
@@ -184,14 +187,13 @@ def staff_new():
 @bp.get("/staff/supporters/<int:supporter_id>")
 @staff_required
 def staff_detail(supporter_id: int):
-    try:
-        supporter = services.view_supporter(supporter_id)
-    except NotFound:
-        abort(404)
+    _get(supporter_id)
+    supporter = services.view_supporter(supporter_id)
     return render_template("supporters/staff_detail.html", supporter=supporter,
                            history=services.history(supporter),
                            trainings=training_history(supporter),
-                           duplicates=services.possible_duplicates(supporter),
+                           duplicates=services.possible_duplicates(
+                               supporter, area_scope(current_user)),
                            form=ConfirmForm())
 
 

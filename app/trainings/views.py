@@ -7,7 +7,7 @@ from flask import session as session_store
 from sqlalchemy.exc import OperationalError
 from flask_login import current_user
 
-from app.accounts.services import staff_required, supporter_required
+from app.accounts.services import Viewer, area_scope, staff_required, supporter_required
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
 from app.submissions import AlreadySubmitted
@@ -256,8 +256,10 @@ def staff_session(session_id: int):
     q = request.args.get("q", "")[:100]
     matches = []
     if q.strip():
-        matches = supporters.search(supporters.Filters(q=q), page=1, per_page=10).rows
+        matches = supporters.search(supporters.Filters(q=q, scope=area_scope(current_user)),
+                                    page=1, per_page=10).rows
     return render_template("trainings/staff_session.html", session=found, q=q, matches=matches,
+                           viewer=Viewer.of(current_user),
                            people=services.registrations(found), form=ConfirmForm(),
                            attendance_form=AttendanceForm())
 
@@ -270,6 +272,7 @@ def staff_sign_up(session_id: int):
     if ConfirmForm().validate_on_submit() and supporter_id is not None:
         try:
             supporter = supporters.get_supporter(supporter_id)
+            Viewer.of(current_user).require(supporters.area_of(supporter))
             registration = services.sign_up(found.id, supporter, via="staff")
         except NotFound:
             abort(404)
@@ -319,4 +322,4 @@ def staff_attendance(session_id: int):
 def roster(session_id: int):
     found = _session(session_id)
     return render_template("trainings/roster.html", session=found,
-                           people=services.roster(found))
+                           people=services.roster(found), viewer=Viewer.of(current_user))
