@@ -14,10 +14,10 @@ from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area
 from app.labels import localized
+from app.smallcounts import SMALL_COUNT, Shown, shown, total  # noqa: F401 - SMALL_COUNT re-exported
 
-# Counts under this are printed as "fewer than N" in the newsletter, so that a rare kind
-# of concern in a small area cannot point to a household.
-SMALL_COUNT = 3
+# Counts under SMALL_COUNT are printed as a range in the newsletter, so that a rare kind of
+# concern in a small area cannot point to a household; totals follow (app/smallcounts.py).
 
 
 def months_back(n: int, until: date | None = None) -> list[str]:
@@ -116,21 +116,17 @@ def per_category(area_ids: list[int] | None, months: int = 12) -> Chart:
 
 @dataclass
 class NewsletterStatistics:
-    """What a newsletter may print: counts per area and category over a period."""
+    """What a newsletter may print: counts per area and category over a period. Every figure
+    is a `Shown` (exact, or a range where a small count is hidden inside it)."""
 
     start: date
     end: date
     areas: list[str]
     categories: list[str]
-    cells: dict[tuple[str, str], str]
-    area_totals: dict[str, str]
-    total: int
-
-
-def _shown(n: int) -> str:
-    if n == 0:
-        return "0"
-    return f"{n}" if n >= SMALL_COUNT else f"1〜{SMALL_COUNT - 1}"
+    cells: dict[tuple[str, str], Shown]
+    area_totals: dict[str, Shown]
+    category_totals: dict[str, Shown]
+    total: Shown
 
 
 def _month(d: date) -> str:
@@ -159,10 +155,10 @@ def newsletter_statistics(start: date, end: date) -> NewsletterStatistics:
         area_list.append("—")
     used = {c for _a, c in raw}
     category_list = [c.name for c in categories if c.name in used or c.active]
-    totals = {a: sum(n for (aa, _c), n in raw.items() if aa == a) for a in area_list}
+    cells = {(a, c): shown(raw.get((a, c), 0)) for a in area_list for c in category_list}
     return NewsletterStatistics(
-        start=start, end=end, areas=area_list, categories=category_list,
-        cells={(a, c): _shown(raw.get((a, c), 0)) for a in area_list for c in category_list},
-        area_totals={a: _shown(n) for a, n in totals.items()},
-        total=sum(raw.values()),
+        start=start, end=end, areas=area_list, categories=category_list, cells=cells,
+        area_totals={a: total(cells[(a, c)] for c in category_list) for a in area_list},
+        category_totals={c: total(cells[(a, c)] for a in area_list) for c in category_list},
+        total=total(cells.values()),
     )
