@@ -11,6 +11,7 @@ from flask import abort, current_app
 from app.i18n import gettext as _
 from flask_login import current_user
 from sqlalchemy import delete, func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ROLES, LoginLink, StaffCover, StaffUser
 from app.audit import services as audit
@@ -85,15 +86,12 @@ def _dummy_hash() -> str:
     wrong address takes as long as a wrong password (timing tells nobody who has an account)."""
     method = current_app.config.get("HOTNET_PASSWORD_METHOD", "scrypt")
     if method not in _DUMMY_HASHES:
-        from werkzeug.security import generate_password_hash
         _DUMMY_HASHES[method] = generate_password_hash(secrets.token_hex(16), method=method)
     return _DUMMY_HASHES[method]
 
 
 def authenticate_staff(email: str, password: str) -> StaffUser | None:
     """The active staff user with these credentials, or None."""
-    from werkzeug.security import check_password_hash
-
     user = db.session.scalar(
         select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower())
     )

@@ -273,11 +273,18 @@ def unsubscribe(token: str):
 def image(newsletter_id: int):
     """The issue's picture: public once the issue went out (mail clients fetch it)."""
     newsletter = _get(newsletter_id)
-    visible = newsletter.status in ("sending", "paused", "sent") or (
-        current_user.is_authenticated and current_user.is_staff)
-    if not newsletter.image or not visible:
+    public = newsletter.status in ("sending", "paused", "sent", "cancelled")
+    if not newsletter.image or not (public or (current_user.is_authenticated
+                                               and current_user.is_staff)):
         abort(404)
-    return send_from_directory(services.image_folder(), newsletter.image, max_age=3600)
+    if public:
+        response = send_from_directory(services.image_folder(), newsletter.image, max_age=3600)
+        response.cache_control.public = True
+        return response
+    # A draft's picture is the staff's alone: nobody keeps a copy.
+    response = send_from_directory(services.image_folder(), newsletter.image, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/newsletters")
