@@ -10,7 +10,6 @@ import csv
 import io
 import itertools
 import os
-import re
 import stat
 import struct
 import subprocess
@@ -25,7 +24,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.accounts.models import LoginLink, StaffUser
-from app.accounts.services import create_staff, update_staff
+from app.accounts.services import update_staff
 from app.concerns import services as concerns
 from app.concerns.models import Concern, ConcernCategory
 from app.concerns.statistics import newsletter_statistics
@@ -33,7 +32,6 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.secret import SecretKeyError
 from app.smallcounts import SMALL_COUNT
-from app.supporters.models import Supporter
 from tests.conftest import (PASSWORD, ROOT, csrf, district, login_staff, login_supporter,
                             make_supporter, page_text, post, sign_in_link)
 
