@@ -108,11 +108,11 @@ class Relay:
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
-    def message_ids(self) -> "collections.Counter":
+    def message_ids(self):
         import collections
         return collections.Counter(str(m["Message-ID"]) for _r, m in self.messages)
 
-    def recipients(self) -> "collections.Counter":
+    def recipients(self):
         import collections
         return collections.Counter(a for rcpts, _m in self.messages for a in rcpts)
 
