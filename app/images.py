@@ -30,8 +30,8 @@ def clean_image(raw: bytes, max_bytes: int, field: str = "image") -> tuple[bytes
         raise InvalidInput(_("画像が大きすぎます（%(mb)d MBまで）。", mb=max_bytes // (1024 * 1024)),
                            field=field)
     limit = max_pixels()
-    too_big = InvalidInput(_("画像の縦横が大きすぎます（%(mp)d万画素まで）。カメラやスマートフォンで小さいサイズにしてから選んでください。",
-                             mp=limit // 10_000, megapixels=limit // 1_000_000), field=field)
+    too_big = InvalidInput(_("画像の縦横が大きすぎます（%(megapixels)d00万画素まで）。カメラやスマートフォンで小さいサイズにしてから選んでください。",
+                             megapixels=limit // 1_000_000), field=field)
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check only warns below twice its limit: make it an error.
