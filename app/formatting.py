@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from flask_babel import get_locale
 
+from app.text import show_postal
+
 TOKYO = ZoneInfo("Asia/Tokyo")
 _WEEKDAYS_JA = "月火水木金土日"
 _WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -55,3 +57,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["jdate"] = format_date
     app.jinja_env.filters["jdatetime"] = format_datetime
     app.jinja_env.filters["jtime"] = format_time
+    app.jinja_env.filters["postal"] = show_postal

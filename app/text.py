@@ -1,8 +1,10 @@
-"""Normalising Japanese text for search and sorting.
+"""Japanese text: what is stored as typed, and the keys used to search and sort it.
 
-Staff type names in hiragana, katakana or half-width katakana, with or without spaces;
-all of them must find the same person. NFKC folds half-width katakana and full-width
-Latin letters and digits; katakana is then mapped to hiragana.
+Names and addresses are kept as people typed them (㈱, ①, 髙, ～): only spaces are tidied.
+Search keys are folded so that every way of typing finds the same person: NFKC (half-width
+katakana, full-width letters and digits), katakana → hiragana, lower case, no spaces, and the
+common variant forms of kanji (髙 → 高, 﨑 → 崎, 邊/邉 → 辺, 齋/齊/斎 → 斉 …). The sort key
+follows a Japanese dictionary (五十音): voiced and small kana sort with their plain letter.
 """
 from __future__ import annotations
 
@@ -14,13 +16,48 @@ _SPACES = re.compile(r"[\s\u3000]+")
 _NON_DIGITS = re.compile(r"\D+")
 
 
+# Variant forms of kanji common in Japanese names, folded to one form in search keys only
+# (what people typed is kept). The pairs are the 旧字体/異体字 of the 常用漢字表 and 人名用漢字
+# that appear in surnames and place names, and the IBM/NEC extension forms (髙, 﨑) that
+# CP932 carries. (The ja-itaiji package was tried: its families join unrelated characters,
+# e.g. 澤 with 途, and keep 斉 and 斎 apart, which people treat as one surname.)
+_VARIANTS = {
+    "髙": "高", "﨑": "崎", "嵜": "崎", "碕": "崎", "邊": "辺", "邉": "辺", "齋": "斉",
+    "齊": "斉", "斎": "斉", "澤": "沢", "櫻": "桜", "濱": "浜", "濵": "浜", "廣": "広",
+    "國": "国", "嶋": "島", "嶌": "島", "槇": "槙", "藪": "薮", "籔": "薮", "瀨": "瀬",
+    "德": "徳", "惠": "恵", "榮": "栄", "實": "実", "龍": "竜", "瀧": "滝", "冨": "富",
+    "眞": "真", "淺": "浅", "萬": "万", "與": "与", "圓": "円", "壽": "寿", "傳": "伝",
+    "條": "条", "邨": "村", "鐵": "鉄", "禮": "礼", "靜": "静", "縣": "県", "舘": "館",
+    "峯": "峰", "巖": "巌", "增": "増", "來": "来", "關": "関", "黑": "黒", "兒": "児",
+    "晉": "晋", "恆": "恒", "戶": "戸", "淸": "清", "檜": "桧", "穗": "穂", "藏": "蔵",
+    "豐": "豊", "塲": "場", "曻": "昇", "栁": "柳",
+}
+# Ideographic variation selectors (葛󠄀 …) say which glyph to draw, not which character.
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_VARIANT_TABLE = str.maketrans({k: v for k, v in _VARIANTS.items() if k != v})
+
+
 def fold(text: str | None) -> str:
-    """Width-, kana- and case-insensitive form of text, without spaces."""
+    """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key)."""
     if not text:
         return ""
     text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_KATAKANA_TO_HIRAGANA).lower()
-    return _SPACES.sub("", text)
+    text = text.translate(_KATAKANA_TO_HIRAGANA).lower().translate(_VARIANT_TABLE)
+    return _SPACES.sub("", _VARIATION_SELECTORS.sub("", text))
+
+
+# 五十音 order: the sound without its voicing marks first (コンドウ after ゴトウ, as in a
+# dictionary), small kana as their full-size letter; then the exact reading breaks ties.
+_SMALL_KANA = str.maketrans("ぁぃぅぇぉっゃゅょゎゕゖ", "あいうえおつやゆよわかけ")
+_VOICING = re.compile("[\u3099\u309a]")
+
+
+def sort_key(reading: str | None) -> str:
+    """A key that sorts readings (any kana) in Japanese dictionary order, byte by byte."""
+    folded = fold(reading)
+    plain = _VOICING.sub("", unicodedata.normalize("NFD", folded))
+    plain = unicodedata.normalize("NFC", plain).translate(_SMALL_KANA)
+    return f"{plain}\u0001{folded}"
 
 
 def fold_words(text: str | None) -> list[str]:
@@ -39,11 +76,35 @@ def digits(text: str | None) -> str:
 
 
 def clean(text: str | None) -> str:
-    """Trim and NFKC-normalise a single-line value typed by a user, keeping kanji as typed."""
+    """Trim and NFKC-normalise a single-line code-like value (a reference, a phone number):
+    full-width digits and letters become ASCII. Not for names or addresses (see tidy)."""
     if not text:
         return ""
     text = unicodedata.normalize("NFKC", text)
     return _SPACES.sub(" ", text).strip()
+
+
+_POSTAL = re.compile(r"〒?\s*\d{3}\s*[-‐－ー−]?\s*\d{4}")
+
+
+def postal_digits(text: str | None) -> str | None:
+    """The 7 digits of a Japanese postal code as people write it (〒188-0012, １８８－００１２,
+    1880012), or None when it is not one."""
+    value = unicodedata.normalize("NFKC", text or "").strip()
+    if not value:
+        return ""
+    value = value.replace("〒", "").strip()
+    if not _POSTAL.fullmatch(value):
+        return None
+    return digits(value)
+
+
+def show_postal(code: str | None) -> str:
+    """〒123-4567 for a stored postal code (as stored when it is not 7 digits)."""
+    found = digits(code)
+    if len(found) == 7:
+        return f"〒{found[:3]}-{found[3:]}"
+    return code or ""
 
 
 def tidy(text: str | None) -> str:

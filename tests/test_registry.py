@@ -141,7 +141,7 @@ def test_staff_registers_a_supporter_and_duplicate_email_is_refused(client, coor
     response = post(client, "/staff/supporters/new", dict(data, email="jiro@example.jp"))
     assert response.status_code == 302
     created = db.session.scalar(select(Supporter).where(Supporter.email == "jiro@example.jp"))
-    assert created.joined_on is not None and created.sort_key == "べつじんじろう"
+    assert created.joined_on is not None and created.sort_key.endswith("べつじんじろう")
 
 
 def test_viewing_a_record_is_audited(client, coordinator):

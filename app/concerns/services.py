@@ -31,7 +31,7 @@ from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
 from app import submissions
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
-from app.text import clean, fold
+from app.text import clean, fold, tidy
 from app.urls import external_url
 from app.validators import is_valid_email
 
@@ -211,7 +211,9 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
     nothing when anything is wrong, the photo included. The same `submission_key` twice
     raises AlreadySubmitted with the first report instead of storing a second.
     """
-    data = {key: (clean(value) if isinstance(value, str) and key != "body" else value)
+    # Names, places and addresses as typed (spaces tidied); the phone with ASCII digits.
+    data = {key: ((clean(value) if key == "reporter_phone" else tidy(value))
+                  if isinstance(value, str) and key != "body" else value)
             for key, value in data.items()}
     data["body"] = (data.get("body") or "").strip()
     data.setdefault("channel", "web")

@@ -28,7 +28,7 @@ from app.i18n import gettext as _
 from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.rendering import TemplateCache
 from app.newsletters.services import Links, area_infos
-from app.supporters.models import Supporter
+from app.supporters.models import Supporter, salutation
 
 log = logging.getLogger("hotnet.sender")
 
@@ -87,8 +87,8 @@ def claim_batch(worker: str, size: int) -> list[int]:
 def _message(delivery_row, newsletter: Newsletter, cache: TemplateCache, areas: dict,
              links: Links) -> Message:
     area = areas.get(delivery_row.area_id)
-    name = delivery_row.business_name if delivery_row.kind == "business" and \
-        delivery_row.business_name else delivery_row.name
+    name = salutation(delivery_row.kind, delivery_row.name, delivery_row.business_name,
+                      delivery_row.contact_person)
     personal = links.personal(delivery_row.supporter_id, name, newsletter.id)
     rendered = cache.for_recipient(delivery_row.area_id, area, personal)
     return build_message(newsletter, delivery_row.email, rendered, personal,
@@ -126,6 +126,7 @@ def _load(ids: list[int]):
     rows = db.session.execute(
         select(Delivery.id, Delivery.newsletter_id, Delivery.supporter_id, Delivery.email,
                Delivery.attempts, Supporter.kind, Supporter.name, Supporter.business_name,
+               Supporter.contact_person,
                District.area_id)
         .join(Supporter, Supporter.id == Delivery.supporter_id)
         .outerjoin(District, District.id == Supporter.district_id)

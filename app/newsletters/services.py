@@ -25,7 +25,7 @@ from app.newsletters.rendering import AreaInfo, Personal, layouts, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
 from app.supporters.services import in_scope
-from app.text import digits, tidy
+from app.text import show_postal, tidy
 from app.urls import external_url
 
 EDITABLE_STATES = ("draft", "scheduled")
@@ -134,8 +134,9 @@ class Links:
         self.preferences = external_url("accounts.request_link")
 
     def personal(self, supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
+        """`name` is the addressee with its honorific (山田 太郎 様, ㈱… 御中)."""
         token = make_unsubscribe_token(supporter_id, newsletter_id)
-        return Personal(name=name or _("推進員"),
+        return Personal(name=name or _("推進員のみなさま"),
                         unsubscribe_url=self.unsubscribe.replace(self._TOKEN, token),
                         preferences_url=self.preferences)
 
@@ -149,7 +150,7 @@ def preview(newsletter: Newsletter, supporter: Supporter | None):
     area = None
     if supporter is not None and supporter.district is not None:
         area = area_infos().get(supporter.district.area_id)
-    name = supporter.display_name if supporter is not None else _("西東 花子")
+    name = supporter.salutation if supporter is not None else _("%(name)s 様", name=_("西東 花子"))
     personal = personal_for(supporter.id if supporter else 0, name, newsletter.id)
     return render(newsletter, area, personal)
 
@@ -167,7 +168,8 @@ def send_test(newsletter: Newsletter, address: str, staff_id: int | None = None)
     from app.newsletters.sender import build_message
     rendered = preview(newsletter, None)
     message = build_message(newsletter, address, rendered,
-                            personal_for(0, _("西東 花子"), newsletter.id), test=True)
+                            personal_for(0, _("%(name)s 様", name=_("西東 花子")), newsletter.id),
+                            test=True)
     outbox.enqueue_built(message, kind="newsletter_test", staff_id=staff_id)
     db.session.commit()
 
@@ -379,9 +381,9 @@ def supporter_for_token(token: str) -> Supporter:
 
 @dataclass
 class Label:
-    postal_code: str
+    postal_code: str   # 〒123-4567
     address: str
-    name: str
+    name: str          # with its honorific: 様, or 御中 for a business without a contact person
 
 
 def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) -> list[Label]:
@@ -392,12 +394,8 @@ def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) 
     """
     labels = []
     for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience), scope):
-        name = s.name
-        if s.kind == "business":
-            name = f"{s.business_name} {s.contact_person}".strip()
-        postal = digits(s.postal_code)
-        labels.append(Label(postal_code=f"{postal[:3]}-{postal[3:]}" if len(postal) == 7
-                            else s.postal_code, address=s.address, name=name))
+        labels.append(Label(postal_code=show_postal(s.postal_code), address=s.address,
+                            name=s.salutation))
     audit.record("newsletter.labels", "newsletter", newsletter.id, f"{len(labels)}件")
     db.session.commit()
     return labels

@@ -90,8 +90,25 @@ class Supporter(db.Model):
         return self.name
 
     @property
+    def salutation(self) -> str:
+        """How a letter or e-mail addresses them: 山田 太郎 様; a business 御中, or its
+        contact person 様 (Japanese business etiquette)."""
+        return salutation(self.kind, self.name, self.business_name, self.contact_person)
+
+    @property
     def display_kana(self) -> str:
         return self.business_kana if self.kind == "business" else self.kana
+
+
+def salutation(kind: str, name: str, business_name: str = "", contact_person: str = "") -> str:
+    """The addressee with its honorific, in the reader's language."""
+    from app.i18n import gettext as _
+
+    if kind == "business" and business_name:
+        if contact_person:
+            return _("%(business)s %(name)s 様", business=business_name, name=contact_person)
+        return _("%(business)s 御中", business=business_name)
+    return _("%(name)s 様", name=name)
 
 
 class SupporterSearchTerm(db.Model):

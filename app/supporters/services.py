@@ -25,7 +25,7 @@ from app.supporters.models import (
     SupporterSearchTerm,
 )
 from app.signals import supporter_erased
-from app.text import clean, digits, fold, fold_words, is_kana
+from app.text import clean, digits, fold, fold_words, is_kana, postal_digits, sort_key, tidy
 from app.validators import is_valid_email
 
 # Fields a staff member may edit, in form order.
@@ -40,6 +40,8 @@ LIVE_STATUSES = ("applied", "active", "paused")
 ERASED_STATUSES = ("withdrawn", "declined")
 _TEXT_FIELDS = ("name", "kana", "business_name", "business_kana", "contact_person",
                 "phone", "postal_code", "address")
+# Kept exactly as typed (only spaces tidied): ㈱, ①, 髙 and ～ are what people wrote.
+_AS_TYPED = ("name", "kana", "business_name", "business_kana", "contact_person", "address")
 
 
 # --- search terms and sort key ------------------------------------------------------------
@@ -70,9 +72,9 @@ def search_terms_for(s: Supporter) -> set[str]:
 
 
 def sort_key_for(s: Supporter) -> str:
-    """五十音 order: the folded reading (hiragana), the name when there is none."""
+    """五十音 order (as a dictionary sorts): by the reading, by the name when there is none."""
     reading = s.business_kana if s.kind == "business" else s.kana
-    return (fold(reading) or fold(s.display_name))[:200]
+    return sort_key(reading or s.display_name)[:200]
 
 
 @event.listens_for(Session, "before_flush")
@@ -95,11 +97,17 @@ def _refresh_derived(session: Session, flush_context, instances) -> None:
 # --- validation ------------------------------------------------------------------------
 
 def normalise(data: dict) -> dict:
-    """Tidy typed values: trim, NFKC, empty e-mail → None, codes lower-case."""
+    """Tidy typed values: names and addresses as typed (spaces tidied), the phone number with
+    ASCII digits, the postal code as its 7 digits, empty e-mail → None."""
     out = dict(data)
-    for key in _TEXT_FIELDS:
+    for key in _AS_TYPED:
         if key in out:
-            out[key] = clean(out[key])
+            out[key] = tidy(out[key])
+    if "phone" in out:
+        out["phone"] = clean(out["phone"])
+    if "postal_code" in out:
+        code = postal_digits(out["postal_code"])
+        out["postal_code"] = code if code is not None else tidy(out["postal_code"])
     if "email" in out:
         out["email"] = (out["email"] or "").strip() or None
     if "notes" in out:
@@ -133,8 +141,8 @@ def validate(data: dict, *, exclude_id: int | None = None,
     phone = digits(data.get("phone"))
     if data.get("phone") and not 10 <= len(phone) <= 11:
         problems["phone"] = _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
-    if data.get("postal_code") and len(digits(data["postal_code"])) != 7:
-        problems["postal_code"] = _("郵便番号は7桁で入力してください（例: 188-0012）。")
+    if data.get("postal_code") and postal_digits(data["postal_code"]) is None:
+        problems["postal_code"] = _("郵便番号は7桁の数字で入力してください（例: 188-0012）。")
     delivery = data.get("delivery", "post")
     if delivery not in DELIVERIES:
         problems["delivery"] = _("通信の受け取り方を選んでください。")

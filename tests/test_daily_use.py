@@ -1,0 +1,95 @@
+"""What people trying Hot-Net tripped over (issue 11), each as they would notice it."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.supporters.models import Supporter
+from tests.conftest import district, login_staff, make_supporter, page_text, post
+
+
+def staff_create(client, **values):
+    data = {"kind": "person", "name": "山田 太郎", "kana": "やまだ たろう", "delivery": "none",
+            "status": "active", "joined_via": "staff", "district_id": str(district("d01").id),
+            "business_category_id": "0"}
+    data.update(values)
+    return post(client, "/staff/supporters/new", data)
+
+
+# --- 5, 6: what people typed is kept; postal codes ----------------------------------------------
+
+def test_names_and_addresses_are_kept_as_typed(client, coordinator):
+    login_staff(client, coordinator)
+    response = staff_create(client, kind="business", name="", kana="",
+                            business_name="㈱西東京クリーン", business_kana="にしとうきょうくりーん",
+                            contact_person="德永 ①郎", address="西東京市南町①-2 メゾン３～５",
+                            postal_code="〒188－0011", phone="０４２－１２３－４５６７",
+                            delivery="post")
+    assert response.status_code == 302, page_text(response)
+    s = db.session.scalar(select(Supporter))
+    assert s.business_name == "㈱西東京クリーン" and s.contact_person == "德永 ①郎"
+    assert s.address == "西東京市南町①-2 メゾン３～５"
+    assert s.phone == "042-123-4567" and s.postal_code == "1880011"
+    page = page_text(client.get(f"/staff/supporters/{s.id}"))
+    assert "〒188-0011" in page and "〒〒" not in page and "㈱西東京クリーン" in page
+
+
+@pytest.mark.parametrize("typed, stored", [("1880012", "1880012"), ("188-0012", "1880012"),
+                                           ("〒１８８－００１２", "1880012")])
+def test_postal_codes_are_stored_as_seven_digits(client, coordinator, typed, stored):
+    login_staff(client, coordinator)
+    response = staff_create(client, postal_code=typed, address="西東京市南町1-1", delivery="post")
+    assert response.status_code == 302
+    s = db.session.scalar(select(Supporter))
+    assert s.postal_code == stored
+    assert "〒188-0012" in page_text(client.get(f"/staff/supporters/{s.id}"))
+
+
+@pytest.mark.parametrize("typed", ["18800123", "188-001", "abcdefg", "〒"])
+def test_a_postal_code_that_is_not_seven_digits_is_refused(client, coordinator, typed):
+    login_staff(client, coordinator)
+    response = staff_create(client, postal_code=typed, address="西東京市南町1-1", delivery="post")
+    assert response.status_code == 200 and "7桁の数字" in page_text(response)
+
+
+# --- 7: variant kanji -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stored, typed", [("髙橋 一郎", "高橋"), ("山﨑 花子", "山崎"),
+                                           ("渡邊 次郎", "渡辺"), ("渡邉 三郎", "渡辺"),
+                                           ("齋藤 四郎", "斉藤"), ("齊藤 五郎", "斎藤"),
+                                           ("澤田 六郎", "沢田"), ("櫻井 七子", "桜井"),
+                                           ("高橋 八郎", "髙橋")])
+def test_search_finds_variant_kanji(client, coordinator, stored, typed):
+    make_supporter(name=stored, kana="てすと")
+    make_supporter(name="無関係 人", kana="むかんけい")
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/supporters", query_string={"q": typed}))
+    assert stored in page and "無関係 人" not in page
+
+
+# --- 8: 五十音 order -------------------------------------------------------------------------------
+
+def test_the_registry_sorts_as_a_japanese_dictionary(client, coordinator):
+    for name, kana in (("近藤 一", "コンドウ ハジメ"), ("後藤 二", "ゴトウ ジ"), ("古藤 三", "コトウ サン"),
+                       ("加藤 四", "かとう し"), ("吉川 五", "きっかわ ご"), ("菊池 六", "キクチ ロク")):
+        make_supporter(name=name, kana=kana)
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/supporters"))
+    order = [n for n in ("加藤 四", "菊池 六", "吉川 五", "古藤 三", "後藤 二", "近藤 一")]
+    positions = [page.index(n) for n in order]
+    assert positions == sorted(positions)
+
+
+# --- 10: businesses are addressed 御中 --------------------------------------------------------------
+
+def test_a_business_is_addressed_onchu_and_its_contact_sama(app, geography, mailbox):
+    from app.supporters.models import salutation
+    with app.test_request_context():
+        assert salutation("business", "", "㈱西東京クリーン", "") == "㈱西東京クリーン 御中"
+        assert salutation("business", "", "㈱西東京クリーン", "山田") == "㈱西東京クリーン 山田 様"
+        assert salutation("person", "西東 花子") == "西東 花子 様"
