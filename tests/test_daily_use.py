@@ -93,3 +93,24 @@ def test_a_business_is_addressed_onchu_and_its_contact_sama(app, geography, mail
         assert salutation("business", "", "㈱西東京クリーン", "") == "㈱西東京クリーン 御中"
         assert salutation("business", "", "㈱西東京クリーン", "山田") == "㈱西東京クリーン 山田 様"
         assert salutation("person", "西東 花子") == "西東 花子 様"
+
+
+# --- 4: the import takes good rows, previews them and says how it read the file ------------------
+
+def test_import_without_a_delivery_column_chooses_from_what_the_row_has(client, coordinator):
+    from tests.test_import_export import decide, upload
+    login_staff(client, coordinator)
+    content = ("氏名,ふりがな,電話番号,メールアドレス,郵便番号,住所,地区\r\n"
+               "斎藤 一,さいとう はじめ,042-111-2222,,,,田無小地区\r\n"
+               "鈴木 二,すずき じ,,suzuki@example.jp,,,田無小地区\r\n"
+               "佐藤 三,さとう さん,,,188-0011,西東京市田無町1-1,田無小地区\r\n").encode("cp932")
+    review = upload(client, content)
+    body = page_text(review)
+    assert "登録できる行は 3 行" in body and "Shift_JIS" in body
+    for name in ("斎藤 一", "鈴木 二", "佐藤 三"):
+        assert name in body  # the preview lists the rows that will be imported
+    assert "列が空のため自動" in body
+    assert decide(client, review, "import").status_code == 302
+    got = {s.name: s.delivery for s in db.session.scalars(select(Supporter))}
+    assert got == {"斎藤 一": "none", "鈴木 二": "email", "佐藤 三": "post"}
+    assert "通信の受け取り方" in page_text(client.get("/staff/supporters/import"))

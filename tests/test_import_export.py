@@ -23,8 +23,11 @@ def count() -> int:
 
 
 def upload(client, content: bytes, filename: str = "meibo.csv"):
-    return post(client, "/staff/supporters/import",
-                {"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data")
+    response = post(client, "/staff/supporters/import",
+                    {"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data")
+    if response.status_code == 302:  # the dry run is a page of its own (a reload re-sends nothing)
+        response = client.get(response.headers["Location"])
+    return response
 
 
 def decide(client, response, decision: str):

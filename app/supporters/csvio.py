@@ -53,6 +53,9 @@ WORDS = {
 }
 
 
+ENCODING_NAMES = {"utf-8-sig": "UTF-8", "cp932": "Shift_JIS（Windows / CP932）"}
+
+
 def decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
     if b"\x00" in raw[:4096] or raw.startswith(b"PK\x03\x04") or raw.startswith(b"%PDF"):
@@ -73,6 +76,7 @@ class RowResult:
     name: str
     data: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    delivery_guessed: bool = False  # no 通信の受け取り方 given: chosen from what the row has
 
     @property
     def ok(self) -> bool:
@@ -126,9 +130,19 @@ def _lookups() -> tuple[dict, dict]:
     return districts, categories
 
 
+def default_delivery(data: dict) -> str:
+    """How a row without 通信の受け取り方 gets the newsletter: by e-mail when it has an
+    address, by post when it has a postal address, otherwise not at all."""
+    if data.get("email"):
+        return "email"
+    if data.get("address") and data.get("postal_code"):
+        return "post"
+    return "none"
+
+
 def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict, list[str]]:
     problems = []
-    data = {"kind": "person", "delivery": "post", "status": "active", "joined_via": "staff"}
+    data = {"kind": "person", "status": "active", "joined_via": "staff"}
     for header, key in COLUMNS:
         raw = restore((values.get(header) or "").strip())
         if key in WORDS:
@@ -177,6 +191,9 @@ def dry_run(text: str) -> DryRun:
         if not any((v or "").strip() for v in values.values() if isinstance(v, str)):
             continue
         data, problems = _row_to_data(values, districts, categories)
+        guessed = "delivery" not in data
+        if guessed:
+            data["delivery"] = default_delivery(data)
         data = services.normalise(data)
         label = data.get("name") or data.get("business_name") or ""
         problems += list(services.validate(data, check_duplicates=False).values())
@@ -199,7 +216,8 @@ def dry_run(text: str) -> DryRun:
                 problems.append(_("氏名と電話番号が%(line)d行目と同じです。",
                                   line=seen_name_phone[name_key]))
             seen_name_phone.setdefault(name_key, line)
-        results.append(RowResult(line=line, name=label, data=data, problems=problems))
+        results.append(RowResult(line=line, name=label, data=data, problems=problems,
+                                 delivery_guessed=guessed))
     return DryRun(rows=results)
 
 

@@ -266,13 +266,31 @@ def import_upload():
             form.file.errors = [_("CSVファイルを選んでください。")]
         else:
             try:
-                pending, result = csvio.stage(upload.read(), upload.filename, current_user.id)
+                pending, _result = csvio.stage(upload.read(), upload.filename, current_user.id)
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
-                return render_template("supporters/import_review.html", pending=pending,
-                                       result=result, form=ConfirmForm())
+                return redirect(url_for("supporters.import_review", import_id=pending.id))
     return render_template("supporters/import_upload.html", form=form, columns=csvio.COLUMNS)
+
+
+PREVIEW_ROWS = 200
+
+
+@bp.get("/staff/supporters/import/<int:import_id>")
+@staff_required
+def import_review(import_id: int):
+    """The dry run of a staged file: what will be imported (a preview) and what will not."""
+    try:
+        pending = csvio.get_pending(import_id)
+    except NotFound:
+        flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
+        return redirect(url_for("supporters.import_upload"))
+    result = csvio.dry_run(pending.content)
+    return render_template("supporters/import_review.html", pending=pending, result=result,
+                           form=ConfirmForm(), preview=result.valid[:PREVIEW_ROWS],
+                           encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
+                           districts={d.id: d.name for d in list_districts()})
 
 
 @bp.post("/staff/supporters/import/<int:import_id>")
