@@ -12,7 +12,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _stop(signum, frame):
+    # Stop once: a second signal (`kill -- -PGID` reaches this process and make, and make
+    # passes it on) must not interrupt the stopping of the children half way.
+    _ignore_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _die_with_parent() -> None:
+    """In each child: if this process is killed outright (SIGKILL), the child gets SIGTERM
+    (Linux's parent-death signal), so nothing is left listening on the ports."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
@@ -31,6 +49,9 @@ def main() -> int:
     # shell set SIGINT to "ignore" for background jobs.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+    # When whatever started us (make) is stopped without passing the signal on, stop too.
+    _die_with_parent()
     env = dict(os.environ)
     env.setdefault("FLASK_APP", "wsgi")
     env.setdefault("HOTNET_ENV", "development")
@@ -46,12 +67,15 @@ def main() -> int:
         "web": flask + ["run", "--host", "127.0.0.1", "--port", port],
     }
     procs = {}
-    for name, cmd in commands.items():
-        procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        if name == "mail catcher":
-            # The scheduler mails at once on start (digests, due newsletters): wait for SMTP.
-            _wait_for_port(int(env["MAIL_PORT"]), procs[name])
-    print(f"""
+    code = 0
+    try:
+        for name, cmd in commands.items():
+            procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                           preexec_fn=_die_with_parent)
+            if name == "mail catcher":
+                # The scheduler mails at once on start (digests, due newsletters): wait for SMTP.
+                _wait_for_port(int(env["MAIL_PORT"]), procs[name])
+        print(f"""
   Hot-Net is running: http://127.0.0.1:{port}/
   Staff sign-in:  admin@hotnet.example.jp / hotnet-demo-2026  (admin)
                   coordinator1@hotnet.example.jp … coordinator8@ / hotnet-demo-2026
@@ -60,8 +84,6 @@ def main() -> int:
                   from the caught mail.
   Ctrl-C stops the web server, the scheduler and the mail catcher.
 """, flush=True)
-    code = 0
-    try:
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -72,6 +94,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        _ignore_signals()
         for proc in procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -53,7 +53,7 @@ def csv_chunks(header: Iterable, rows: Iterable[Iterable], every: int = 200) -> 
 def csv_response(header: Iterable, rows: Iterable[Iterable], filename: str) -> Response:
     """A streamed CSV download (personal data: never stored by a cache)."""
     response = Response(stream_with_context(csv_chunks(header, rows)),
-                        mimetype="text/csv; charset=utf-8")
+                        content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -47,7 +47,7 @@ ACCESS = {
     "newsletters.show": STAFF, "newsletters.progress_json": STAFF, "newsletters.preview": STAFF,
     "newsletters.preview_html": STAFF, "newsletters.send_test": STAFF, "newsletters.act": STAFF,
     "newsletters.schedule": STAFF, "newsletters.print_edition": STAFF,
-    "newsletters.labels": STAFF,
+    "newsletters.labels": STAFF, "newsletters.confirm_action": STAFF,
     # supporters
     "supporters.apply": PUBLIC, "supporters.apply_business": PUBLIC,
     "supporters.apply_thanks": PUBLIC, "supporters.privacy": PUBLIC,
@@ -55,7 +55,9 @@ ACCESS = {
     "supporters.staff_list": STAFF, "supporters.export_csv": STAFF, "supporters.staff_new": STAFF,
     "supporters.staff_detail": STAFF, "supporters.staff_edit": STAFF,
     "supporters.staff_decide": STAFF, "supporters.staff_withdraw": STAFF,
+    "supporters.staff_decline_confirm": STAFF,
     "supporters.import_upload": STAFF, "supporters.import_decide": STAFF,
+    "supporters.import_review": STAFF,
     "supporters.categories": ADMIN,
     # trainings
     "trainings.index": PUBLIC, "trainings.calendar": PUBLIC, "trainings.session": PUBLIC,
@@ -174,7 +176,7 @@ def test_every_route_answers_each_role_as_the_table_says(app, ids, coordinator, 
                     if code == 302:
                         assert "/login" not in response.headers["Location"] or \
                             rule.endpoint.startswith("accounts."), where
-                elif role == "anonymous":
+                elif role == "anonymous":  # to the sign-in page (staff: password; supporter: link)
                     assert code == 302 and "/login" in response.headers["Location"], where
                 else:
                     assert code == 403, where

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 
-from flask import abort, current_app
+from flask import abort, current_app, redirect, request, url_for
 from app.i18n import gettext as _
 from flask_login import current_user
 from sqlalchemy import delete, func, select, update
@@ -58,11 +58,13 @@ def end_sessions(user) -> None:
 
 # --- role checks -------------------------------------------------------------------
 
-def _require(check):
+def _require(check, sign_in: str = ""):
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
+                if sign_in:  # supporters sign in by a mailed link, not with a password
+                    return redirect(url_for(sign_in, next=request.full_path.rstrip("?")))
                 return current_app.login_manager.unauthorized()
             if not check(current_user):
                 abort(403)
@@ -73,7 +75,7 @@ def _require(check):
 
 staff_required = _require(lambda user: user.is_staff)
 admin_required = _require(lambda user: user.is_staff and user.is_admin)
-supporter_required = _require(lambda user: user.is_supporter)
+supporter_required = _require(lambda user: user.is_supporter, sign_in="accounts.request_link")
 
 
 # --- staff ---------------------------------------------------------------------------
@@ -225,7 +227,9 @@ def grant_cover(actor: StaffUser, user: StaffUser, area_id: int | None, until) -
     area = db.session.get(Area, area_id) if area_id else None
     if area is None:
         problems["area_id"] = _("応援する圏域を選んでください。")
-    if until is None or until < today_tokyo():
+    if until is None:
+        problems["until"] = _("いつまで応援するか、日付を入力してください。")
+    elif until < today_tokyo():
         problems["until"] = _("期限は今日以降の日にしてください。")
     elif until > today_tokyo() + timedelta(days=366):
         problems["until"] = _("期限は1年以内にしてください。")

@@ -29,6 +29,25 @@ from app.text import show_postal, tidy
 from app.urls import external_url
 
 EDITABLE_STATES = ("draft", "scheduled")
+# What may be done to an issue in each state: the page shows these, the services enforce them.
+ACTIONS_BY_STATUS = {
+    "draft": ("send", "schedule", "edit"),
+    "scheduled": ("unschedule", "edit"),
+    "sending": ("pause", "cancel", "retry"),
+    "paused": ("resume", "cancel", "retry"),
+    "sent": ("retry",),
+    "cancelled": (),
+}
+# Actions that cannot be undone ask first, on a page of their own.
+CONFIRMED_ACTIONS = ("send", "cancel")
+
+
+def allowed_actions(newsletter: Newsletter, figures: dict | None = None) -> tuple[str, ...]:
+    """What the issue's page offers now (a retry only when something failed)."""
+    actions = ACTIONS_BY_STATUS.get(newsletter.status, ())
+    if figures is not None and not figures.get("failed"):
+        actions = tuple(a for a in actions if a != "retry")
+    return actions
 
 
 def get_newsletter(newsletter_id: int) -> Newsletter:

@@ -113,10 +113,13 @@ def _edit(newsletter):
 def show(newsletter_id: int):
     newsletter = _get(newsletter_id)
     counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
+    figures = services.progress(newsletter.id)
     return render_template(
         "newsletters/show.html", newsletter=newsletter, counts=counts,
-        figures=services.progress(newsletter.id), failures=services.failures(newsletter.id),
-        form=ConfirmForm(), schedule_form=ScheduleForm(), layouts=layouts())
+        figures=figures, failures=services.failures(newsletter.id),
+        form=ConfirmForm(), schedule_form=ScheduleForm(), layouts=layouts(),
+        actions=services.allowed_actions(newsletter, figures),
+        confirmed=services.CONFIRMED_ACTIONS)
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/progress.json")
@@ -173,6 +176,34 @@ def send_test(newsletter_id: int):
     else:
         flash(_("%(email)s にテストを送りました。", email=current_user.email), "success")
     return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+
+
+@bp.get("/staff/newsletters/<int:newsletter_id>/<any(send, cancel):action>")
+@staff_required
+def confirm_action(newsletter_id: int, action: str):
+    """Sending and cancelling cannot be undone: say what will happen, to how many, first."""
+    newsletter = _get(newsletter_id)
+    if action not in services.allowed_actions(newsletter):
+        flash(_("この通信ではいまその操作はできません。"), "error")
+        return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+    back = url_for("newsletters.show", newsletter_id=newsletter.id)
+    target = url_for("newsletters.act", newsletter_id=newsletter.id, action=action)
+    if action == "send":
+        counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
+        lines = [_("「%(title)s」を、いまから %(n)d 人にメールで送ります。", title=newsletter.title,
+                   n=counts["email"]),
+                 _("郵送の %(n)d 人分は、郵送版と宛名ラベルを印刷してお送りください。", n=counts["post"])]
+        return render_template("confirm.html", title=_("通信を送る"), lines=lines,
+                               warning=_("送ったメールは取り消せません（止められるのは、まだ送っていない分だけです）。"),
+                               action=target, back=back,
+                               button=_("%(n)d 人に送る", n=counts["email"]))
+    waiting = services.progress(newsletter.id)
+    lines = [_("「%(title)s」の送信を取り消します。", title=newsletter.title),
+             _("まだ送っていない %(n)d 人には送りません（送信済みは %(sent)d 人）。",
+               n=waiting["waiting"] + waiting["deferred"], sent=waiting["sent"])]
+    return render_template("confirm.html", title=_("送信を取り消す"), lines=lines, danger=True,
+                           warning=_("取り消すと再開できません。"), action=target, back=back,
+                           button=_("送信を取り消す"))
 
 
 @bp.post("/staff/newsletters/<int:newsletter_id>/<any(send, unschedule, pause, resume, cancel, retry):action>")

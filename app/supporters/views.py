@@ -221,6 +221,25 @@ def staff_edit(supporter_id: int):
     return render_template("supporters/staff_form.html", form=form, supporter=supporter)
 
 
+@bp.get("/staff/supporters/<int:supporter_id>/decline")
+@staff_required
+def staff_decline_confirm(supporter_id: int):
+    """Declining erases what the applicant gave us: ask first."""
+    supporter = _get(supporter_id)
+    if supporter.status != "applied":
+        return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+    lines = [_("%(name)s さんのお申込みを見送ります。", name=supporter.display_name),
+             _("お申込みの個人情報（氏名、ふりがな、連絡先、住所、メモ、変更履歴の内容）を消去します。残るのは種別・地区・日付だけです。")]
+    if supporter.email:
+        lines.append(_("%(email)s に見送りのお知らせをメールでお送りします。", email=supporter.email))
+    return render_template(
+        "confirm.html", title=_("お申込みを見送る"), lines=lines,
+        warning=_("消去した個人情報は元に戻せません。"), danger=True,
+        action=url_for("supporters.staff_decide", supporter_id=supporter.id, action="decline"),
+        button=_("見送って個人情報を消去する"),
+        back=url_for("supporters.staff_detail", supporter_id=supporter.id))
+
+
 @bp.post("/staff/supporters/<int:supporter_id>/<any(approve, decline):action>")
 @staff_required
 def staff_decide(supporter_id: int, action: str):

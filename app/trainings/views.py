@@ -13,7 +13,7 @@ from app.extensions import db, limiter
 from app.submissions import AlreadySubmitted
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
-from app.site import (add_error, busy, form_data, form_int, is_busy, public_form_limit,
+from app.site import (add_error, busy, form_data, form_int, is_busy, parse_id, public_form_limit,
                       validate_with_rules)
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
@@ -285,9 +285,11 @@ def staff_sign_up(session_id: int):
     return redirect(url_for("trainings.staff_session", session_id=found.id))
 
 
-@bp.post("/staff/trainings/registrations/<int:registration_id>/cancel")
+@bp.route("/staff/trainings/registrations/<int:registration_id>/cancel", methods=["GET", "POST"])
 @staff_required
 def staff_cancel(registration_id: int):
+    if request.method == "GET":
+        return _staff_cancel_confirm(registration_id)
     if ConfirmForm().validate_on_submit():
         try:
             registration = services.cancel(registration_id)
@@ -301,13 +303,37 @@ def staff_cancel(registration_id: int):
     return redirect(url_for("trainings.staff_index"))
 
 
+def _staff_cancel_confirm(registration_id: int):
+    """Cancelling someone's place gives it to the next in line and mails both: ask first."""
+    try:
+        registration = services.get_registration(registration_id)
+    except NotFound:
+        abort(404)
+    found = registration.session
+    person = registration.supporter
+    lines = [_("%(name)s さんの申込み（%(status)s）を取り消します。", name=person.display_name,
+               status=_("参加確定") if registration.status == "confirmed" else _("キャンセル待ち"))]
+    if person.email:
+        lines.append(_("%(name)s さんに取消しのお知らせをメールでお送りします。", name=person.display_name))
+    nxt = services.waitlist(found)[:1] if registration.status == "confirmed" else []
+    if nxt:
+        lines.append(_("空いた席には、キャンセル待ちの先頭の %(name)s さんが繰り上がり、メールでお知らせします。",
+                       name=nxt[0].supporter.display_name))
+    return render_template(
+        "confirm.html", title=_("申込みを取り消す"), lines=lines,
+        warning=_("取り消した申込みは元に戻せません（もう一度申し込むと、キャンセル待ちの最後になります）。"),
+        danger=True, button=_("取り消す"),
+        action=url_for("trainings.staff_cancel", registration_id=registration.id),
+        back=url_for("trainings.staff_session", session_id=found.id))
+
+
 @bp.post("/staff/trainings/sessions/<int:session_id>/attendance")
 @staff_required
 def staff_attendance(session_id: int):
     found = _session(session_id)
     if AttendanceForm().validate_on_submit():
-        marks = {int(key.split("-", 1)[1]): value for key, value in request.form.items()
-                 if key.startswith("attendance-") and key.split("-", 1)[1].isdigit()}
+        marks = {parse_id(key.split("-", 1)[1]): value for key, value in request.form.items()
+                 if key.startswith("attendance-") and parse_id(key.split("-", 1)[1]) is not None}
         try:
             marked = services.record_attendance(found, marks)
         except (InvalidInput, InvalidState) as exc:
