@@ -8,9 +8,14 @@ and gets the first result back.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
+import time
 from datetime import datetime, timedelta
+
+from flask import has_request_context, session
 
 from sqlalchemy import String, delete
 from sqlalchemy.exc import IntegrityError
@@ -92,3 +97,34 @@ def purge(days: int = 30) -> int:
     removed = db.session.execute(delete(SubmissionKey).where(SubmissionKey.created_at < cutoff))
     db.session.commit()
     return removed.rowcount or 0
+
+
+# --- the Back button ---------------------------------------------------------------------------
+# Pages are never cached (they carry personal data), so Back fetches the form again with a new
+# key while the browser fills in what was typed: the same content sent again from the same
+# browser soon after is the same submission. Only a digest is kept in the session cookie.
+REPEAT_SECONDS = 30 * 60
+
+
+def _digest(content: dict) -> str:
+    text = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def key_for(kind: str, content: dict, form_key: str | None) -> str | None:
+    """The form's key — or the first submission's, when this browser sent exactly this
+    content for this kind of form within the last half hour."""
+    if has_request_context():
+        recent = session.get("recent_submissions", {}).get(kind)
+        if recent and recent.get("digest") == _digest(content) and \
+                time.time() - recent.get("at", 0) < REPEAT_SECONDS and usable(recent.get("key")):
+            return recent["key"]
+    return form_key
+
+
+def remember(kind: str, content: dict, key: str | None) -> None:
+    """After a submission was stored (or found stored), remember it for key_for."""
+    if has_request_context() and usable(key):
+        recent = dict(session.get("recent_submissions", {}))
+        recent[kind] = {"digest": _digest(content), "key": key, "at": int(time.time())}
+        session["recent_submissions"] = recent

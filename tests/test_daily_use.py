@@ -6,7 +6,7 @@ import io
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.supporters.models import Supporter
@@ -114,3 +114,53 @@ def test_import_without_a_delivery_column_chooses_from_what_the_row_has(client, 
     got = {s.name: s.delivery for s in db.session.scalars(select(Supporter))}
     assert got == {"斎藤 一": "none", "鈴木 二": "email", "佐藤 三": "post"}
     assert "通信の受け取り方" in page_text(client.get("/staff/supporters/import"))
+
+
+# --- 2: a double click, a reload, Back and send again ------------------------------------------------
+
+def report_form(client, **changes):
+    from tests.conftest import csrf
+    from app.concerns.models import ConcernCategory
+    page = client.get("/report").get_data(as_text=True)
+    key = re.search(r'name="submission_key"[^>]*value="([^"]+)"', page).group(1)
+    category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
+    data = {"csrf_token": csrf(client, "/report"), "submission_key": key,
+            "category_id": str(category.id), "body": "郵便受けがあふれています", "urgency": "normal",
+            "district_id": "0"}
+    data.update(changes)
+    return data
+
+
+def test_a_report_sent_twice_is_stored_once(client, geography):
+    from app.concerns.models import Concern
+    data = report_form(client)
+    first = client.post("/report", data=data)
+    second = client.post("/report", data=data)  # a double click: the same key
+    assert first.status_code == second.status_code == 302
+    thanks = client.get("/report/thanks").get_data(as_text=True)
+    # Back: a new page (a new key), the browser fills in what was typed, send again.
+    again = client.post("/report", data=report_form(client))
+    assert again.status_code == 302
+    assert db.session.scalar(select(func.count(Concern.id))) == 1
+    reference = db.session.scalar(select(Concern.reference))
+    assert reference in thanks and reference in client.get("/report/thanks").get_data(as_text=True)
+    # Something else to report is a new report.
+    assert client.post("/report", data=report_form(client, body="別の件です")).status_code == 302
+    assert db.session.scalar(select(func.count(Concern.id))) == 2
+
+
+def test_applications_and_visitor_sign_ups_sent_twice_are_stored_once(client, geography):
+    from tests.test_trainings import make_session
+    from app.trainings.models import Registration
+    person = {"name": "二度 押し", "kana": "にど おし", "delivery": "none", "district_id": "0",
+              "consent": "y"}
+    for _ in range(3):
+        assert post(client, "/apply", person).status_code == 302
+    session = make_session(kind="registration")
+    visitor = dict(person, name="来訪 一人", kana="らいほう ひとり", email="v@example.jp",
+                   delivery="email")
+    for _ in range(3):
+        assert post(client, f"/trainings/{session.id}/visitor", visitor).status_code == 302
+    names = list(db.session.scalars(select(Supporter.name)))
+    assert sorted(names) == ["二度 押し", "来訪 一人"]
+    assert db.session.scalar(select(func.count(Registration.id))) == 1

@@ -14,6 +14,7 @@ from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm,
                                 NoteForm, StaffConcernForm, StatusForm)
 from app.concerns.models import STATUSES, URGENCIES
 from app.errors import InvalidInput, InvalidState, NotFound
+from app import submissions
 from app.submissions import AlreadySubmitted
 from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
@@ -52,11 +53,11 @@ def _submit(form, **who):
     if not validate_with_rules(form, lambda: services.concern_problems(data, staff="staff" in who)):
         _photo_dropped(form, photo)
         return None
+    key = submissions.key_for("concern", data, form.submission_key.data)
     try:
-        return services.submit_concern(data, photo=photo, submission_key=form.submission_key.data,
-                                       **who)
-    except AlreadySubmitted as exc:
-        return services.get_concern(exc.first.result_id)
+        concern = services.submit_concern(data, photo=photo, submission_key=key, **who)
+    except AlreadySubmitted as exc:  # a double click, a reload, Back and send again
+        concern = services.get_concern(exc.first.result_id)
     except InvalidInput as exc:
         add_error(form, exc)
         if "photo" in (getattr(exc, "problems", None) or {}):
@@ -70,6 +71,8 @@ def _submit(form, **who):
         busy(form)
         _photo_dropped(form, photo)
         return None
+    submissions.remember("concern", data, key)
+    return concern
 
 
 def _photo_dropped(form, photo) -> None:

@@ -10,6 +10,7 @@ from app.accounts.forms import ConfirmForm
 from app.accounts.services import (Viewer, admin_required, area_scope, staff_required,
                                    supporter_required)
 from app.errors import InvalidInput, InvalidState, NotFound
+from app import submissions
 from app.submissions import AlreadySubmitted
 from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
@@ -66,8 +67,10 @@ def _apply(form, kind: str, template: str):
     if request.method == "POST":
         data = dict(form_data(form, services.EDITABLE), kind=kind)
         if validate_with_rules(form, lambda: services.application_problems(data)):
+            key = submissions.key_for("application", data, form.submission_key.data)
             try:
-                services.apply(data, form.submission_key.data)
+                services.apply(data, key)
+                submissions.remember("application", data, key)
             except AlreadySubmitted:
                 return redirect(url_for("supporters.apply_thanks"))  # the first one stands
             except InvalidInput as exc:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.accounts.services import Viewer, area_scope, staff_required, supporter_required
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
+from app import submissions
 from app.submissions import AlreadySubmitted
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
@@ -106,8 +107,11 @@ def visitor(session_id: int):
     if request.method == "POST":
         data = dict(form_data(form, supporters.EDITABLE), kind="person")
         if validate_with_rules(form, lambda: supporters.application_problems(data)):
+            content = dict(data, session_id=found.id)
+            key = submissions.key_for("visitor_sign_up", content, form.submission_key.data)
             try:
-                registration = services.sign_up_visitor(found.id, data, form.submission_key.data)
+                registration = services.sign_up_visitor(found.id, data, key)
+                submissions.remember("visitor_sign_up", content, key)
             except AlreadySubmitted as exc:  # a reload or a double click: the first one stands
                 registration = services.get_registration(exc.first.result_id)
             except (InvalidInput, InvalidState) as exc:
