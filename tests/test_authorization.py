@@ -57,7 +57,7 @@ ACCESS = {
     "supporters.staff_decide": STAFF, "supporters.staff_withdraw": STAFF,
     "supporters.staff_decline_confirm": STAFF,
     "supporters.import_upload": STAFF, "supporters.import_decide": STAFF,
-    "supporters.import_review": STAFF,
+    "supporters.import_review": STAFF, "supporters.print_list": STAFF,
     "supporters.categories": ADMIN,
     # trainings
     "trainings.index": PUBLIC, "trainings.calendar": PUBLIC, "trainings.session": PUBLIC,

@@ -164,3 +164,52 @@ def test_applications_and_visitor_sign_ups_sent_twice_are_stored_once(client, ge
     names = list(db.session.scalars(select(Supporter.name)))
     assert sorted(names) == ["二度 押し", "来訪 一人"]
     assert db.session.scalar(select(func.count(Registration.id))) == 1
+
+
+# --- 9, 10: the registry list --------------------------------------------------------------------
+
+def test_station_filter_and_a_district_outside_the_area_is_explained(app, client, admin):
+    from app.geography.models import Area, Station
+    tanashi = make_supporter(name="田無 住人", kana="たなし じゅうにん", district_id=district("d01").id)
+    hoya = make_supporter(name="保谷 住人", kana="ほうや じゅうにん", district_id=district("d20").id)
+    login_staff(client, admin)
+    station = district("d01").area.station
+    page = page_text(client.get("/staff/supporters", query_string={"station": station.id}))
+    assert tanashi.name in page and hoya.name not in page
+    other_area = district("d20").area_id
+    page = page_text(client.get("/staff/supporters", query_string={
+        "area": other_area, "district": district("d01").id}))
+    assert "地区「" in page and "ではなく" in page and "選び直してください" in page
+    # The district list follows the chosen area.
+    page = page_text(client.get("/staff/supporters", query_string={"area": district("d01").area_id}))
+    select_html = page.split('id="district"')[1].split("</select>")[0]
+    assert district("d01").name in select_html and district("d20").name not in select_html
+
+
+def test_sort_by_column_jump_to_a_page_and_print_everyone(app, client, admin):
+    app.config["HOTNET_PAGE_SIZE"] = 2
+    for n, code in enumerate(("d20", "d01", "d11", "d05", "d15")):
+        make_supporter(name=f"並び {n}", kana=f"ならび {'あいうえお'[n]}", district_id=district(code).id,
+                       phone=f"042-555-000{n}")
+    login_staff(client, admin)
+    page = page_text(client.get("/staff/supporters", query_string={"sort": "district"}))
+    assert 'aria-sort="ascending"' in page
+    assert 'name="page"' in page and "ページを指定" in page
+    assert "並び 1" in page  # d01 comes first by district
+    assert page_text(client.get("/staff/supporters?page=3")).count("並び") >= 1
+    printed = page_text(client.get("/staff/supporters/print"))
+    assert all(f"並び {n}" in printed for n in range(5)) and "042-555-0004" in printed
+    from app.audit.models import AuditEntry
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.print"))
+
+
+def test_withdrawn_and_declined_rows_are_named_for_what_they_are(client, admin):
+    from app.supporters import services
+    gone = make_supporter(name="退会 する", kana="たいかい する")
+    services.withdraw(gone)
+    applicant = make_supporter(name="見送り 予定", kana="みおくり よてい", status="applied")
+    services.decline(applicant)
+    login_staff(client, admin)
+    page = page_text(client.get("/staff/supporters?status=withdrawn"))
+    assert f"（退会済み #{gone.id}）" in page
+    assert f"（見送り済み #{applicant.id}）" in page_text(client.get(f"/staff/supporters/{applicant.id}"))

@@ -294,7 +294,6 @@ def export_header() -> list[str]:
     return [header for header, _key in COLUMNS]
 
 
-def record_export(filters: services.Filters, count: int) -> None:
-    audit.record("supporter.export", "supporter", None,
-                 f"{count}件 {filters.describe()}".strip())
+def record_export(filters: services.Filters, count: int, action: str = "supporter.export") -> None:
+    audit.record(action, "supporter", None, f"{count}件 {filters.describe()}".strip())
     db.session.commit()

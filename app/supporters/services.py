@@ -408,12 +408,43 @@ class Filters:
     status: str = ""
     delivery: str = ""
     category_id: int | None = None
+    station_id: int | None = None
     # The areas whose supporters the viewer may see (None: all); those with no district yet
     # are seen by every staff member, who place them.
     scope: frozenset[int] | None = None
+    sort: str = "kana"        # one of SORTS
+    descending: bool = False
 
     def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v and k != "scope")
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items()
+                         if v and k not in ("scope", "sort", "descending"))
+
+    def contradiction(self) -> str:
+        """Why the place filters cannot match anyone together ("" when they can): a district
+        outside the chosen area or station."""
+        if not self.district_id or not (self.area_id or self.station_id):
+            return ""
+        district = db.session.get(District, self.district_id)
+        if district is None:
+            return ""
+        if self.area_id and district.area_id != self.area_id:
+            area = db.session.get(Area, self.area_id)
+            return _("地区「%(district)s」は%(area)sではなく%(its)sにあります。地区か圏域を選び直してください。",
+                     district=district.name, area=area.name if area else "",
+                     its=district.area.name)
+        if self.station_id and district.area.station_id != self.station_id:
+            return _("地区「%(district)s」は、選んだステーションの担当ではありません。地区かステーションを選び直してください。",
+                     district=district.name)
+        return ""
+
+
+# The registry list's sortable columns: the default is 五十音 (the reading).
+SORTS = {
+    "kana": (Supporter.sort_key,),
+    "district": (District.position,),
+    "status": (Supporter.status,),
+    "joined": (Supporter.joined_on,),
+}
 
 
 @dataclass
@@ -438,16 +469,21 @@ def _query_term(q: str) -> str:
 
 
 def where_place_and_kind(query, *, area_id: int | None = None, district_id: int | None = None,
-                         kind: str = "", category_id: int | None = None):
-    """Narrow a supporter query by area, district, person/business and business category.
-
-    Shared by the registry's filters and newsletter audiences.
+                         kind: str = "", category_id: int | None = None,
+                         station_id: int | None = None, district_ids=None):
+    """Narrow a supporter query by station, area, district(s), person/business and business
+    category. Shared by the registry's filters and newsletter audiences.
     """
     if district_id:
         query = query.where(Supporter.district_id == district_id)
+    if district_ids:
+        query = query.where(Supporter.district_id.in_(list(district_ids)))
     if area_id:
         query = query.where(Supporter.district_id.in_(
             select(District.id).where(District.area_id == area_id)))
+    if station_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).join(Area).where(Area.station_id == station_id)))
     if kind:
         query = query.where(Supporter.kind == kind)
     if category_id:
@@ -477,7 +513,8 @@ def _filtered(query, f: Filters, *, geography: bool = True):
             query = query.where(Supporter.id.in_(matches))
     query = where_place_and_kind(
         query, area_id=f.area_id if geography else None,
-        district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id)
+        district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id,
+        station_id=f.station_id if geography else None)
     if f.status:
         query = query.where(Supporter.status == f.status)
     else:
@@ -494,7 +531,7 @@ def count(f: Filters) -> int:
 # What a row of the registry list shows; loading only these keeps big pages quick.
 LIST_COLUMNS = (Supporter.id, Supporter.kind, Supporter.name, Supporter.kana,
                 Supporter.business_name, Supporter.business_kana, Supporter.status,
-                Supporter.delivery, Supporter.phone, Supporter.district_id)
+                Supporter.delivery, Supporter.phone, Supporter.district_id, Supporter.joined_on)
 
 
 def search(f: Filters, page: int = 1, per_page: int = 25,
@@ -503,14 +540,24 @@ def search(f: Filters, page: int = 1, per_page: int = 25,
     page = max(1, page)
     totals = area_totals(f, areas)
     # Without a geography filter the total is the sum of the per-area totals.
-    total = count(f) if (f.area_id or f.district_id) else sum(n for _name, n in totals)
+    total = count(f) if (f.area_id or f.district_id or f.station_id) else \
+        sum(n for _name, n in totals)
     rows = list(db.session.scalars(
-        _filtered(select(Supporter), f)
+        _ordered(_filtered(select(Supporter), f), f)
         .options(load_only(*LIST_COLUMNS), joinedload(Supporter.district).load_only(District.name))
-        .order_by(Supporter.sort_key, Supporter.id)
         .limit(per_page).offset((page - 1) * per_page)
     ))
     return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
+
+
+def _ordered(query, f: Filters):
+    """The chosen column's order, then 五十音 and id (stable pages)."""
+    columns = SORTS.get(f.sort, SORTS["kana"])
+    if f.sort == "district":
+        query = query.outerjoin(District, District.id == Supporter.district_id)
+    keys = [(c.desc() if f.descending else c.asc()).nulls_last() if f.sort == "joined"
+            else (c.desc() if f.descending else c) for c in columns]
+    return query.order_by(*keys, Supporter.sort_key, Supporter.id)
 
 
 def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
@@ -530,8 +577,8 @@ def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, 
 
 
 def iter_filtered(f: Filters):
-    """Every matching supporter in 五十音 order, streamed (for exports)."""
-    query = _filtered(select(Supporter), f).order_by(Supporter.sort_key, Supporter.id)
+    """Every matching supporter in the chosen order, streamed (for exports and printing)."""
+    query = _ordered(_filtered(select(Supporter), f), f).options(joinedload(Supporter.district))
     return db.session.scalars(query.execution_options(yield_per=500))
 
 

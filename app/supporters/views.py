@@ -142,7 +142,10 @@ def _filters() -> services.Filters:
         status=args.get("status") if args.get("status") in STATUSES else "",
         delivery=args.get("delivery") if args.get("delivery") in DELIVERIES else "",
         category_id=int_arg("category"),
+        station_id=int_arg("station"),
         scope=area_scope(current_user),
+        sort=args.get("sort") if args.get("sort") in services.SORTS else "kana",
+        descending=args.get("desc") == "1",
     )
 
 
@@ -153,13 +156,39 @@ def staff_list():
     scope = filters.scope
     districts = [d for d in list_districts() if scope is None or d.area_id in scope]
     areas = list({d.area.id: d.area for d in districts}.values())
+    stations = list({a.station_id: a.station for a in areas}.values())
     page = services.search(filters, page=page_arg(),
                            per_page=current_app.config["HOTNET_PAGE_SIZE"], areas=areas)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
+    # The district list follows the chosen area or station (the page reloads on 絞り込む).
+    shown = [d for d in districts
+             if (not filters.area_id or d.area_id == filters.area_id)
+             and (not filters.station_id or d.area.station_id == filters.station_id)]
     return render_template(
         "supporters/staff_list.html", page=page, filters=filters, args=args,
-        areas=areas, districts=districts, categories=services.list_categories(),
+        areas=areas, districts=shown, stations=stations, categories=services.list_categories(),
+        contradiction=filters.contradiction(), sorts=services.SORTS,
     )
+
+
+PRINT_LIMIT = 5000
+
+
+@bp.get("/staff/supporters/print")
+@staff_required
+def print_list():
+    """The whole filtered list on A4 (not just one page), for a meeting or a phone round.
+    Printing personal data is written to the audit log like an export."""
+    filters = _filters()
+    total = services.count(filters)
+    csvio.record_export(filters, min(total, PRINT_LIMIT), action="supporter.print")
+    rows = []
+    for n, supporter in enumerate(services.iter_filtered(filters)):
+        if n >= PRINT_LIMIT:
+            break
+        rows.append(supporter)
+    return render_template("supporters/print_list.html", rows=rows, total=total,
+                           limit=PRINT_LIMIT, filters=filters)
 
 
 @bp.get("/staff/supporters/export.csv")
