@@ -182,6 +182,8 @@ def refuse_control_characters_in_url():
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    from app.urls import external_url
+    app.jinja_env.globals["external_url"] = external_url  # links in mail, also outside requests
     app.before_request(refuse_control_characters_in_url)
 
     @app.context_processor

@@ -213,3 +213,43 @@ def test_withdrawn_and_declined_rows_are_named_for_what_they_are(client, admin):
     page = page_text(client.get("/staff/supporters?status=withdrawn"))
     assert f"（退会済み #{gone.id}）" in page
     assert f"（見送り済み #{applicant.id}）" in page_text(client.get(f"/staff/supporters/{applicant.id}"))
+
+
+# --- 12, 13: trainings -------------------------------------------------------------------------
+
+def test_a_capacity_change_tells_nobody_that_the_date_changed(client, coordinator, mailbox):
+    from app.trainings import services
+    from app.trainings.services import session_form_values
+    from tests.test_trainings import make_session, mails_to, person
+    session = make_session(capacity=1)
+    first, second = person(1), person(2)
+    services.sign_up(session.id, first)
+    services.sign_up(session.id, second)
+    mailbox.clear()
+    values = session_form_values(session)
+    login_staff(client, coordinator)
+    response = post(client, f"/staff/trainings/sessions/{session.id}/edit", {
+        "day": values["day"].isoformat(), "start_time": values["start_time"].strftime("%H:%M"),
+        "end_time": values["end_time"].strftime("%H:%M"), "station_id": "0",
+        "venue_name": values["venue_name"], "venue_address": values["venue_address"],
+        "capacity": "2", "signup_deadline": values["signup_deadline"].isoformat(),
+        "cancel_deadline": values["cancel_deadline"].isoformat(), "notes": values["notes"]},
+        follow_redirects=True)
+    page = page_text(response)
+    assert "回を変更しました" in page and "日時・会場の変更" not in page and "繰り上がりました" in page
+    assert mails_to(mailbox, first.email) == []
+    [promoted] = mails_to(mailbox, second.email)
+    assert "変わりました" not in str(promoted["Subject"])
+
+
+def test_becoming_active_at_the_registration_training_brings_a_welcome(client, coordinator, mailbox):
+    from app.trainings import services
+    from tests.test_trainings import held, make_session, mails_to, person
+    session = make_session(kind="registration")
+    newcomer = person(7, status="applied")
+    registration = services.sign_up(session.id, newcomer)
+    held(session)
+    mailbox.clear()
+    services.mark_attendance(registration.id, "attended")
+    [welcome] = mails_to(mailbox, newcomer.email)
+    assert "登録しました" in str(welcome["Subject"])

@@ -19,7 +19,7 @@ from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
-from app.formatting import TOKYO, format_date, format_datetime
+from app.formatting import TOKYO, format_date, format_datetime, today_tokyo
 from app.geography.models import Station
 from app.i18n import gettext as _
 from app import submissions
@@ -178,7 +178,9 @@ def _lock(session_id: int) -> TrainingSession:
 
 def change_session(session_id: int, data: dict) -> TrainingSession:
     """Change a session. Raising the capacity promotes from the waitlist; a new date, time or
-    venue is told to everyone signed up (and their reminder goes again for the new date)."""
+    venue is told to everyone signed up (and their reminder goes again for the new date);
+    nothing else (a capacity, a deadline, the notes) is announced. The returned session says
+    how many were told (`told_of_change`) and promoted (`promoted_now`)."""
     values = session_values(data)
     session = _lock(session_id)
     if session.cancelled_at is not None:
@@ -197,10 +199,13 @@ def change_session(session_id: int, data: dict) -> TrainingSession:
     audit.record("training.session_change", "training_session", session.id,
                  session.training.title)
     _tell_promoted(promoted)
+    session.told_of_change = 0
+    session.promoted_now = len(promoted)
     if changed:
         for registration in registrations(session, ACTIVE):
-            _mail(registration, "training_changed", _("【ほっとネット】研修の日時・会場が変わりました"),
-                  ics=True)
+            session.told_of_change += _mail(
+                registration, "training_changed", _("【ほっとネット】研修の日時・会場が変わりました"),
+                ics=True)
     db.session.commit()
     return session
 
@@ -418,13 +423,21 @@ def _check_mark(attendance: str) -> None:
         raise InvalidInput(_("出欠を選んでください。"), field="attendance")
 
 
+def attendance_open(session: TrainingSession) -> bool:
+    """Marks can be set from the session's day (Japan time) on, not before."""
+    return session.starts_at.astimezone(TOKYO).date() <= today_tokyo()
+
+
 def _mark(registration: Registration, attendance: str) -> None:
     """Set one mark (the caller commits)."""
     _check_mark(attendance)
     if registration.status != "confirmed":
         raise InvalidState(_("確定した申込みだけ出欠をつけられます。"))
-    registration.attendance = attendance
     session = registration.session
+    if attendance and not attendance_open(session):
+        raise InvalidState(_("出欠は開催日（%(day)s）からつけられます。",
+                             day=format_date(session.starts_at)))
+    registration.attendance = attendance
     supporter = registration.supporter
     day = session.starts_at.astimezone(TOKYO).date()
     if attendance == "attended" and session.training.kind == "registration":
@@ -433,6 +446,9 @@ def _mark(registration: Registration, attendance: str) -> None:
             changes["status"] = ["applied", "active"]
             supporter.status = "active"
             supporter.joined_on = supporter.joined_on or day
+            # Welcome: they are a supporter now (the same message as an approval).
+            outbox.enqueue(supporter.email, _("ほっとネット推進員に登録しました"),
+                           "application_approved", supporter_id=supporter.id, supporter=supporter)
         if supporter.registration_training_on != day:
             changes["registration_training_on"] = [
                 supporter.registration_training_on.isoformat()

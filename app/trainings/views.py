@@ -225,11 +225,18 @@ def staff_session_edit(session_id: int):
         form = _session_form(request.form)
     if request.method == "POST" and form.validate_on_submit():
         try:
-            services.change_session(found.id, _session_data(form))
+            changed = services.change_session(found.id, _session_data(form))
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
-            flash(_("回を変更しました。日時や会場が変わったときは、申込者にメールでお知らせしました。"), "success")
+            said = [_("回を変更しました。")]
+            if changed.told_of_change:
+                said.append(_("日時・会場の変更を、申込者 %(n)d 人にメールでお知らせします（メールのない方には電話でお知らせください）。",
+                              n=changed.told_of_change))
+            if changed.promoted_now:
+                said.append(_("キャンセル待ちの %(n)d 人が繰り上がりました（メールでお知らせします）。",
+                              n=changed.promoted_now))
+            flash("".join(said), "success")
             return redirect(url_for("trainings.staff_session", session_id=found.id))
     return render_template("trainings/session_form.html", form=form, session=found)
 
@@ -265,7 +272,8 @@ def staff_session(session_id: int):
     return render_template("trainings/staff_session.html", session=found, q=q, matches=matches,
                            viewer=Viewer.of(current_user),
                            people=services.registrations(found), form=ConfirmForm(),
-                           attendance_form=AttendanceForm())
+                           attendance_form=AttendanceForm(),
+                           can_mark=services.attendance_open(found))
 
 
 @bp.post("/staff/trainings/sessions/<int:session_id>/sign-up")
