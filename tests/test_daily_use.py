@@ -253,3 +253,97 @@ def test_becoming_active_at_the_registration_training_brings_a_welcome(client, c
     services.mark_attendance(registration.id, "attended")
     [welcome] = mails_to(mailbox, newcomer.email)
     assert "登録しました" in str(welcome["Subject"])
+
+
+# --- 14-17: concerns --------------------------------------------------------------------------------
+
+def concern(code="d01", **values):
+    from app.concerns import services
+    from app.concerns.models import ConcernCategory
+    category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
+    data = {"category_id": category.id, "body": "新聞がたまっています", "urgency": "normal",
+            "district_id": district(code).id}
+    data.update(values)
+    return services.submit_concern(data)
+
+
+def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordinator):
+    from app.concerns import services
+    done = concern(body="片付いた件")
+    services.change_status(done, "acknowledged")
+    services.change_status(done, "closed")
+    routine = concern(body="いつもの件", place="駅前公園")
+    urgent = concern(body="倒れているかもしれない", urgency="urgent")
+    for _ in range(3):
+        concern(body="あとから来た件")
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    assert done.reference not in page and routine.reference in page
+    assert page.index(urgent.reference) < page.index("あとから来た件")  # pinned above newer ones
+    assert "駅前公園 いつもの件" in page  # a one-line summary
+    assert "自分の担当（完了・重複以外）" in page
+    assert done.reference in page_text(client.get("/staff/concerns?status=all"))
+
+
+def test_the_digest_counts_what_waits_and_says_each_status(app, coordinator, mailbox):
+    from datetime import datetime, timedelta
+    from app.concerns import services
+    from app.concerns.digest import send_daily_digests
+    from app.formatting import TOKYO
+    from tests.conftest import mails_to, text_of
+    waiting_one, waiting_two = concern(), concern()
+    closed = concern(body="もう片付いた")
+    services.change_status(closed, "acknowledged")
+    services.change_status(closed, "closed")
+    nine = datetime.now(TOKYO).replace(hour=9, minute=0)
+    assert send_daily_digests(nine) == 1
+    [digest] = mails_to(mailbox, coordinator.email)
+    assert "受付のまま2件" in str(digest["Subject"])
+    body = text_of(digest)
+    assert f"{closed.reference}" in body and "〔完了〕" in body and "〔受付〕" in body
+
+
+def test_a_new_assignee_is_told_but_not_someone_taking_it_themselves(client, coordinator, mailbox):
+    from app.accounts.services import create_staff
+    from tests.conftest import PASSWORD, mails_to
+    colleague = create_staff("colleague@example.jp", "同僚 二人", PASSWORD, "coordinator",
+                             area_ids=[district("d01").area_id])
+    item = concern()
+    mailbox.clear()
+    login_staff(client, coordinator)
+    post(client, f"/staff/concerns/{item.id}/assign", {"assignee_id": str(colleague.id)})
+    [told] = mails_to(mailbox, colleague.email)
+    assert item.reference in str(told["Subject"]) and "新聞" not in told.get_body(("plain",)).get_content()
+    post(client, f"/staff/concerns/{item.id}/assign", {"assignee_id": str(coordinator.id)})
+    assert mails_to(mailbox, coordinator.email) == []
+
+
+def test_staff_intake_records_when_the_call_came_in(client, coordinator):
+    from app.concerns.models import Concern, ConcernCategory
+    from tests.conftest import csrf
+    from app.formatting import today_tokyo
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns/new"))
+    assert 'name="reported_on"' in page and 'name="reported_time"' in page
+    category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
+    day = today_tokyo()
+    response = client.post("/staff/concerns/new", data={
+        "csrf_token": csrf(client, "/staff/concerns/new"), "channel": "phone",
+        "category_id": str(category.id), "body": "電話で聞いた話", "urgency": "normal",
+        "district_id": "0", "reported_on": day.isoformat(), "reported_time": "00:05"})
+    assert response.status_code == 302
+    stored = db.session.scalar(select(Concern))
+    assert stored.reported_at is not None and stored.reported_at < stored.created_at
+    assert "00:05" in page_text(client.get(response.headers["Location"]))
+
+
+@pytest.mark.parametrize("typed", ["0006-02-02", "1999-12-31"])
+def test_an_impossible_noticed_date_is_refused(client, geography, typed):
+    from tests.conftest import csrf
+    from app.concerns.models import ConcernCategory
+    category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
+    response = client.post("/report", data={
+        "csrf_token": csrf(client, "/report"), "category_id": str(category.id),
+        "body": "昔のこと", "urgency": "normal", "district_id": "0", "noticed_on": typed})
+    assert response.status_code == 200 and "2000 年以降" in page_text(response)
+    assert "昔のこと" in page_text(response)

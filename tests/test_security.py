@@ -287,8 +287,10 @@ def test_using_a_link_ends_the_older_ones(client, geography, mailbox):
     assert first != second
     assert post(client, second).status_code == 302
     post(client, "/logout")
-    assert post(client, first).status_code == 410
-    assert db.session.scalar(select(func.count(LoginLink.id)).where(LoginLink.used_at.is_(None))) == 0
+    response = post(client, first)
+    assert response.status_code == 410 and "新しいリンクでログインしたため" in page_text(response)
+    assert db.session.scalar(select(func.count(LoginLink.id)).where(
+        LoginLink.used_at.is_(None), LoginLink.superseded_at.is_(None))) == 0
 
 
 def test_a_sent_link_is_erased_from_the_outbox(client, geography, mailbox):

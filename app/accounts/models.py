@@ -98,3 +98,5 @@ class LoginLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when a newer link of the same supporter was used: this one no longer works.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

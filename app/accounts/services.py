@@ -313,6 +313,8 @@ def check_login_link(token: str) -> LoginLink:
         raise LinkInvalid("unknown")
     if link.used_at is not None:
         raise LinkInvalid("used")
+    if link.superseded_at is not None:
+        raise LinkInvalid("superseded")
     if link.expires_at <= utcnow():
         raise LinkInvalid("expired")
     return link
@@ -324,7 +326,8 @@ def consume_login_link(token: str) -> Supporter:
     now = utcnow()
     claimed = db.session.execute(
         LoginLink.__table__.update()
-        .where(LoginLink.id == link.id, LoginLink.used_at.is_(None))
+        .where(LoginLink.id == link.id, LoginLink.used_at.is_(None),
+               LoginLink.superseded_at.is_(None))
         .values(used_at=now)
     ).rowcount
     if claimed != 1:
@@ -337,7 +340,7 @@ def consume_login_link(token: str) -> Supporter:
     # Using one link ends every other link mailed to this supporter.
     db.session.execute(update(LoginLink).where(
         LoginLink.supporter_id == supporter.id, LoginLink.id != link.id,
-        LoginLink.used_at.is_(None)).values(used_at=now))
+        LoginLink.used_at.is_(None), LoginLink.superseded_at.is_(None)).values(superseded_at=now))
     db.session.commit()
     return supporter
 

@@ -35,7 +35,8 @@ def _claim(day: date, staff_id: int) -> bool:
 
 
 def digest_for(staff: StaffUser, now: datetime) -> tuple[list[Concern], list[Concern]]:
-    """(new in the last 24 hours, overdue) concerns of the staff member's areas.
+    """(new in the last 24 hours, still 受付 — not yet looked at) concerns of the staff
+    member's areas, oldest first.
 
     Staff without areas (the office) hear of concerns whose district is unknown.
     """
@@ -44,10 +45,9 @@ def digest_for(staff: StaffUser, now: datetime) -> tuple[list[Concern], list[Con
     base = select(Concern).options(joinedload(Concern.category), joinedload(Concern.district))
     new = list(db.session.scalars(base.where(where, Concern.created_at >= now - timedelta(days=1))
                                   .order_by(Concern.created_at)))
-    overdue = list(db.session.scalars(base.where(where, Concern.status == "received",
-                                                 Concern.created_at < overdue_before())
+    waiting = list(db.session.scalars(base.where(where, Concern.status == "received")
                                       .order_by(Concern.created_at)))
-    return new, overdue
+    return new, waiting
 
 
 def send_daily_digests(now: datetime | None = None) -> int:
@@ -60,18 +60,21 @@ def send_daily_digests(now: datetime | None = None) -> int:
     staff_members = db.session.scalars(select(StaffUser).where(StaffUser.active.is_(True))
                                        .order_by(StaffUser.id)).all()
     for staff in staff_members:
-        new, overdue = digest_for(staff, now)
-        if not new and not overdue:
+        new, waiting = digest_for(staff, now)
+        if not new and not waiting:
             continue
+        late = overdue_before()
+        overdue = [c for c in waiting if c.created_at < late]
         if not _claim(local.date(), staff.id):
             continue
         # The day's row and the queued mail commit together: the outbox retries the mail
         # until the server takes it, and no second run queues another.
         outbox.enqueue(staff.email,
-                       _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・未確認%(late)d件）",
-                         day=format_date(local.date()), new=len(new), late=len(overdue)),
+                       _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・受付のまま%(waiting)d件、うち確認期限切れ%(late)d件）",
+                         day=format_date(local.date()), new=len(new), waiting=len(waiting),
+                         late=len(overdue)),
                        "concern_digest", staff_id=staff.id, staff=staff, new=new,
-                       overdue=overdue, url=external_url("concerns.dashboard"),
+                       waiting=waiting, overdue_before=late, url=external_url("concerns.dashboard"),
                        detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id))
         db.session.commit()
         sent += 1

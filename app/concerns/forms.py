@@ -1,6 +1,7 @@
 from app.forms import Form, OneTimeForm, bounded_int
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, EmailField, HiddenField, RadioField, SelectField,
+                     TimeField,
                      StringField, TelField, TextAreaField)
 
 from app.i18n import lazy_gettext as _l
@@ -27,6 +28,9 @@ class ConcernForm(OneTimeForm):
 
 class StaffConcernForm(ConcernForm):
     """Staff taking a report by phone, visit, FAX or at the counter."""
+
+    reported_on = DateField(_l("受けた日"), validators=[optional()])
+    reported_time = TimeField(_l("受けた時刻"), validators=[optional()])
 
     channel = SelectField(_l("受付の方法"), choices=[(k, v) for k, v in CONCERN_CHANNEL.items()
                                                  if k != "web"], default="phone")

@@ -67,6 +67,8 @@ class Concern(db.Model):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("concern.id", ondelete="SET NULL"))
     connected_to: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the call, visit or FAX came in, as staff recorded it (web reports: created_at).
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Japan-time month of arrival ("2026-11"): the chart groups by it without date functions.
     month: Mapped[str] = mapped_column(String(7))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -90,6 +92,7 @@ class Concern(db.Model):
         Index("ix_concern_month_area", "month", "area_id", "category_id"),
         Index("ix_concern_district_created", "district_id", "created_at"),
         Index("ix_concern_closed", "closed_at"),
+        Index("ix_concern_urgency_status", "urgency", "status", "area_id", "created_at"),
     )
 
     @property

@@ -75,7 +75,24 @@ def _filtered(query, f: Filters, me: Viewer | None):
 COUNT_CAP = 1000
 # What the queue shows; the text and personal details stay in the database.
 LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.status,
-                Concern.category_id, Concern.district_id, Concern.area_id, Concern.assignee_id)
+                Concern.category_id, Concern.district_id, Concern.area_id, Concern.assignee_id,
+                Concern.body, Concern.place)
+URGENT_PINNED = 20
+
+
+def urgent_open(area_ids: list[int] | None, me: Viewer | None) -> list[Concern]:
+    """Urgent concerns not yet closed, newest first: pinned above the queue so none waits
+    behind routine ones (a short index range: urgent open concerns are few)."""
+    query = _filtered(select(Concern), Filters(area_ids=area_ids, status="open",
+                                               urgency="urgent"), me)
+    return list(db.session.scalars(
+        query.options(load_only(*LIST_COLUMNS),
+                      joinedload(Concern.category).load_only(ConcernCategory.name,
+                                                             ConcernCategory.name_en),
+                      joinedload(Concern.district).load_only(District.name),
+                      joinedload(Concern.area).load_only(Area.name),
+                      joinedload(Concern.assignee).load_only(StaffUser.name))
+        .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(URGENT_PINNED)))
 
 
 def one_page(f: Filters, me: Viewer | None, page: int = 1, per_page: int = 25

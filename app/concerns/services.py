@@ -8,7 +8,7 @@ Mail is queued in the outbox in the same transaction; the sender process deliver
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from flask import current_app, has_request_context
@@ -59,6 +59,8 @@ TRANSITIONS = {
     "duplicate": ("acknowledged",),
 }
 TEXT_LIMIT = 5000
+# Dates before this are typing mistakes (0006-02-02), not observations.
+EARLIEST = date(2000, 1, 1)
 
 
 # --- categories --------------------------------------------------------------------------
@@ -155,6 +157,14 @@ def _event(concern: Concern, kind: str, **values) -> ConcernEvent:
     return event
 
 
+def reported_moment(data: dict) -> datetime | None:
+    """When staff say the call, visit or FAX came in (Japan time), or None when not given."""
+    day, clock = data.get("reported_on"), data.get("reported_time")
+    if not day:
+        return None
+    return datetime.combine(day, clock or time(0, 0), tzinfo=TOKYO).astimezone(timezone.utc)
+
+
 def concern_problems(data: dict, *, staff: bool) -> dict[str, str]:
     """Every rule a report breaks, by field, so that one try shows them all."""
     problems: dict[str, str] = {}
@@ -173,6 +183,14 @@ def concern_problems(data: dict, *, staff: bool) -> dict[str, str]:
     noticed = data.get("noticed_on")
     if noticed and noticed > today_tokyo():
         problems["noticed_on"] = _("気づいた日に、未来の日付は入れられません。")
+    elif noticed and noticed < EARLIEST:
+        problems["noticed_on"] = _("気づいた日は %(year)d 年以降の日付にしてください（例: 2026-11-20）。",
+                                   year=EARLIEST.year)
+    reported = reported_moment(data)
+    if reported is not None and reported > utcnow() + timedelta(minutes=5):
+        problems["reported_on"] = _("受けた日時に、未来の日時は入れられません。")
+    elif reported is not None and reported.date() < today_tokyo() - timedelta(days=366):
+        problems["reported_on"] = _("受けた日は1年以内の日付にしてください。")
     email = data.get("reporter_email") or ""
     if email and not is_valid_email(email):
         problems["reporter_email"] = _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。")
@@ -247,6 +265,7 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
         reporter_phone=data.get("reporter_phone") or "",
         taken_by_id=staff.id if staff is not None else None,
         status="received", created_at=now, month=f"{local:%Y-%m}",
+        reported_at=(reported_moment(data) if staff is not None else None) or now,
     )
     db.session.add(concern)
     db.session.flush()
@@ -436,6 +455,14 @@ def assign(concern: Concern, staff_id: int | None) -> None:
         return
     concern.assignee_id = staff.id if staff else None
     _event(concern, "assigned", body=staff.name if staff else _("担当者なし"))
+    actor = current_user if has_request_context() and current_user.is_authenticated else None
+    if staff is not None and (actor is None or getattr(actor, "id", None) != staff.id
+                              or not getattr(actor, "is_staff", False)):
+        # Told at once (the link only, no details), unless they took it themselves.
+        outbox.enqueue(staff.email,
+                       _("【ほっとネット】気になることの担当になりました（%(ref)s）", ref=concern.reference),
+                       "concern_assigned", staff_id=staff.id, staff=staff, concern=concern,
+                       url=external_url("concerns.staff_detail", concern_id=concern.id))
     db.session.commit()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template,
                    request, send_from_directory, session, url_for)
@@ -18,7 +19,7 @@ from app import submissions
 from app.submissions import AlreadySubmitted
 from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
-from app.formatting import format_datetime
+from app.formatting import TOKYO, format_datetime
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
@@ -28,7 +29,8 @@ from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, pa
 
 bp = Blueprint("concerns", __name__)
 FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
-          "reporter_name", "reporter_email", "reporter_phone", "may_contact", "channel")
+          "reporter_name", "reporter_email", "reporter_phone", "may_contact", "channel",
+          "reported_on", "reported_time")
 
 
 def _choices(form) -> None:
@@ -150,7 +152,8 @@ def _filters() -> tuple[queue.Filters, str]:
         area_ids = []
     else:
         area, area_ids = "all", None
-    status = args.get("status", "")
+    # The queue opens on what is still being worked on; "all" shows closed ones too.
+    status = args.get("status", "open")
     return queue.Filters(
         area_ids=area_ids,
         status=status if status in STATUSES or status == "open" else "",
@@ -170,6 +173,7 @@ def dashboard():
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     viewer = Viewer.of(current_user)
     rows, total = queue.one_page(filters, viewer, page=page, per_page=per_page)
+    pinned = queue.urgent_open(filters.area_ids, viewer) if page == 1 else []
     scope = filters.area_ids
     cap = queue.COUNT_CAP
     quick = queue.waiting_counts(scope, viewer)
@@ -183,6 +187,7 @@ def dashboard():
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
         categories=pick_lists[1],
         overdue_before=services.overdue_before(), viewer=viewer, my_areas=my_area_choice(),
+        pinned=pinned,
     )
 
 
@@ -222,6 +227,10 @@ def export_csv():
 def staff_new():
     form = StaffConcernForm()
     _choices(form)
+    if request.method == "GET":  # the call is usually being taken now; staff may correct it
+        now = datetime.now(TOKYO)
+        form.reported_on.data, form.reported_time.data = now.date(), now.time().replace(
+            second=0, microsecond=0)
     if request.method == "POST":
         concern = _submit(form, staff=current_user._get_current_object())
         if concern is not None:
