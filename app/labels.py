@@ -88,6 +88,43 @@ FIELD = {
 }
 
 
+# The audit log: what each recorded action means, in the reader's language.
+AUDIT_ACTION = {
+    "supporter.view": _l("推進員の記録を見た"), "supporter.export": _l("推進員名簿をCSVに書き出した"),
+    "supporter.print": _l("推進員名簿を印刷した"), "supporter.import": _l("推進員をCSVから取り込んだ"),
+    "supporter.create": _l("推進員を登録した"), "supporter.approve": _l("申込みを承認した"),
+    "supporter.decline": _l("申込みを見送った（個人情報を消去）"),
+    "supporter.withdraw": _l("退会の手続きをした（個人情報を消去）"),
+    "supporter.link_request": _l("推進員がログイン用リンクを求めた"),
+    "concern.view": _l("気になることの記録を見た"), "concern.export": _l("気になることをCSVに書き出した"),
+    "concern.status": _l("気になることの状態を変えた"), "concern.erase": _l("保存期間を過ぎた個人情報を消去した"),
+    "concern_category.create": _l("気になることの分類を追加した"),
+    "concern_category.update": _l("気になることの分類を変えた"),
+    "training.roster": _l("研修の名簿を見た"), "training.sign_up": _l("研修に申し込んだ"),
+    "training.cancel": _l("研修の申込みを取り消した"), "training.save": _l("研修を保存した"),
+    "training.session_add": _l("研修の回を追加した"), "training.session_change": _l("研修の回を変えた"),
+    "training.session_cancel": _l("研修の回を中止した"),
+    "newsletter.send": _l("通信の送信を始めた"), "newsletter.schedule": _l("通信の送信を予約した"),
+    "newsletter.cancel": _l("通信の送信を取り消した"), "newsletter.labels": _l("宛名ラベルを印刷した"),
+    "mail.undelivered_view": _l("届かなかったメールの一覧を見た"), "mail.retry": _l("メールを再送した"),
+    "staff.create": _l("職員を登録した"), "staff.update": _l("職員の情報を変えた"),
+    "staff.cover": _l("一時的な応援の圏域を追加した"), "staff.cover_end": _l("一時的な応援の圏域を外した"),
+    "category.create": _l("業種を追加した"), "category.update": _l("業種を変えた"),
+}
+AUDIT_TARGET = {
+    "supporter": _l("推進員"), "concern": _l("気になること"), "staff_user": _l("職員"),
+    "newsletter": _l("通信"), "training": _l("研修"), "training_session": _l("研修の回"),
+    "training_registration": _l("研修の申込み"), "outbox_message": _l("メール"),
+    "supporter_import": _l("CSV取込"), "concern_category": _l("分類"),
+    "business_category": _l("業種"),
+}
+FILTER_NAME = {
+    "q": _l("検索"), "area_ids": _l("圏域"), "area_id": _l("圏域"), "district_id": _l("地区"),
+    "station_id": _l("ステーション"), "status": _l("状態"), "category_id": _l("分類"),
+    "assignee": _l("担当者"), "overdue": _l("確認期限切れのみ"), "urgency": _l("急ぎ具合"),
+    "kind": _l("種別"), "delivery": _l("受け取り方"),
+}
+
 _BY_FIELD = {"kind": KIND, "status": STATUS, "delivery": DELIVERY, "joined_via": JOINED_VIA}
 
 
@@ -112,4 +149,5 @@ def all_labels() -> dict:
         "URGENCY": URGENCY, "TRAINING_KIND": TRAINING_KIND,
         "REGISTRATION_STATUS": REGISTRATION_STATUS, "ATTENDANCE": ATTENDANCE, "CONCERN_CHANNEL": CONCERN_CHANNEL, "CONCERN_EVENT": CONCERN_EVENT,
         "localized": localized, "value": value, "plain": plain,
+        "AUDIT_ACTION": AUDIT_ACTION, "AUDIT_TARGET": AUDIT_TARGET,
     }

@@ -347,3 +347,26 @@ def test_an_impossible_noticed_date_is_refused(client, geography, typed):
         "body": "昔のこと", "urgency": "normal", "district_id": "0", "noticed_on": typed})
     assert response.status_code == 200 and "2000 年以降" in page_text(response)
     assert "昔のこと" in page_text(response)
+
+
+# --- 18: the audit log reads as Japanese ---------------------------------------------------------
+
+def test_the_audit_log_reads_in_japanese_and_filters_every_kind(client, coordinator, admin):
+    from app.concerns import services
+    from app.concerns.digest import send_daily_digests  # noqa: F401 - the log also has system entries
+    item = concern()
+    services.change_status(item, "duplicate", duplicate_of=concern().reference)
+    login_staff(client, coordinator)
+    client.get("/staff/concerns/export.csv?assignee=me")
+    client.get(f"/staff/concerns/{item.id}")
+    post(client, "/logout")
+    login_staff(client, admin)
+    page = page_text(client.get("/admin/audit"))
+    assert "受付 → 重複" in page and "気になることをCSVに書き出した" in page
+    assert "条件: 状態: 完了・重複以外、担当者: 自分" in page or "担当者: 自分" in page
+    assert "Filters(" not in page and "received -> duplicate" not in page
+    assert "システム（自動の処理）" in page  # the status change made outside a request
+    options = page.split('id="action"')[1].split("</select>")[0]
+    assert "気になることの状態を変えた" in options and "通信の送信を始めた" in options
+    only = page_text(client.get("/admin/audit?action=concern.status"))
+    assert "受付 → 重複" in only and "CSVに書き出した" not in only.split("</select>")[1]

@@ -115,7 +115,8 @@ def test_export_opens_in_excel_and_is_audited(client, coordinator):
     assert rows[0]["氏名"] == "書出 一子" and rows[0]["通信の受け取り方"] == "メールと郵送"
     assert rows[0]["圏域"] == "中部圏域"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.export"))
-    assert entry.staff_id == coordinator.id and entry.detail.startswith("1件")
+    from app.audit.services import describe
+    assert entry.staff_id == coordinator.id and describe(entry).startswith("1件")
 
 
 def test_exported_file_imports_back_and_is_seen_as_duplicate(client, coordinator):

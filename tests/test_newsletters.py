@@ -328,7 +328,8 @@ def test_postal_edition_and_address_labels(client, coordinator, geography):
     assert labels.count('class="label"') == 23
     assert "A4 24 面、1 シート" in page_text(client.get(url + "/labels?per_sheet=24"))
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "newsletter.labels"))
-    assert entry.staff_id == coordinator.id and entry.detail == "23件"
+    from app.audit.services import describe
+    assert entry.staff_id == coordinator.id and describe(entry) == "23件"
 
 
 def _jpeg_with_gps() -> bytes:

@@ -1,12 +1,15 @@
 """Writing and reading the audit log."""
 from __future__ import annotations
 
+import json
+
 from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
+from app.i18n import gettext as _
 
 
 def _actor(user=None) -> tuple[int | None, str]:
@@ -20,15 +23,88 @@ def _actor(user=None) -> tuple[int | None, str]:
 
 
 def record(action: str, target_type: str = "", target_id: int | None = None,
-           detail: str = "", actor=None) -> AuditEntry:
+           detail: str = "", actor=None, params: dict | None = None) -> AuditEntry:
     """Add an audit entry to the current transaction (the caller commits). `actor` is the
-    acting account; without it, the signed-in user of the request (or "system")."""
+    acting account; without it, the signed-in user of the request (or "system").
+
+    `params` are codes and numbers ({"count": 12, "from": "received", …}), stored as JSON
+    and put into words when the log is read, in the reader's language (see describe)."""
     staff_id, actor = _actor(actor)
+    if params is not None:
+        detail = json.dumps(params, ensure_ascii=False, default=str, sort_keys=True)
     ip = (request.remote_addr or "") if has_request_context() else ""
     entry = AuditEntry(staff_id=staff_id, actor=actor, action=action,
                        target_type=target_type, target_id=target_id, detail=detail, ip=ip)
     db.session.add(entry)
     return entry
+
+
+def _value(key: str, value, places: dict) -> str:
+    from app.labels import CONCERN_STATUS, DELIVERY, KIND, STATUS, URGENCY
+
+    if value is None or value == "" or value == []:
+        return ""
+    if key == "area_ids":
+        return "、".join(places.get("area", {}).get(v, str(v)) for v in value) or _("地区不明")
+    if key in ("area_id", "district_id", "station_id"):
+        return places.get(key[:-3], {}).get(value, str(value))
+    if key == "status":
+        if value == "open":
+            return _("完了・重複以外")
+        return str(CONCERN_STATUS.get(value) or STATUS.get(value) or value)
+    if key == "assignee":
+        return {"me": _("自分"), "none": _("担当者なし")}.get(value, value)
+    if key == "urgency":
+        return str(URGENCY.get(value, value))
+    if key == "kind":
+        return str(KIND.get(value, value))
+    if key == "delivery":
+        return str(DELIVERY.get(value, value))
+    if value is True:
+        return _("はい")
+    return str(value)
+
+
+def describe(entry: AuditEntry, places: dict | None = None) -> str:
+    """An entry's detail in words: JSON params are put into the reader's language; older
+    free-text details are shown as they were written. `places` names areas, districts and
+    stations by id ({"area": {1: "中部圏域"}, …}), given by the caller."""
+    places = places or {}
+    from app.labels import CONCERN_STATUS, FILTER_NAME
+
+    text = entry.detail or ""
+    if not text.startswith("{"):
+        return text
+    try:
+        params = json.loads(text)
+    except ValueError:
+        return text
+    parts = []
+    if "from" in params and "to" in params:
+        parts.append(f"{CONCERN_STATUS.get(params['from'], params['from'])} → "
+                     f"{CONCERN_STATUS.get(params['to'], params['to'])}")
+    if "count" in params:
+        parts.append(_("%(n)d件", n=params["count"]))
+    if "people" in params:
+        parts.append(_("%(n)d人", n=params["people"]))
+    if params.get("reference"):
+        parts.append(params["reference"])
+    if params.get("name"):
+        parts.append(params["name"])
+    filters = params.get("filters") or {}
+    shown = [f"{FILTER_NAME.get(k, k)}: {_value(k, v, places)}" for k, v in filters.items()
+             if _value(k, v, places)]
+    if shown:
+        parts.append(_("条件: %(list)s", list="、".join(shown)))
+    return " ".join(parts) or text
+
+
+def actor_name(entry: AuditEntry) -> str:
+    if entry.actor == "system":
+        return _("システム（自動の処理）")
+    if entry.actor.startswith("supporter:"):
+        return _("推進員 #%(id)s", id=entry.actor.split(":", 1)[1])
+    return entry.actor
 
 
 def list_entries(page: int, per_page: int, action: str = "") -> tuple[list[AuditEntry], int]:

@@ -4,7 +4,9 @@ from math import ceil
 from flask import Blueprint, render_template, request
 
 from app.accounts.services import admin_required
-from app.audit.services import list_entries
+from app.audit.services import actor_name, describe, list_entries
+from app.geography.services import list_stations
+from app.labels import AUDIT_ACTION
 from app.site import page_arg
 
 bp = Blueprint("audit", __name__)
@@ -15,7 +17,14 @@ PER_PAGE = 50
 @admin_required
 def log():
     page = page_arg()
-    action = request.args.get("action", "")[:60]
+    action = request.args.get("action", "")
+    action = action if action in AUDIT_ACTION else ""
     entries, total = list_entries(page, PER_PAGE, action)
+    stations = list_stations()
+    places = {"station": {s.id: s.name for s in stations},
+              "area": {a.id: a.name for s in stations for a in s.areas},
+              "district": {d.id: d.name for s in stations for a in s.areas for d in a.districts}}
     return render_template("audit/log.html", entries=entries, page=page, action=action,
-                           pages=max(1, ceil(total / PER_PAGE)), total=total)
+                           pages=max(1, ceil(total / PER_PAGE)), total=total,
+                           describe=lambda e: describe(e, places), actor_name=actor_name,
+                           actions=AUDIT_ACTION)

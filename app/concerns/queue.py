@@ -6,7 +6,7 @@ only, which an index on (area, status, assignee, created) answers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 from sqlalchemy import func, or_, select
@@ -144,7 +144,8 @@ def iter_export(f: Filters, me: Viewer):
 
 
 def record_export(f: Filters, count: int) -> None:
-    audit.record("concern.export", "concern", None, f"{count} rows; {f}")
+    audit.record("concern.export", "concern", None,
+                 params={"count": count, "filters": {k: v for k, v in asdict(f).items() if v}})
     db.session.commit()
 
 

@@ -334,7 +334,7 @@ def get_concern(concern_id: int) -> Concern:
 def view_concern(concern_id: int) -> Concern:
     """A concern for a staff member to read; the view is written to the audit log."""
     concern = get_concern(concern_id)
-    audit.record("concern.view", "concern", concern.id, concern.reference)
+    audit.record("concern.view", "concern", concern.id, params={"reference": concern.reference})
     db.session.commit()
     return concern
 
@@ -439,7 +439,7 @@ def change_status(concern: Concern, status: str, *, connected_to: str = "",
     _event(concern, "status", status_from=old, status_to=status, body=detail)
     if note:
         _event(concern, "note", body=note)
-    audit.record("concern.status", "concern", concern.id, f"{old} -> {status}")
+    audit.record("concern.status", "concern", concern.id, params={"from": old, "to": status})
     db.session.commit()
 
 

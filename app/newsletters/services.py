@@ -249,7 +249,7 @@ def start_send(newsletter_id: int) -> int:
         audiences.by_post(select(func.count(Supporter.id)), audience)) or 0
     queued = db.session.scalar(select(func.count(Delivery.id))
                                .where(Delivery.newsletter_id == newsletter_id)) or 0
-    audit.record("newsletter.send", "newsletter", newsletter_id, f"{queued}")
+    audit.record("newsletter.send", "newsletter", newsletter_id, params={"people": queued})
     db.session.commit()
     return queued
 
@@ -415,6 +415,6 @@ def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) 
     for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience), scope):
         labels.append(Label(postal_code=show_postal(s.postal_code), address=s.address,
                             name=s.salutation))
-    audit.record("newsletter.labels", "newsletter", newsletter.id, f"{len(labels)}件")
+    audit.record("newsletter.labels", "newsletter", newsletter.id, params={"count": len(labels)})
     db.session.commit()
     return labels

@@ -295,5 +295,5 @@ def export_header() -> list[str]:
 
 
 def record_export(filters: services.Filters, count: int, action: str = "supporter.export") -> None:
-    audit.record(action, "supporter", None, f"{count}件 {filters.describe()}".strip())
+    audit.record(action, "supporter", None, params={"count": count, "filters": filters.codes()})
     db.session.commit()

@@ -419,6 +419,11 @@ class Filters:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items()
                          if v and k not in ("scope", "sort", "descending"))
 
+    def codes(self) -> dict:
+        """The filters that are set, as codes (for the audit log)."""
+        return {k: v for k, v in self.__dict__.items()
+                if v and k not in ("scope", "sort", "descending")}
+
     def contradiction(self) -> str:
         """Why the place filters cannot match anyone together ("" when they can): a district
         outside the chosen area or station."""

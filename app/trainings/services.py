@@ -262,7 +262,7 @@ def place_of(session: TrainingSession, supporter: Supporter) -> Registration | N
 def roster(session: TrainingSession) -> list[Registration]:
     """The confirmed people with their contact details; reading it is audit-logged."""
     people = registrations(session, ("confirmed",))
-    audit.record("training.roster", "training_session", session.id, f"{len(people)}人")
+    audit.record("training.roster", "training_session", session.id, params={"people": len(people)})
     db.session.commit()
     return people
 
