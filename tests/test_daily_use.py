@@ -370,3 +370,33 @@ def test_the_audit_log_reads_in_japanese_and_filters_every_kind(client, coordina
     assert "気になることの状態を変えた" in options and "通信の送信を始めた" in options
     only = page_text(client.get("/admin/audit?action=concern.status"))
     assert "受付 → 重複" in only and "CSVに書き出した" not in only.split("</select>")[1]
+
+
+# --- 1: every export with every filter --------------------------------------------------------------
+
+def test_every_export_answers_with_every_filter(client, coordinator):
+    import itertools
+    from app.concerns import services
+    mine = concern()
+    services.assign(mine, coordinator.id)
+    concern(code="d20", urgency="urgent")
+    make_supporter(name="書出 太郎", kana="かきだし たろう")
+    login_staff(client, coordinator)
+    concern_filters = itertools.product(
+        ["", "mine", "all", "none", str(district("d01").area_id)],
+        ["", "all", "open", "received", "closed"], ["", "me", "none"], ["", "1"], ["", "urgent"])
+    for area, status, assignee, overdue, urgency in concern_filters:
+        query = {k: v for k, v in {"area": area, "status": status, "assignee": assignee,
+                                   "overdue": overdue, "urgency": urgency}.items() if v}
+        response = client.get("/staff/concerns/export.csv", query_string=query)
+        assert response.status_code == 200, query
+        text = response.get_data(as_text=True)
+        assert text.startswith("\ufeff受付番号"), query
+        if assignee == "me" and area in ("", "mine", "all") and not urgency and not overdue \
+                and status in ("", "all", "open", "received"):
+            assert mine.reference in text, query
+    for query in ({}, {"status": "withdrawn"}, {"kind": "business"}, {"delivery": "post"},
+                  {"q": "書出"}, {"area": district("d01").area_id, "district": district("d01").id},
+                  {"station": district("d01").area.station_id, "sort": "district", "desc": "1"}):
+        response = client.get("/staff/supporters/export.csv", query_string=query)
+        assert response.status_code == 200 and response.get_data(as_text=True).startswith("\ufeff種別"), query
