@@ -57,7 +57,16 @@ class Form(FlaskForm):
         for field in getattr(self, "_refused_controls", ()):
             field.errors = list(field.errors) + [str(CONTROL_MESSAGE)]
             valid = False
+        if not valid:
+            mark_errors()
         return valid
+
+
+def mark_errors() -> None:
+    """The page about to be shown holds a form with errors: its title says so first."""
+    from flask import g, has_request_context
+    if has_request_context():
+        g.form_has_errors = True
 
 
 class OneTimeForm(Form):

@@ -128,6 +128,8 @@ def validate_with_rules(form, problems) -> bool:
 
 def add_error(form, exc, problems: dict | None = None) -> None:
     """Show a service's InvalidInput next to its fields (or at the top of the form)."""
+    from app.forms import mark_errors
+    mark_errors()
     problems = problems or getattr(exc, "problems", None) or {getattr(exc, "field", None): str(exc)}
     for name, message in problems.items():
         field = getattr(form, name, None) if name else None

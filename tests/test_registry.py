@@ -158,7 +158,7 @@ def test_admin_reads_the_audit_log(client, admin):
     login_staff(client, admin)
     client.get(f"/staff/supporters/{supporter.id}")
     body = page_text(client.get("/admin/audit"))
-    assert "supporter.view" in body and f"supporter #{supporter.id}" in body
+    assert "推進員の記録を見た" in body and f"推進員 #{supporter.id}" in body
 
 
 def test_supporter_edits_own_contact_details(client, geography, mailbox):
