@@ -400,3 +400,74 @@ def test_every_export_answers_with_every_filter(client, coordinator):
                   {"station": district("d01").area.station_id, "sort": "district", "desc": "1"}):
         response = client.get("/staff/supporters/export.csv", query_string=query)
         assert response.status_code == 200 and response.get_data(as_text=True).startswith("\ufeff種別"), query
+
+
+# --- 3: asking before what cannot be undone -------------------------------------------------------
+
+def test_declining_asks_first_and_says_what_is_erased(client, coordinator):
+    applicant = make_supporter(name="見送り 候補", kana="みおくり こうほ", status="applied",
+                               email="maybe@example.jp", delivery="email")
+    login_staff(client, coordinator)
+    detail = page_text(client.get(f"/staff/supporters/{applicant.id}"))
+    assert f"/staff/supporters/{applicant.id}/decline" in detail
+    assert 'action="/staff/supporters/%d/decline"' % applicant.id not in detail  # no one-click
+    page = page_text(client.get(f"/staff/supporters/{applicant.id}/decline"))
+    assert "見送り 候補" in page and "消去" in page and "元に戻せません" in page
+    assert "maybe@example.jp" in page
+    db.session.refresh(applicant)
+    assert applicant.status == "applied"  # asking changed nothing
+    assert post(client, f"/staff/supporters/{applicant.id}/decline").status_code == 302
+    db.session.refresh(applicant)
+    assert applicant.status == "declined" and applicant.name == ""
+
+
+def test_cancelling_a_roster_place_names_who_moves_up(client, coordinator):
+    from app.trainings import services
+    from tests.test_trainings import make_session, person
+    session = make_session(capacity=1)
+    sitting, next_one = person(1), person(2)
+    seat = services.sign_up(session.id, sitting)
+    services.sign_up(session.id, next_one)
+    login_staff(client, coordinator)
+    roster = page_text(client.get(f"/staff/trainings/sessions/{session.id}"))
+    assert f'action="/staff/trainings/registrations/{seat.id}/cancel"' not in roster
+    page = page_text(client.get(f"/staff/trainings/registrations/{seat.id}/cancel"))
+    assert sitting.name in page and next_one.name in page and "繰り上がり" in page
+    db.session.refresh(seat)
+    assert seat.status == "confirmed"
+    assert post(client, f"/staff/trainings/registrations/{seat.id}/cancel").status_code == 302
+    db.session.refresh(seat)
+    assert seat.status == "cancelled"
+
+
+def test_sending_and_cancelling_a_newsletter_ask_first_with_the_numbers(client, coordinator):
+    from app.newsletters.models import Newsletter
+    for n in range(3):
+        make_supporter(name=f"読者 {n}", kana="どくしゃ", email=f"reader{n}@example.jp",
+                       delivery="email")
+    make_supporter(name="郵送 読者", kana="ゆうそう どくしゃ", delivery="post",
+                   postal_code="188-0012", address="西東京市南町1-1")
+    login_staff(client, coordinator)
+    url = post(client, "/staff/newsletters/new", {
+        "layout": "regular", "number": "", "title": "確認つき", "subject": "件名",
+        "body_md": "本文", "area_id": "0", "district_id": "0", "kind": "", "category_id": "0",
+        "training_id": "0"}).headers["Location"]
+    show = page_text(client.get(url))
+    assert url + "/send" in show and f'action="{url}/send"' not in show
+    confirm = page_text(client.get(url + "/send"))
+    assert "3 人にメールで送ります" in confirm and "郵送の 1 人分" in confirm and "取り消せません" in confirm
+    assert db.session.scalar(select(Newsletter.status)) == "draft"
+    assert post(client, url + "/send").status_code == 302
+    confirm = page_text(client.get(url + "/cancel"))
+    assert "まだ送っていない 3 人には送りません" in confirm
+    assert post(client, url + "/cancel").status_code == 302
+    assert db.session.scalar(select(Newsletter.status)) == "cancelled"
+
+
+# --- 11: sign-in link pages say the configured time -------------------------------------------------
+
+def test_the_link_pages_say_how_long_a_link_lasts(app, client, geography):
+    app.config["HOTNET_LOGIN_LINK_MINUTES"] = 45
+    assert "45分間" in page_text(client.get("/login/link"))
+    response = post(client, "/login/link", {"email": "nobody@example.jp"}, follow_redirects=True)
+    assert "45分間" in page_text(response) and "30分" not in page_text(response)
