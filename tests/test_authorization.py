@@ -51,7 +51,7 @@ ACCESS = {
     # supporters
     "supporters.apply": PUBLIC, "supporters.apply_business": PUBLIC,
     "supporters.apply_thanks": PUBLIC, "supporters.privacy": PUBLIC,
-    "supporters.me": SUPPORTER, "supporters.me_withdraw": SUPPORTER,
+    "supporters.me": SUPPORTER, "supporters.me_withdraw": SUPPORTER, "supporters.withdrawn": PUBLIC,
     "supporters.staff_list": STAFF, "supporters.export_csv": STAFF, "supporters.staff_new": STAFF,
     "supporters.staff_detail": STAFF, "supporters.staff_edit": STAFF,
     "supporters.staff_decide": STAFF, "supporters.staff_withdraw": STAFF,

@@ -1,8 +1,6 @@
 """What people trying Hot-Net tripped over (issue 11), each as they would notice it."""
 from __future__ import annotations
 
-import csv
-import io
 import re
 
 import pytest
@@ -169,7 +167,6 @@ def test_applications_and_visitor_sign_ups_sent_twice_are_stored_once(client, ge
 # --- 9, 10: the registry list --------------------------------------------------------------------
 
 def test_station_filter_and_a_district_outside_the_area_is_explained(app, client, admin):
-    from app.geography.models import Area, Station
     tanashi = make_supporter(name="田無 住人", kana="たなし じゅうにん", district_id=district("d01").id)
     hoya = make_supporter(name="保谷 住人", kana="ほうや じゅうにん", district_id=district("d20").id)
     login_staff(client, admin)
@@ -286,12 +283,12 @@ def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordin
 
 
 def test_the_digest_counts_what_waits_and_says_each_status(app, coordinator, mailbox):
-    from datetime import datetime, timedelta
+    from datetime import datetime
     from app.concerns import services
     from app.concerns.digest import send_daily_digests
     from app.formatting import TOKYO
     from tests.conftest import mails_to, text_of
-    waiting_one, waiting_two = concern(), concern()
+    concern(), concern()  # two still waiting
     closed = concern(body="もう片付いた")
     services.change_status(closed, "acknowledged")
     services.change_status(closed, "closed")

@@ -196,7 +196,7 @@ def test_withdrawal_asks_first_then_erases_personal_data(client, geography, mail
     assert "本当に退会しますか" in page_text(confirm)
     db.session.expire_all()
     assert db.session.get(Supporter, supporter_id).status == "active"  # nothing happened yet
-    response = post(client, "/me/withdraw")
+    response = post(client, "/me/withdraw", follow_redirects=True)
     assert "退会しました" in page_text(response)
     db.session.expire_all()
     gone = db.session.get(Supporter, supporter_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session,
                    url_for)
 from app.i18n import gettext as _
 from flask_login import current_user, logout_user
@@ -125,9 +126,17 @@ def me_withdraw():
         supporter = current_user._get_current_object()
         logout_user()
         services.withdraw(supporter)
-        return render_template("supporters/withdrawn.html")
+        session["withdrawn"] = True
+        return redirect(url_for("supporters.withdrawn"))
     return render_template("supporters/withdraw_confirm.html", form=form, supporter=current_user,
                            own=True)
+
+
+@bp.get("/me/withdrawn")
+def withdrawn():
+    if not session.pop("withdrawn", False):
+        return redirect(url_for("site.home"))
+    return render_template("supporters/withdrawn.html")
 
 
 # --- staff registry ---------------------------------------------------------------------------

