@@ -162,16 +162,9 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
     A row that cannot be sent (no address, one that no longer parses, a message that cannot
     be rendered) is set aside with its reason and never stops the batch or other issues.
     """
-    config = current_app.config
-    worker = state["worker"]
-    rows = _load(ids)
-    heartbeat = ledger.Heartbeat(Delivery, worker, ids)
-    pace = 1.0 / config["HOTNET_SEND_RATE"] if config["HOTNET_SEND_RATE"] else 0.0
-    connection = None
-    try:
-        for index, row in enumerate(rows):
-            if row.id not in heartbeat.beat():
-                report.lost += 1
+    with ledger.Batch(Delivery, state["worker"], ids, report, state["ledger"], _MARK_SENT) as batch:
+        for row in _load(ids):
+            if not batch.holds(row.id):
                 continue
             newsletter = state["newsletters"].get(row.newsletter_id)
             if newsletter is None:
@@ -182,10 +175,8 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
                 state["newsletters"][row.newsletter_id] = newsletter
                 state["caches"][row.newsletter_id] = TemplateCache(newsletter)
             if _stopped(row.newsletter_id, state):
-                continue  # given back below
-            started = time.monotonic()
+                continue  # given back when the batch ends
             reason = _unsendable(row)
-            message = None
             if not reason:
                 try:
                     message = _message(row, newsletter, state["caches"][row.newsletter_id],
@@ -194,43 +185,9 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
                     log.exception("delivery %s cannot be rendered", row.id)
                     reason = f"cannot be rendered: {type(exc).__name__}: {exc}"
             if reason:
-                report.skipped += ledger.mark_skipped(Delivery, row.id, reason, worker)
-                heartbeat.done(row.id)
-                continue
-            if connection is None:
-                try:
-                    connection = ledger.open_connection()
-                except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS …
-                    reply = ledger.smtp_reply(exc)
-                    report.errors.append(reply)
-                    for rest in rows[index:]:
-                        if rest.id in heartbeat.held:
-                            status = ledger.mark_problem(Delivery, rest.id, rest.attempts, reply,
-                                                         False, worker)
-                            report.deferred += status == "deferred"
-                            report.failed += status == "failed"
-                    return
-            outcome, reply, usable = ledger.attempt(connection, message)
-            heartbeat.done(row.id)
-            if outcome == ledger.SENT:
-                if ledger.mark_sent(state["ledger"], _MARK_SENT, row.id, worker):
-                    report.sent += 1
-                else:
-                    report.lost += 1
+                batch.set_aside(row.id, reason)
             else:
-                status = ledger.mark_problem(Delivery, row.id, row.attempts, reply,
-                                             outcome == ledger.FAILED, worker)
-                report.deferred += status == "deferred"
-                report.failed += status == "failed"
-            if not usable:
-                connection.__exit__(None, None, None)
-                connection = None
-            if pace:
-                time.sleep(max(0.0, pace - (time.monotonic() - started)))
-    finally:
-        if connection is not None:
-            connection.__exit__(None, None, None)
-        ledger.give_back(Delivery, heartbeat.held, worker)
+                batch.send(row, message)
 
 
 def _stopped(newsletter_id: int, state: dict) -> bool:

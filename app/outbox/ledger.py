@@ -281,3 +281,76 @@ def attempt(connection: TimedConnection, message) -> tuple[str, str, bool]:
     except OSError as exc:  # timeout, reset: the connection is unusable
         return DEFERRED, smtp_reply(exc), False
     return SENT, "", True
+
+
+class Batch:
+    """One claimed batch on its way out: the heartbeat, one SMTP connection (opened at the
+    first message, opened again after a drop), pacing, and the marks. Used as a context
+    manager; what is still held at the end is given back unsent."""
+
+    def __init__(self, model, worker: str, ids: list[int], report: RunReport, ledger_conn,
+                 sent_sql: str):
+        self.model, self.worker, self.report = model, worker, report
+        self.ledger_conn, self.sent_sql = ledger_conn, sent_sql
+        self.heartbeat = Heartbeat(model, worker, ids)
+        rate = current_app.config["HOTNET_SEND_RATE"]
+        self.pace = 1.0 / rate if rate else 0.0
+        self.connection = None
+        self.broken = False  # the server could not be reached: the rest are deferred
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+        give_back(self.model, self.heartbeat.held, self.worker)
+
+    def _close(self) -> None:
+        if self.connection is not None:
+            self.connection.__exit__(None, None, None)
+            self.connection = None
+
+    def holds(self, row_id: int) -> bool:
+        """Whether this sender still holds the row (renewing the claim when due)."""
+        if row_id in self.heartbeat.beat():
+            return True
+        self.report.lost += 1
+        return False
+
+    def set_aside(self, row_id: int, reason: str) -> None:
+        """A row that can never be sent as it is: skipped with its reason."""
+        self.report.skipped += mark_skipped(self.model, row_id, reason, self.worker)
+        self.heartbeat.done(row_id)
+
+    def send(self, row, message) -> None:
+        """Send one message and mark its row; after a connection failure, defer it."""
+        started = time.monotonic()
+        if self.connection is None and not self.broken:
+            try:
+                self.connection = open_connection()
+            except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS …
+                self.broken = True
+                self.reply = smtp_reply(exc)
+                self.report.errors.append(self.reply)
+        if self.broken:
+            self._problem(row, self.reply, permanent=False)
+            return
+        outcome, reply, usable = attempt(self.connection, message)
+        if outcome == SENT:
+            self.heartbeat.done(row.id)
+            if mark_sent(self.ledger_conn, self.sent_sql, row.id, self.worker):
+                self.report.sent += 1
+            else:
+                self.report.lost += 1
+        else:
+            self._problem(row, reply, permanent=outcome == FAILED)
+        if not usable:
+            self._close()
+        if self.pace:
+            time.sleep(max(0.0, self.pace - (time.monotonic() - started)))
+
+    def _problem(self, row, reply: str, permanent: bool) -> None:
+        self.heartbeat.done(row.id)
+        status = mark_problem(self.model, row.id, row.attempts, reply, permanent, self.worker)
+        self.report.deferred += status == "deferred"
+        self.report.failed += status == "failed"

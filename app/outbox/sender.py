@@ -67,63 +67,21 @@ def send_batch(ids: list[int], worker: str, report: ledger.RunReport, ledger_con
     for row in rows:
         db.session.expunge(row)
     db.session.commit()
-    heartbeat = ledger.Heartbeat(OutboxMessage, worker, ids)
-    connection = None
-    pace = 1.0 / current_app.config["HOTNET_SEND_RATE"] if current_app.config["HOTNET_SEND_RATE"] else 0
-    try:
-        for index, row in enumerate(rows):
-            if row.id not in heartbeat.beat():
-                report.lost += 1
+    with ledger.Batch(OutboxMessage, worker, ids, report, ledger_conn, _MARK_SENT) as batch:
+        for row in rows:
+            if not batch.holds(row.id):
                 continue
-            started = time.monotonic()
             try:
                 message = build(row)
                 message.as_bytes()  # a message that cannot be serialised is caught here
             except Unsendable as exc:
-                report.skipped += ledger.mark_skipped(OutboxMessage, row.id, str(exc), worker)
-                heartbeat.done(row.id)
+                batch.set_aside(row.id, str(exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
                 log.exception("outbox message %s cannot be built", row.id)
-                report.failed += ledger.mark_problem(OutboxMessage, row.id, row.attempts,
-                                                     f"cannot be built: {exc}", True,
-                                                     worker) == "failed"
-                heartbeat.done(row.id)
+                batch.set_aside(row.id, f"cannot be built: {type(exc).__name__}: {exc}")
                 continue
-            if connection is None:
-                try:
-                    connection = ledger.open_connection()
-                except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS …
-                    reply = ledger.smtp_reply(exc)
-                    report.errors.append(reply)
-                    for rest in rows[index:]:
-                        if rest.id in heartbeat.held:
-                            status = ledger.mark_problem(OutboxMessage, rest.id, rest.attempts,
-                                                         reply, False, worker)
-                            report.deferred += status == "deferred"
-                            report.failed += status == "failed"
-                    return
-            outcome, reply, usable = ledger.attempt(connection, message)
-            heartbeat.done(row.id)
-            if outcome == ledger.SENT:
-                if ledger.mark_sent(ledger_conn, _MARK_SENT, row.id, worker):
-                    report.sent += 1
-                else:
-                    report.lost += 1
-            else:
-                status = ledger.mark_problem(OutboxMessage, row.id, row.attempts, reply,
-                                             outcome == ledger.FAILED, worker)
-                report.deferred += status == "deferred"
-                report.failed += status == "failed"
-            if not usable:
-                connection.__exit__(None, None, None)
-                connection = None
-            if pace:
-                time.sleep(max(0.0, pace - (time.monotonic() - started)))
-    finally:
-        if connection is not None:
-            connection.__exit__(None, None, None)
-        ledger.give_back(OutboxMessage, heartbeat.held, worker)
+            batch.send(row, message)
 
 
 def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int | None = None,
