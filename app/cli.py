@@ -100,3 +100,25 @@ def sender_command(until_idle: bool, outbox: bool) -> None:
     report = run(until_idle=until_idle)
     click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
                f"skipped {report.skipped}")
+
+
+@hotnet.command("dkim-keygen")
+@click.option("--selector", default="hotnet", show_default=True)
+@click.option("--domain", required=True, help="The domain in your From address, e.g. example.jp")
+@click.option("--out", "key_file", default=None,
+              help="Where to write the private key (default: the instance folder).")
+def dkim_keygen_command(selector: str, domain: str, key_file: str | None) -> None:
+    """Make a DKIM key pair and print the DNS record to publish."""
+    import os
+
+    from app.outbox.mailauth import make_key
+
+    key_file = key_file or os.path.join(current_app.instance_path, f"dkim-{selector}.key")
+    if os.path.exists(key_file):
+        raise click.ClickException(f"{key_file} exists already; choose another --out or selector")
+    record = make_key(key_file, selector, domain)
+    click.echo(f"Private key written to {key_file} (keep it secret; back it up).")
+    click.echo("Publish this TXT record in your domain's DNS:")
+    click.echo(record)
+    click.echo("Then set: HOTNET_DKIM_DOMAIN=%s HOTNET_DKIM_SELECTOR=%s HOTNET_DKIM_KEY_FILE=%s"
+               % (domain, selector, key_file))

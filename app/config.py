@@ -90,6 +90,20 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_SEND_MAX_ATTEMPTS": _int("HOTNET_SEND_MAX_ATTEMPTS", 5),
         "HOTNET_SEND_RETRY_SECONDS": _int("HOTNET_SEND_RETRY_SECONDS", 300),
         "HOTNET_SEND_LEASE_SECONDS": _int("HOTNET_SEND_LEASE_SECONDS", 300),
+        # Bounces: the return path (VERP: bounces+<signed id>@domain) and the mailbox (IMAP)
+        # the council's provider delivers bounces to; a scheduler job reads it.
+        "HOTNET_BOUNCE_ADDRESS": os.environ.get("HOTNET_BOUNCE_ADDRESS", ""),
+        "HOTNET_BOUNCE_IMAP_HOST": os.environ.get("HOTNET_BOUNCE_IMAP_HOST", ""),
+        "HOTNET_BOUNCE_IMAP_PORT": _int("HOTNET_BOUNCE_IMAP_PORT", 993),
+        "HOTNET_BOUNCE_IMAP_SSL": _bool("HOTNET_BOUNCE_IMAP_SSL", True),
+        "HOTNET_BOUNCE_IMAP_USER": os.environ.get("HOTNET_BOUNCE_IMAP_USER", ""),
+        "HOTNET_BOUNCE_IMAP_PASSWORD": os.environ.get("HOTNET_BOUNCE_IMAP_PASSWORD", ""),
+        "HOTNET_BOUNCE_IMAP_FOLDER": os.environ.get("HOTNET_BOUNCE_IMAP_FOLDER", "INBOX"),
+        "HOTNET_BOUNCE_SOFT_LIMIT": _int("HOTNET_BOUNCE_SOFT_LIMIT", 3),
+        # DKIM signing (flask hotnet dkim-keygen makes a key and prints the DNS record)
+        "HOTNET_DKIM_DOMAIN": os.environ.get("HOTNET_DKIM_DOMAIN", ""),
+        "HOTNET_DKIM_SELECTOR": os.environ.get("HOTNET_DKIM_SELECTOR", ""),
+        "HOTNET_DKIM_KEY_FILE": os.environ.get("HOTNET_DKIM_KEY_FILE", ""),
         # Concerns
         "HOTNET_CONCERN_PHOTO_MAX_MB": _int("HOTNET_CONCERN_PHOTO_MAX_MB", 5),
         "HOTNET_CONCERN_ACK_DAYS": _int("HOTNET_CONCERN_ACK_DAYS", 2),

@@ -64,6 +64,7 @@ CHANGE_ACTION = {
     "imported": _l("CSV取込"),
     "applied": _l("申込み"),
     "unsubscribed": _l("メール配信停止"),
+    "bounced": _l("メールが届かないため保留"),
 }
 FIELD = {
     "kind": _l("種別"),
@@ -105,7 +106,7 @@ AUDIT_ACTION = {
     "training.session_add": _l("研修の回を追加した"), "training.session_change": _l("研修の回を変えた"),
     "training.session_cancel": _l("研修の回を中止した"),
     "newsletter.send": _l("通信の送信を始めた"), "newsletter.schedule": _l("通信の送信を予約した"),
-    "newsletter.cancel": _l("通信の送信を取り消した"), "newsletter.labels": _l("宛名ラベルを印刷した"),
+    "newsletter.cancel": _l("通信の送信を取り消した"), "newsletter.copy": _l("通信の写しを作った"), "newsletter.labels": _l("宛名ラベルを印刷した"),
     "mail.undelivered_view": _l("届かなかったメールの一覧を見た"), "mail.retry": _l("メールを再送した"),
     "staff.create": _l("職員を登録した"), "staff.update": _l("職員の情報を変えた"),
     "staff.cover": _l("一時的な応援の圏域を追加した"), "staff.cover_end": _l("一時的な応援の圏域を外した"),

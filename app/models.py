@@ -7,7 +7,7 @@ from app.geography.models import Area, District, Station  # noqa: F401
 from app.supporters.models import (  # noqa: F401
     BusinessCategory, Supporter, SupporterChange, SupporterImport, SupporterSearchTerm,
 )
-from app.newsletters.models import Delivery, Newsletter  # noqa: F401
+from app.newsletters.models import Bounce, Delivery, Newsletter  # noqa: F401
 from app.trainings.models import Registration, Training, TrainingSession  # noqa: F401
 from app.concerns.models import (  # noqa: F401
     Concern, ConcernCategory, ConcernEvent, ConcernLink, DigestSent, ReferenceCounter,

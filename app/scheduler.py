@@ -44,6 +44,17 @@ def deliver_newsletters_job() -> None:
         run(until_idle=True)
 
 
+def read_bounces_job() -> None:
+    """Read the bounce mailbox: hold addresses that no longer take mail."""
+    from app.newsletters.bounces import read_mailbox
+
+    with _app.app_context():
+        result = read_mailbox()
+    if result.read:
+        log.info("bounces: %d read, %d bounces, %d addresses held", result.read, result.bounces,
+                 result.held)
+
+
 def housekeeping_job() -> None:
     """Forget what is no longer needed: old submission keys, old sent mail."""
     from app.outbox.services import purge_old
@@ -126,6 +137,8 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
                       id="purge_expired_concerns", replace_existing=True)
     scheduler.add_job(housekeeping_job, "interval", hours=6, next_run_time=now,
                       id="housekeeping", replace_existing=True)
+    scheduler.add_job(read_bounces_job, "interval", minutes=5, next_run_time=now,
+                      id="read_bounces", replace_existing=True)
     return scheduler
 
 

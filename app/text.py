@@ -37,11 +37,18 @@ _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _VARIANT_TABLE = str.maketrans({k: v for k, v in _VARIANTS.items() if k != v})
 
 
+# ㈱ and (株) are how people shorten 株式会社: all three find each other.
+_COMPANY = {"(株)": "株式会社", "(有)": "有限会社", "(社)": "社団法人", "(財)": "財団法人",
+            "(医)": "医療法人", "(福)": "社会福祉法人", "(特非)": "特定非営利活動法人"}
+_COMPANY_RE = re.compile("|".join(re.escape(k) for k in _COMPANY))
+
+
 def fold(text: str | None) -> str:
     """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key)."""
     if not text:
         return ""
     text = unicodedata.normalize("NFKC", text)
+    text = _COMPANY_RE.sub(lambda m: _COMPANY[m.group(0)], text)
     text = text.translate(_KATAKANA_TO_HIRAGANA).lower().translate(_VARIANT_TABLE)
     return _SPACES.sub("", _VARIATION_SELECTORS.sub("", text))
 

@@ -48,10 +48,13 @@ ACCESS = {
     "newsletters.preview_html": STAFF, "newsletters.send_test": STAFF, "newsletters.act": STAFF,
     "newsletters.schedule": STAFF, "newsletters.print_edition": STAFF,
     "newsletters.labels": STAFF, "newsletters.confirm_action": STAFF,
+    "newsletters.copy": STAFF, "newsletters.audience_count": STAFF,
+    "newsletters.held_addresses": STAFF,
     # supporters
     "supporters.apply": PUBLIC, "supporters.apply_business": PUBLIC,
     "supporters.apply_thanks": PUBLIC, "supporters.privacy": PUBLIC,
     "supporters.me": SUPPORTER, "supporters.me_withdraw": SUPPORTER, "supporters.withdrawn": PUBLIC,
+    "supporters.confirm_email": SUPPORTER,
     "supporters.staff_list": STAFF, "supporters.export_csv": STAFF, "supporters.staff_new": STAFF,
     "supporters.staff_detail": STAFF, "supporters.staff_edit": STAFF,
     "supporters.staff_decide": STAFF, "supporters.staff_withdraw": STAFF,

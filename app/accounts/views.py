@@ -90,6 +90,8 @@ def link_signin(token: str):
             logout_user()
             login_user(supporter)
             flash(_("ログインしました。"), "success")
+            if supporter.email_held_at is not None:  # mail to it bounced: ask first
+                return redirect(url_for("supporters.confirm_email"))
             return redirect(url_for("supporters.me"))
         services.check_login_link(token)
     except LinkInvalid as exc:

@@ -7,13 +7,13 @@ the audience into memory.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Select, exists, func, select
 
 from app.extensions import db
 from app.supporters.models import Supporter
-from app.supporters.services import in_scope, where_place_and_kind
+from app.supporters.services import in_scope, where_matches, where_place_and_kind
 from app.trainings.models import Registration, TrainingSession
 
 
@@ -25,13 +25,17 @@ class Audience:
     category_id: int | None = None
     # Only those who attended a session of this training.
     training_id: int | None = None
+    station_id: int | None = None        # every area the station serves (田無 = 中部 + 南部)
+    district_ids: list[int] = field(default_factory=list)  # several districts at once
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Audience":
         data = data or {}
+        district_ids = [int(d) for d in data.get("district_ids") or [] if str(d).isdigit()]
         return cls(area_id=data.get("area_id") or None, district_id=data.get("district_id") or None,
                    kind=data.get("kind") or "", category_id=data.get("category_id") or None,
-                   training_id=data.get("training_id") or None)
+                   training_id=data.get("training_id") or None,
+                   station_id=data.get("station_id") or None, district_ids=district_ids)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
@@ -40,7 +44,9 @@ class Audience:
 def _narrow(query: Select, audience: Audience) -> Select:
     query = where_place_and_kind(query.where(Supporter.status == "active"),
                                  area_id=audience.area_id, district_id=audience.district_id,
-                                 kind=audience.kind, category_id=audience.category_id)
+                                 kind=audience.kind, category_id=audience.category_id,
+                                 station_id=audience.station_id,
+                                 district_ids=audience.district_ids)
     if audience.training_id:
         attended = (select(Registration.id).join(TrainingSession)
                     .where(Registration.supporter_id == Supporter.id,
@@ -53,7 +59,7 @@ def _narrow(query: Select, audience: Audience) -> Select:
 def by_email(query: Select, audience: Audience) -> Select:
     return _narrow(query, audience).where(
         Supporter.delivery.in_(("email", "both")), Supporter.email.is_not(None),
-        Supporter.unsubscribed_at.is_(None))
+        Supporter.unsubscribed_at.is_(None), Supporter.email_held_at.is_(None))
 
 
 def by_post(query: Select, audience: Audience) -> Select:
@@ -67,6 +73,12 @@ def counts(audience: Audience) -> dict[str, int]:
     post = db.session.scalar(by_post(count, audience)) or 0
     total = db.session.scalar(_narrow(count, audience)) or 0
     return {"email": email, "post": post, "total": total}
+
+
+def search_email_recipients(audience: Audience, q: str, scope=None, limit: int = 20):
+    """E-mail recipients of the audience whose name, reading, phone or address matches."""
+    query = where_matches(in_scope(by_email(select(Supporter), audience), scope), q)
+    return list(db.session.scalars(query.order_by(Supporter.sort_key, Supporter.id).limit(limit)))
 
 
 def postal_recipients(audience: Audience, scope: frozenset[int] | None = None):

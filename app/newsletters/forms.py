@@ -1,6 +1,7 @@
 from app.forms import Form, bounded_int
 from flask_wtf.file import FileField
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.fields import DateField, TimeField
 
 from app.i18n import lazy_gettext as _l
@@ -16,8 +17,11 @@ class NewsletterForm(Form):
                             validators=[optional(), max_length(100000)])
     image = FileField(_l("画像（任意。JPEG か PNG）"))
     remove_image = BooleanField(_l("今の画像を外す"))
+    station_id = SelectField(_l("ステーション"), coerce=bounded_int, choices=[], default=0)
     area_id = SelectField(_l("圏域"), coerce=bounded_int, choices=[])
-    district_id = SelectField(_l("地区"), coerce=bounded_int, choices=[])
+    district_ids = SelectMultipleField(
+        _l("地区（いくつでも選べます。選ばなければすべて）"), coerce=bounded_int, choices=[],
+        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     kind = SelectField(_l("種別"), choices=[])
     category_id = SelectField(_l("業種"), coerce=bounded_int, choices=[])
     training_id = SelectField(_l("受講した研修"), coerce=bounded_int, choices=[], default=0)

@@ -35,6 +35,9 @@ class Newsletter(db.Model):
     # Optional sections a layout may include: {"concern_statistics": {"from": "2026-08-01",
     # "to": "2026-10-31"}, "upcoming_trainings": true}; see rendering.block_context.
     blocks: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The sections as they were when sending began (upcoming trainings change by the day):
+    # every edition of a sent issue shows what its e-mail said.
+    frozen_blocks: Mapped[dict | None] = mapped_column(JSON)
 
     staff = relationship("StaffUser")
 
@@ -64,3 +67,20 @@ class Delivery(db.Model):
         Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_newsletter_status", "newsletter_id", "status"),
     )
+
+
+class Bounce(db.Model):
+    """A delivery report (bounce) read from the bounce mailbox, once each."""
+
+    __tablename__ = "bounce"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The report's own Message-ID: the same report read twice counts once.
+    report_id: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))  # hard, soft
+    status: Mapped[str] = mapped_column(String(20), default="")  # 5.1.1
+    diagnostic: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str] = mapped_column(String(254), default="")
+    supporter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("supporter.id", ondelete="SET NULL"), index=True)
+    source: Mapped[str] = mapped_column(String(20), default="")  # d123 / o45 (the VERP id)

@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from app.formatting import format_date
+from app.newsletters.plaintext import to_text
 from app.urls import external_url
 
 LAYOUT_DIR = Path(__file__).resolve().parent.parent.parent / "newsletters"
@@ -92,31 +93,77 @@ class AreaInfo:
     coordinators: list[str]
 
 
+@dataclass
+class Content:
+    """The issue's content — picture, text, chosen sections — as HTML and as plain text: the
+    one rendering that the e-mail (both parts), the web page and the printed edition show."""
+
+    html: Markup
+    text: str
+
+
+def _newsletter_values(newsletter) -> dict:
+    return {"number": newsletter.number, "title": newsletter.title,
+            "subject": newsletter.subject,
+            "date": newsletter.started_at or newsletter.scheduled_at}
+
+
+def image_url_of(newsletter) -> str:
+    return external_url("newsletters.image", newsletter_id=newsletter.id) \
+        if newsletter.image else ""
+
+
+def content(newsletter, blocks: dict | None = None) -> Content:
+    """Render the issue's content (the sections frozen when sending began, or live ones for a
+    draft)."""
+    if blocks is None:
+        blocks = block_context(newsletter)
+    env = _environment()
+    values = {"newsletter": _newsletter_values(newsletter),
+              "body_html": body_html(newsletter.body_md),
+              "body_text": to_text(newsletter.body_md or ""),
+              "image_url": image_url_of(newsletter), **blocks}
+    return Content(html=Markup(env.get_template("_content.html").render(values)),
+                   text=env.get_template("_content.txt").render(values).strip("\n"))
+
+
 def _context(newsletter, area: AreaInfo | None, personal: Personal, extra: dict) -> dict:
+    rendered = content(newsletter, {k: extra.get(k) for k in BLOCKS})
     return {
-        "newsletter": {"number": newsletter.number, "title": newsletter.title,
-                       "subject": newsletter.subject,
-                       "date": newsletter.started_at or newsletter.scheduled_at},
+        "newsletter": _newsletter_values(newsletter),
+        "content_html": rendered.html,
+        "content_text": rendered.text,
         "body_html": body_html(newsletter.body_md),
-        "body_text": newsletter.body_md or "",
+        "body_text": to_text(newsletter.body_md or ""),
         "recipient": {"name": personal.name},
         "area": area,
         "org_name": current_app.config["HOTNET_ORG_NAME"],
         "unsubscribe_url": personal.unsubscribe_url,
         "preferences_url": personal.preferences_url,
-        "image_url": external_url("newsletters.image", newsletter_id=newsletter.id)
-        if newsletter.image else "",
+        "image_url": image_url_of(newsletter),
         "archive_url": external_url("newsletters.public_issue", newsletter_id=newsletter.id)
         if newsletter.id else external_url("newsletters.public_archive"),
         **extra,
     }
 
 
-def block_context(newsletter) -> dict:
-    """The optional sections the issue asked for, as context for the layout.
+BLOCKS = ("concern_statistics", "upcoming_trainings")
 
+
+def block_context(newsletter) -> dict:
+    """The optional sections the issue asked for, as plain values for the layout.
+
+    Once sending has begun they are the ones frozen then (`frozen_blocks`), so the web page
+    and the printed edition show what the e-mail said; a draft shows them as they are now.
     Each is None when not asked for, so layouts can test `{% if concern_statistics %}`.
     """
+    frozen = getattr(newsletter, "frozen_blocks", None)
+    if frozen:
+        return {key: frozen.get(key) for key in BLOCKS}
+    return live_blocks(newsletter)
+
+
+def live_blocks(newsletter) -> dict:
     from datetime import date
 
     from app.concerns.statistics import newsletter_statistics
@@ -125,12 +172,21 @@ def block_context(newsletter) -> dict:
     period = blocks.get("concern_statistics")
     stats = None
     if period:
-        stats = newsletter_statistics(date.fromisoformat(period["from"]),
-                                      date.fromisoformat(period["to"]))
+        stats = statistics_values(newsletter_statistics(date.fromisoformat(period["from"]),
+                                                        date.fromisoformat(period["to"])))
     trainings = None
     if blocks.get("upcoming_trainings"):
         trainings = upcoming_trainings()
     return {"concern_statistics": stats, "upcoming_trainings": trainings}
+
+
+def statistics_values(stats) -> dict:
+    """The statistics block as plain, printable values (kept with the issue as JSON)."""
+    return {"start": format_date(stats.start), "end": format_date(stats.end),
+            "areas": list(stats.areas), "total": str(stats.total),
+            "rows": [{"category": c, "values": [str(stats.cells[(a, c)]) for a in stats.areas]}
+                     for c in stats.categories],
+            "totals": [str(stats.area_totals[a]) for a in stats.areas]}
 
 
 def upcoming_trainings(limit: int = 8) -> list[dict]:

@@ -111,8 +111,12 @@ def build_message(newsletter: Newsletter, address: str, rendered, personal, *,
             "List-Id": config["HOTNET_LIST_ID"],
         },
     )
-    # The same Message-ID on every retry, so that a repeat is recognisable as one message.
-    if not test:
+    # The same Message-ID on every retry, so that a repeat is recognisable as one message;
+    # a test gets its own, in the same domain as the real ones.
+    if test:
+        message.msgId = (f"<hotnet.test.{newsletter.id}.{uuid.uuid4().hex[:12]}"
+                         f"@{config['HOTNET_MESSAGE_ID_DOMAIN']}>")
+    else:
         message.msgId = (f"<hotnet.{newsletter.id}.{supporter_id}"
                          f"@{config['HOTNET_MESSAGE_ID_DOMAIN']}>")
     return message
@@ -187,7 +191,7 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
             if reason:
                 batch.set_aside(row.id, reason)
             else:
-                batch.send(row, message)
+                batch.send(row, message, kind="d")
 
 
 def _stopped(newsletter_id: int, state: dict) -> bool:

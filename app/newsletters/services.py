@@ -21,7 +21,7 @@ from app.geography.models import Area
 from app.i18n import gettext as _
 from app.newsletters import audience as audiences
 from app.newsletters.models import Delivery, Newsletter
-from app.newsletters.rendering import AreaInfo, Personal, layouts, render
+from app.newsletters.rendering import AreaInfo, Personal, layouts, live_blocks, render
 from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
 from app.supporters.services import in_scope
@@ -35,8 +35,8 @@ ACTIONS_BY_STATUS = {
     "scheduled": ("unschedule", "edit"),
     "sending": ("pause", "cancel", "retry"),
     "paused": ("resume", "cancel", "retry"),
-    "sent": ("retry",),
-    "cancelled": (),
+    "sent": ("retry", "copy"),
+    "cancelled": ("copy",),
 }
 # Actions that cannot be undone ask first, on a page of their own.
 CONFIRMED_ACTIONS = ("send", "cancel")
@@ -181,16 +181,46 @@ def sample_recipients(newsletter: Newsletter, limit: int = 50,
     return list(db.session.scalars(query.order_by(Supporter.sort_key).limit(limit)))
 
 
-def send_test(newsletter: Newsletter, address: str, staff_id: int | None = None) -> None:
-    """Queue the issue for one address (the staff member's own), marked as a test; the
-    sender process delivers it within seconds."""
+def send_test(newsletter: Newsletter, staff: StaffUser) -> None:
+    """Queue the issue for the staff member as a real recipient would get it — addressed to
+    them, with their own area's contact block and the real headers — marked [テスト] in the
+    subject; the sender process delivers it within seconds."""
     from app.newsletters.sender import build_message
-    rendered = preview(newsletter, None)
-    message = build_message(newsletter, address, rendered,
-                            personal_for(0, _("%(name)s 様", name=_("西東 花子")), newsletter.id),
-                            test=True)
-    outbox.enqueue_built(message, kind="newsletter_test", staff_id=staff_id)
+    area = area_infos().get(staff.areas[0].id) if staff.areas else None
+    personal = personal_for(0, _("%(name)s 様", name=staff.name), newsletter.id)
+    rendered = render(newsletter, area, personal)
+    message = build_message(newsletter, staff.email, rendered, personal, test=True)
+    outbox.enqueue_built(message, kind="newsletter_test", staff_id=staff.id)
     db.session.commit()
+
+
+def copy_newsletter(actor: StaffUser, source: Newsletter) -> Newsletter:
+    """A new draft with the issue's layout, text, picture, sections and audience."""
+    draft = Newsletter(layout=source.layout, number="", title=source.title,
+                       subject=source.subject, body_md=source.body_md,
+                       audience=dict(source.audience or {}), blocks=dict(source.blocks or {}),
+                       staff_id=actor.id, status="draft")
+    db.session.add(draft)
+    db.session.flush()
+    if source.image:
+        original = image_folder() / source.image
+        if original.exists():
+            draft.image = store(image_folder(), f"newsletter-{draft.id}", original.read_bytes(),
+                                original.suffix.lstrip("."))
+    audit.record("newsletter.copy", "newsletter", draft.id, params={"reference": str(source.id)},
+                 actor=actor)
+    db.session.commit()
+    return draft
+
+
+def is_public(newsletter: Newsletter) -> bool:
+    """Whether the issue's web edition may be read: once the first message has gone."""
+    if newsletter.status in ("sending", "paused", "sent"):
+        return True
+    if newsletter.status == "cancelled":
+        return bool(db.session.scalar(select(func.count(Delivery.id)).where(
+            Delivery.newsletter_id == newsletter.id, Delivery.status == "sent")))
+    return False
 
 
 def published_issues() -> list[Newsletter]:
@@ -237,6 +267,7 @@ def start_send(newsletter_id: int) -> int:
         db.session.rollback()
         raise InvalidState(_("この通信はすでに送信を始めています。"))
     newsletter = db.session.get(Newsletter, newsletter_id)
+    newsletter.frozen_blocks = live_blocks(newsletter)
     audience = audiences.Audience.from_dict(newsletter.audience)
     rows = audiences.by_email(
         select(literal(newsletter_id), Supporter.id, Supporter.email, literal("waiting"),
@@ -327,7 +358,18 @@ def progress(newsletter_id: int) -> dict[str, int]:
     figures["total"] = sum(figures.values())
     done = figures["sent"] + figures["failed"] + figures["skipped"] + figures["cancelled"]
     figures["percent"] = int(100 * done / figures["total"]) if figures["total"] else 0
+    # How much of the audience it reached (a cancelled issue stops short of 100 %).
+    figures["sent_percent"] = int(100 * figures["sent"] / figures["total"]) if figures["total"] else 0
+    figures["not_sent"] = figures["cancelled"] + figures["failed"] + figures["skipped"]
     return figures
+
+
+def unsent(newsletter_id: int, scope=None, limit: int = 500) -> list[tuple[Delivery, Supporter]]:
+    """Who a cancelled issue did not reach (the staff member's areas only)."""
+    query = in_scope(select(Delivery, Supporter).join(Supporter, Supporter.id == Delivery.supporter_id)
+                     .where(Delivery.newsletter_id == newsletter_id,
+                            Delivery.status == "cancelled"), scope)
+    return list(db.session.execute(query.order_by(Supporter.sort_key).limit(limit)).all())
 
 
 def failures(newsletter_id: int, limit: int = 500) -> list[Delivery]:

@@ -19,9 +19,11 @@ from app.labels import KIND, localized
 from app.newsletters import audience as audiences
 from app.newsletters import services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
-from app.newsletters.rendering import body_html, layouts
-from app.site import add_error, int_arg
+from app.newsletters.rendering import content, layouts
+from app.site import add_error, int_arg, parse_id
+from werkzeug.datastructures import FileStorage
 from app.supporters.models import Supporter
+from app.supporters import services as supporters_services
 from app.supporters.services import area_of, list_categories
 
 bp = Blueprint("newsletters", __name__)
@@ -37,9 +39,9 @@ def _get(newsletter_id: int):
 def _choices(form: NewsletterForm) -> NewsletterForm:
     everyone = _("すべて")
     form.layout.choices = list(layouts().items())
+    form.station_id.choices = [(0, everyone)] + [(s.id, s.name) for s in list_stations()]
     form.area_id.choices = [(0, everyone)] + [(a.id, a.name) for a in list_areas()]
-    form.district_id.choices = [(0, everyone)] + [(d.id, f"{d.name}（{d.area.name}）")
-                                                   for d in list_districts()]
+    form.district_ids.choices = [(d.id, f"{d.name}（{d.area.name}）") for d in list_districts()]
     form.kind.choices = [("", everyone)] + [(k, str(v)) for k, v in KIND.items()]
     form.category_id.choices = [(0, everyone)] + [(c.id, localized(c.name, c.name_en))
                                                    for c in list_categories()]
@@ -49,7 +51,8 @@ def _choices(form: NewsletterForm) -> NewsletterForm:
 
 def _audience(form: NewsletterForm) -> audiences.Audience:
     return audiences.Audience(area_id=form.area_id.data or None,
-                              district_id=form.district_id.data or None,
+                              station_id=form.station_id.data or None,
+                              district_ids=sorted(set(form.district_ids.data or [])),
                               kind=form.kind.data or "", category_id=form.category_id.data or None,
                               training_id=form.training_id.data or None)
 
@@ -84,7 +87,9 @@ def _edit(newsletter):
         form.layout.data = "regular"
     if request.method == "GET" and newsletter is not None:
         audience = audiences.Audience.from_dict(newsletter.audience)
-        form.area_id.data, form.district_id.data = audience.area_id or 0, audience.district_id or 0
+        form.area_id.data, form.station_id.data = audience.area_id or 0, audience.station_id or 0
+        form.district_ids.data = audience.district_ids + (
+            [audience.district_id] if audience.district_id else [])
         form.kind.data, form.category_id.data = audience.kind, audience.category_id or 0
         form.training_id.data = audience.training_id or 0
         form.include_trainings.data = bool((newsletter.blocks or {}).get("upcoming_trainings"))
@@ -92,20 +97,58 @@ def _edit(newsletter):
         if period:
             form.stats_from.data = date.fromisoformat(period["from"])
             form.stats_to.data = date.fromisoformat(period["to"])
-    if form.validate_on_submit():
+    counts = None
+    if request.method == "POST" and request.form.get("check"):
+        # 「人数を確かめる」: count the audience as chosen now, save nothing.
+        form.validate_on_submit()
+        form.form_errors[:] = []
+        for f in form:
+            f.errors = []
+        counts = audiences.counts(_audience(form))
+    elif form.validate_on_submit():
         data = {k: getattr(form, k).data for k in ("layout", "number", "title", "subject", "body_md",
                                                    "stats_from", "stats_to", "include_trainings")}
         upload = form.image.data
+        # A new file only: when editing, the field holds the stored picture's name.
+        picture = upload.read() if isinstance(upload, FileStorage) and upload.filename else None
         try:
             saved = services.save_draft(newsletter, data, _audience(form), current_user.id,
-                                        image=upload.read() if upload else None,
-                                        remove_image=form.remove_image.data)
+                                        image=picture, remove_image=form.remove_image.data)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
             flash(_("下書きを保存しました。"), "success")
             return redirect(url_for("newsletters.show", newsletter_id=saved.id))
-    return render_template("newsletters/edit.html", form=form, newsletter=newsletter)
+    if counts is None:
+        counts = audiences.counts(_audience(form) if request.method == "POST" else (
+            audiences.Audience.from_dict(newsletter.audience) if newsletter else audiences.Audience()))
+    return render_template("newsletters/edit.html", form=form, newsletter=newsletter, counts=counts)
+
+
+@bp.get("/staff/mail/held")
+@staff_required
+def held_addresses():
+    """Addresses that bounced and are no longer mailed: whom to phone for a new address."""
+    people = supporters_services.held_addresses(area_scope(current_user))
+    mobile = sum(1 for s in people if supporters_services.is_mobile_carrier(s.email))
+    return render_template("newsletters/held.html", people=people, mobile=mobile,
+                           is_mobile=supporters_services.is_mobile_carrier)
+
+
+@bp.get("/staff/newsletters/audience-count")
+@staff_required
+def audience_count():
+    """How many an audience reaches, by channel (the edit page asks as choices change)."""
+    args = request.args
+    audience = audiences.Audience(
+        station_id=int_arg("station_id"), area_id=int_arg("area_id"),
+        district_ids=sorted({n for n in (parse_id(v) for v in args.getlist("district_ids")) if n}),
+        kind=args.get("kind") if args.get("kind") in KIND else "",
+        category_id=int_arg("category_id"), training_id=int_arg("training_id"))
+    counts = audiences.counts(audience)
+    return jsonify(text=_("メールで %(email)d 人、郵送で %(post)d 人（活動中の対象 %(total)d 人）",
+                          email=counts["email"], post=counts["post"], total=counts["total"]),
+                   **counts)
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>")
@@ -117,6 +160,8 @@ def show(newsletter_id: int):
     return render_template(
         "newsletters/show.html", newsletter=newsletter, counts=counts,
         figures=figures, failures=services.failures(newsletter.id),
+        unsent=services.unsent(newsletter.id, area_scope(current_user))
+        if newsletter.status == "cancelled" else [],
         form=ConfirmForm(), schedule_form=ScheduleForm(), layouts=layouts(),
         actions=services.allowed_actions(newsletter, figures),
         confirmed=services.CONFIRMED_ACTIONS)
@@ -144,10 +189,13 @@ def preview(newsletter_id: int):
     newsletter = _get(newsletter_id)
     recipient = _recipient()
     rendered = services.preview(newsletter, recipient)
+    q = request.args.get("q", "")[:100]
+    scope = area_scope(current_user)
+    found = audiences.search_email_recipients(
+        audiences.Audience.from_dict(newsletter.audience), q, scope) if q.strip() else []
     return render_template("newsletters/preview.html", newsletter=newsletter, rendered=rendered,
-                           recipient=recipient,
-                           samples=services.sample_recipients(newsletter,
-                                                              scope=area_scope(current_user)))
+                           recipient=recipient, q=q, found=found,
+                           samples=services.sample_recipients(newsletter, scope=scope))
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/preview.html")
@@ -169,12 +217,9 @@ def send_test(newsletter_id: int):
     newsletter = _get(newsletter_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        services.send_test(newsletter, current_user.email)
-    except OSError:
-        flash(_("テスト送信に失敗しました。メールサーバーの設定を確認してください。"), "error")
-    else:
-        flash(_("%(email)s にテストを送りました。", email=current_user.email), "success")
+    services.send_test(newsletter, current_user._get_current_object())
+    flash(_("%(email)s にテストをお送りします（1分ほどで届きます）。あなたの圏域の方に届くのと同じ形です。",
+            email=current_user.email), "success")
     return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
 
 
@@ -234,6 +279,18 @@ def act(newsletter_id: int, action: str):
     return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
 
 
+@bp.post("/staff/newsletters/<int:newsletter_id>/copy")
+@staff_required
+def copy(newsletter_id: int):
+    """A sent or cancelled issue as the start of a new draft (text, sections, audience)."""
+    newsletter = _get(newsletter_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    draft = services.copy_newsletter(current_user, newsletter)
+    flash(_("「%(title)s」の写しを下書きにしました。直して送れます。", title=newsletter.title), "success")
+    return redirect(url_for("newsletters.edit", newsletter_id=draft.id))
+
+
 @bp.post("/staff/newsletters/<int:newsletter_id>/schedule")
 @staff_required
 def schedule(newsletter_id: int):
@@ -264,7 +321,7 @@ def print_edition(newsletter_id: int):
     newsletter = _get(newsletter_id)
     counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
     return render_template("newsletters/print.html", newsletter=newsletter,
-                           body=body_html(newsletter.body_md), post_count=counts["post"],
+                           content=content(newsletter), post_count=counts["post"],
                            stations=list_stations(), contacts=services.area_infos())
 
 
@@ -331,11 +388,14 @@ def public_archive():
 
 @bp.get("/newsletters/<int:newsletter_id>")
 def public_issue(newsletter_id: int):
+    """The web edition: open from the moment the first message left (the 「ウェブで読む」 link
+    in it must work), and kept for a cancelled issue that reached some people. The archive
+    lists an issue only once its sending ended."""
     newsletter = _get(newsletter_id)
-    if newsletter.status != "sent":
+    if not services.is_public(newsletter):
         abort(404)
     return render_template("newsletters/public_issue.html", newsletter=newsletter,
-                           body=body_html(newsletter.body_md))
+                           content=content(newsletter))
 
 
 def image_url(newsletter) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select, update
 
 from app.dbtypes import utcnow
 from app.extensions import db
+from app.outbox.mailauth import dkim_sign, return_path
 
 
 @dataclass
@@ -207,10 +208,12 @@ class TimedConnection(flask_mail.Connection):
         return host
 
     def send(self, message, envelope_from=None) -> None:
-        """Flask-Mail's send, without re-parsing the same sender address for every message."""
+        """Flask-Mail's send, without re-parsing the same sender address for every message;
+        signed with DKIM when a key is configured, from the message's return path (VERP)."""
         if self.host is not None:
-            self.host.sendmail(address_header(envelope_from or message.sender),
-                               list(message.send_to), message.as_bytes(),
+            sender = envelope_from or getattr(message, "return_path", None) or message.sender
+            self.host.sendmail(address_header(sender), list(message.send_to),
+                               dkim_sign(message.as_bytes()),
                                message.mail_options, message.rcpt_options)
         flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)
 
@@ -322,9 +325,12 @@ class Batch:
         self.report.skipped += mark_skipped(self.model, row_id, reason, self.worker)
         self.heartbeat.done(row_id)
 
-    def send(self, row, message) -> None:
-        """Send one message and mark its row; after a connection failure, defer it."""
+    def send(self, row, message, kind: str = "") -> None:
+        """Send one message and mark its row; after a connection failure, defer it. `kind`
+        names the ledger in the return path ("d" deliveries, "o" outbox) so bounces find it."""
         started = time.monotonic()
+        if kind:
+            message.return_path = return_path(kind, row.id)
         if self.connection is None and not self.broken:
             try:
                 self.connection = open_connection()

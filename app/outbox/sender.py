@@ -81,7 +81,7 @@ def send_batch(ids: list[int], worker: str, report: ledger.RunReport, ledger_con
                 log.exception("outbox message %s cannot be built", row.id)
                 batch.set_aside(row.id, f"cannot be built: {type(exc).__name__}: {exc}")
                 continue
-            batch.send(row, message)
+            batch.send(row, message, kind="o")
 
 
 def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int | None = None,

@@ -73,3 +73,11 @@ class ImportForm(Form):
 class CategoryForm(Form):
     name = StringField(_l("業種名"), validators=[optional(), max_length(100)])
     name_en = StringField(_l("英語名（任意）"), validators=[optional(), max_length(100)])
+
+
+class EmailConfirmForm(Form):
+    """A supporter whose mail bounced says which address works now."""
+
+    email = EmailField(_l("メールアドレス"), validators=[optional(), max_length(254)])
+    delivery = RadioField(_l("通信（ニュースレター）の受け取り方"), choices=_DELIVERY_CHOICES,
+                          validators=[InputRequired(message=_l("選んでください。"))])

@@ -58,6 +58,11 @@ class Supporter(db.Model):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the supporter unsubscribed from the e-mail newsletter (one click in a message).
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when mail to the address bounced for good (or too often): newsletters go by post and
+    # the supporter is asked to confirm a new address at their next sign-in.
+    email_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_hold_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Part of the id in the session cookie; raised on sign-out to end every session.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

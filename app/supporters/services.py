@@ -288,6 +288,8 @@ def update_supporter(s: Supporter, data: dict, *, fields=EDITABLE) -> dict:
             setattr(s, key, new)
     if "delivery" in changes and s.delivery in ("email", "both"):
         s.unsubscribed_at = None  # chose e-mail again after unsubscribing
+    if "email" in changes:  # a new address is tried afresh
+        s.email_held_at, s.email_hold_reason, s.soft_bounces = None, "", 0
     if "notes" in changes:  # staff-only notes: say that they changed, not what they said
         changes["notes"] = ["…", "…"]
     if changes:
@@ -335,7 +337,8 @@ def apply(data: dict, submission_key: str | None = None, *, commit: bool = True)
     supporter = add_supporter(data, "applied")
     submissions.record(slot, supporter.id)
     outbox.enqueue(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
-                   "application_received", supporter_id=supporter.id, supporter=supporter)
+                   "application_received", supporter_id=supporter.id, supporter=supporter,
+                   **mobile_context(supporter.email))
     if commit:
         db.session.commit()
     return supporter
@@ -350,7 +353,7 @@ def approve(s: Supporter) -> Supporter:
     record_change(s, "approved", {"status": ["applied", "active"]})
     audit.record("supporter.approve", "supporter", s.id)
     outbox.enqueue(s.email, _("ほっとネット推進員に登録しました"), "application_approved",
-                   supporter_id=s.id, supporter=s)
+                   supporter_id=s.id, supporter=s, **mobile_context(s.email))
     db.session.commit()
     return s
 
@@ -395,6 +398,69 @@ def _erase(s: Supporter, status: str) -> None:
     # Old values in the history are personal data too.
     for entry in db.session.scalars(select(SupporterChange).where(SupporterChange.supporter_id == s.id)):
         entry.changes = {}
+
+
+# --- addresses that bounce ---------------------------------------------------------------------
+
+MOBILE_CARRIER_DOMAINS = ("docomo.ne.jp", "ezweb.ne.jp", "au.com", "softbank.ne.jp",
+                          "i.softbank.jp", "ymobile.ne.jp", "y-mobile.ne.jp", "rakumail.jp",
+                          "disney.ne.jp", "uqmobile.jp")
+
+
+def is_mobile_carrier(email: str | None) -> bool:
+    """Whether the address is a Japanese mobile carrier's, whose spam filters refuse mail from
+    unknown senders unless the person allows the sender's domain (ドメイン指定受信)."""
+    domain = (email or "").rpartition("@")[2].strip().lower()
+    return any(domain == d or domain.endswith("." + d) for d in MOBILE_CARRIER_DOMAINS)
+
+
+def mobile_context(email: str | None) -> dict:
+    """What a welcome mail needs to tell a mobile carrier's customer how to let our mail in."""
+    return {"mobile": is_mobile_carrier(email), "sender_domain": sender_domain()}
+
+
+def sender_domain() -> str:
+    """The domain our mail comes from (what a mobile carrier's filter must allow)."""
+    import re
+    config = current_app.config
+    sender = config.get("HOTNET_NEWSLETTER_FROM") or config["MAIL_DEFAULT_SENDER"]
+    found = re.search(r"@([\w.\-]+)", sender)
+    return found.group(1) if found else ""
+
+
+def hold_email(s: Supporter, reason: str) -> bool:
+    """Stop e-mailing an address that bounces: newsletters go by post (when there is an
+    address to post to), the record says why, and the supporter is asked to confirm a new
+    address at their next sign-in. The caller commits; False when already held."""
+    if s.email_held_at is not None or not s.email:
+        return False
+    s.email_held_at = utcnow()
+    s.email_hold_reason = reason[:300]
+    old = s.delivery
+    if s.delivery in ("email", "both"):
+        s.delivery = "post" if (s.address and s.postal_code) else "none"
+    changes = {"delivery": [old, s.delivery]} if old != s.delivery else {}
+    changes["email"] = [s.email, s.email]
+    db.session.add(SupporterChange(supporter_id=s.id, staff_id=None, actor="system",
+                                   action="bounced", changes=changes))
+    return True
+
+
+def confirm_email(s: Supporter, email: str, delivery: str) -> Supporter:
+    """The supporter (or staff) says which address works now: the hold ends."""
+    data = {"email": email, "delivery": delivery}
+    update_supporter(s, data, fields=("email", "delivery"))
+    s.email_held_at, s.email_hold_reason, s.soft_bounces = None, "", 0
+    db.session.commit()
+    return s
+
+
+def held_addresses(scope: frozenset[int] | None = None) -> list[Supporter]:
+    """Supporters whose address is held, newest first (the areas a staff member serves)."""
+    return list(db.session.scalars(
+        in_scope(select(Supporter).where(Supporter.email_held_at.is_not(None),
+                                         Supporter.status.in_(LIVE_STATUSES)), scope)
+        .order_by(Supporter.email_held_at.desc())))
 
 
 # --- search ------------------------------------------------------------------------------
@@ -508,14 +574,21 @@ def area_of(s: Supporter) -> int | None:
     return s.district.area_id if s.district is not None else None
 
 
+def where_matches(query, q: str):
+    """Narrow a supporter query to those found by what was typed in a search box (a prefix
+    range scan on the folded search terms)."""
+    term = _query_term(q or "")
+    if term:
+        matches = select(SupporterSearchTerm.supporter_id).where(
+            SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
+        query = query.where(Supporter.id.in_(matches))
+    return query
+
+
 def _filtered(query, f: Filters, *, geography: bool = True):
     query = in_scope(query, f.scope)
     if f.q:
-        term = _query_term(f.q)
-        if term:
-            matches = select(SupporterSearchTerm.supporter_id).where(
-                SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
-            query = query.where(Supporter.id.in_(matches))
+        query = where_matches(query, f.q)
     query = where_place_and_kind(
         query, area_id=f.area_id if geography else None,
         district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id,

@@ -21,7 +21,8 @@ from app.spreadsheet import csv_response
 from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, page_arg,
                       public_form_limit, validate_with_rules)
 from app.supporters import csvio, services
-from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, ImportForm,
+from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, EmailConfirmForm,
+                                  ImportForm,
                                   ProfileForm, SupporterForm)
 from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory
 from app.trainings.services import history_of as training_history
@@ -72,6 +73,7 @@ def _apply(form, kind: str, template: str):
             try:
                 services.apply(data, key)
                 submissions.remember("application", data, key)
+                session["mobile_notice"] = services.is_mobile_carrier(data.get("email"))
             except AlreadySubmitted:
                 return redirect(url_for("supporters.apply_thanks"))  # the first one stands
             except InvalidInput as exc:
@@ -88,7 +90,9 @@ def _apply(form, kind: str, template: str):
 
 @bp.get("/apply/thanks")
 def apply_thanks():
-    return render_template("supporters/apply_thanks.html")
+    return render_template("supporters/apply_thanks.html",
+                           mobile=session.get("mobile_notice", False),
+                           sender_domain=services.sender_domain())
 
 
 @bp.get("/privacy")
@@ -115,7 +119,32 @@ def me():
             flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
             return redirect(url_for("supporters.me"))
     return render_template("supporters/me.html", form=form, supporter=current_user,
-                           trainings=my_trainings(current_user))
+                           trainings=my_trainings(current_user),
+                           mobile=services.is_mobile_carrier(current_user.email),
+                           sender_domain=services.sender_domain())
+
+
+@bp.route("/me/email", methods=["GET", "POST"])
+@supporter_required
+def confirm_email():
+    """Mail to the supporter's address bounced: they confirm it (it works again: they signed
+    in with a link sent to it) or give a new one, and choose how to get the newsletter."""
+    form = EmailConfirmForm(obj=current_user)
+    if request.method == "GET":
+        form.delivery.data = "email" if current_user.delivery in ("post", "none") and \
+            current_user.email_held_at else current_user.delivery
+    if form.validate_on_submit():
+        try:
+            services.confirm_email(current_user._get_current_object(), form.email.data or "",
+                                   form.delivery.data)
+        except (InvalidInput, InvalidState) as exc:
+            add_error(form, exc)
+        else:
+            flash(_("メールアドレスを確認しました。ありがとうございます。"), "success")
+            return redirect(url_for("supporters.me"))
+    return render_template("supporters/confirm_email.html", form=form, supporter=current_user,
+                           mobile=services.is_mobile_carrier(current_user.email),
+                           sender_domain=services.sender_domain())
 
 
 @bp.route("/me/withdraw", methods=["GET", "POST"])
@@ -235,7 +264,8 @@ def staff_detail(supporter_id: int):
                            trainings=training_history(supporter),
                            duplicates=services.possible_duplicates(
                                supporter, area_scope(current_user)),
-                           form=ConfirmForm())
+                           form=ConfirmForm(), mobile=services.is_mobile_carrier(supporter.email),
+                           sender_domain=services.sender_domain())
 
 
 @bp.route("/staff/supporters/<int:supporter_id>/edit", methods=["GET", "POST"])
@@ -350,6 +380,9 @@ def import_review(import_id: int):
     return render_template("supporters/import_review.html", pending=pending, result=result,
                            form=ConfirmForm(), preview=result.valid[:PREVIEW_ROWS],
                            encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
+                           mobile=sum(1 for r in result.valid
+                                      if services.is_mobile_carrier(r.data.get("email"))),
+                           sender_domain=services.sender_domain(),
                            districts={d.id: d.name for d in list_districts()})
 
 

@@ -448,7 +448,8 @@ def _mark(registration: Registration, attendance: str) -> None:
             supporter.joined_on = supporter.joined_on or day
             # Welcome: they are a supporter now (the same message as an approval).
             outbox.enqueue(supporter.email, _("ほっとネット推進員に登録しました"),
-                           "application_approved", supporter_id=supporter.id, supporter=supporter)
+                           "application_approved", supporter_id=supporter.id, supporter=supporter,
+                           **supporters.mobile_context(supporter.email))
         if supporter.registration_training_on != day:
             changes["registration_training_on"] = [
                 supporter.registration_training_on.isoformat()
