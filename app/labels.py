@@ -98,7 +98,7 @@ AUDIT_ACTION = {
     "supporter.withdraw": _l("退会の手続きをした（個人情報を消去）"),
     "supporter.link_request": _l("推進員がログイン用リンクを求めた"),
     "concern.view": _l("気になることの記録を見た"), "concern.export": _l("気になることをCSVに書き出した"),
-    "concern.status": _l("気になることの状態を変えた"), "concern.erase": _l("保存期間を過ぎた個人情報を消去した"),
+    "concern.status": _l("気になることの状態を変えた"), "concern.assign": _l("気になることの担当者を決めた"), "concern.erase": _l("保存期間を過ぎた個人情報を消去した"),
     "concern_category.create": _l("気になることの分類を追加した"),
     "concern_category.update": _l("気になることの分類を変えた"),
     "training.roster": _l("研修の名簿を見た"), "training.sign_up": _l("研修に申し込んだ"),

@@ -63,10 +63,10 @@ def test_writing_needs_title_subject_and_body_and_keeps_input(client, coordinato
 def test_audience_counts_per_channel_before_sending(client, coordinator, people):
     login_staff(client, coordinator)
     url = write(client)
-    assert "メールで 2 人、郵送で 2 人（活動中の対象 4 人）" in page_text(client.get(url))
+    assert "メールで 2 人、郵送で 2 人（両方で受け取る 1 人を含む。活動中の対象 4 人）" in page_text(client.get(url))
     hokutobu = district("d11").area_id
     url = write(client, area_id=str(hokutobu))
-    assert "メールで 1 人、郵送で 1 人（活動中の対象 1 人）" in page_text(client.get(url))
+    assert "メールで 1 人、郵送で 1 人（両方で受け取る 1 人を含む。活動中の対象 1 人）" in page_text(client.get(url))
 
 
 def test_preview_side_by_side_as_a_chosen_recipient_and_sanitised(client, coordinator, people):
@@ -411,7 +411,7 @@ def test_audience_by_kind_category_and_district(geography):
     make_supporter(kind="business", name="", kana="", business_name="工務店", business_kana="こうむてん",
                    email="build@example.jp", delivery="both", district_id=district("d05").id)
     make_supporter(email="p@example.jp", delivery="email", district_id=district("d05").id)
-    assert counts(Audience(kind="business")) == {"email": 2, "post": 1, "total": 2}
-    assert counts(Audience(category_id=shop.id)) == {"email": 1, "post": 0, "total": 1}
-    assert counts(Audience(district_id=district("d05").id)) == {"email": 2, "post": 1, "total": 2}
+    assert counts(Audience(kind="business")) == {"email": 2, "post": 1, "total": 2, "both": 1}
+    assert counts(Audience(category_id=shop.id)) == {"email": 1, "post": 0, "total": 1, "both": 0}
+    assert counts(Audience(district_id=district("d05").id)) == {"email": 2, "post": 1, "total": 2, "both": 1}
     assert counts(Audience(kind="person", district_id=district("d05").id))["email"] == 1

@@ -30,6 +30,8 @@ class Filters:
     overdue: bool = False
     urgency: str = ""
     q: str = ""
+    # "My areas" also shows concerns with no district yet: someone has to place them.
+    with_unplaced: bool = False
 
 
 def _visible(viewer: Viewer | None):
@@ -41,7 +43,11 @@ def _visible(viewer: Viewer | None):
 
 def _filtered(query, f: Filters, me: Viewer | None):
     if f.area_ids is not None:
-        query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids else Concern.area_id.is_(None))
+        if f.area_ids and f.with_unplaced:
+            query = query.where(or_(Concern.area_id.in_(f.area_ids), Concern.area_id.is_(None)))
+        else:
+            query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids
+                                else Concern.area_id.is_(None))
     if f.status == "open":
         query = query.where(Concern.status.in_(OPEN_STATUSES))
     elif f.status in STATUSES:
@@ -80,11 +86,12 @@ LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.
 URGENT_PINNED = 20
 
 
-def urgent_open(area_ids: list[int] | None, me: Viewer | None) -> list[Concern]:
+def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bool = False
+                ) -> list[Concern]:
     """Urgent concerns not yet closed, newest first: pinned above the queue so none waits
     behind routine ones (a short index range: urgent open concerns are few)."""
     query = _filtered(select(Concern), Filters(area_ids=area_ids, status="open",
-                                               urgency="urgent"), me)
+                                               urgency="urgent", with_unplaced=with_unplaced), me)
     return list(db.session.scalars(
         query.options(load_only(*LIST_COLUMNS),
                       joinedload(Concern.category).load_only(ConcernCategory.name,
@@ -126,7 +133,8 @@ def count_export(f: Filters, me: Viewer) -> int:
 
 
 def iter_export(f: Filters, me: Viewer):
-    """Concerns for the CSV export, in pages so that memory stays flat. `me` is a Viewer
+    """Concerns for the CSV export, newest first as on the screen, in pages so that memory
+    stays flat. `me` is a Viewer
     (plain values), so nothing here needs an account the session has let go of."""
     last_id = None
     while True:
@@ -134,8 +142,8 @@ def iter_export(f: Filters, me: Viewer):
             joinedload(Concern.category), joinedload(Concern.district),
             joinedload(Concern.assignee))
         if last_id is not None:
-            query = query.where(Concern.id > last_id)
-        rows = list(db.session.scalars(query.order_by(Concern.id).limit(500)))
+            query = query.where(Concern.id < last_id)
+        rows = list(db.session.scalars(query.order_by(Concern.id.desc()).limit(500)))
         if not rows:
             return
         yield from rows
@@ -149,18 +157,20 @@ def record_export(f: Filters, count: int) -> None:
     db.session.commit()
 
 
-def waiting_counts(area_ids: list[int] | None, me: Viewer) -> dict[str, int]:
+def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool = False
+                   ) -> dict[str, int]:
     """The dashboard's tiles, in one statement: new and overdue (both still 受付) and
     unassigned open concerns in the areas, and the open concerns assigned to me anywhere.
 
     Each part is a short index range: 受付 concerns are few, the unassigned are counted up
     to COUNT_CAP + 1, and mine come from the assignee index.
     """
-    scope = Filters(area_ids=area_ids)
+    scope = Filters(area_ids=area_ids, with_unplaced=with_unplaced)
     received = _filtered(select(Concern.created_at), scope, me).where(
         Concern.status == "received").subquery()
     unassigned = _filtered(select(Concern.id), Filters(area_ids=area_ids, status="open",
-                                                       assignee="none"), me
+                                                       assignee="none",
+                                                       with_unplaced=with_unplaced), me
                            ).limit(COUNT_CAP + 1).subquery()
     new, overdue, loose, mine = db.session.execute(select(
         select(func.count()).select_from(received).scalar_subquery(),

@@ -455,6 +455,8 @@ def assign(concern: Concern, staff_id: int | None) -> None:
         return
     concern.assignee_id = staff.id if staff else None
     _event(concern, "assigned", body=staff.name if staff else _("担当者なし"))
+    audit.record("concern.assign", "concern", concern.id,
+                 params={"reference": concern.reference, "name": staff.name if staff else "-"})
     actor = current_user if has_request_context() and current_user.is_authenticated else None
     if staff is not None and (actor is None or getattr(actor, "id", None) != staff.id
                               or not getattr(actor, "is_staff", False)):

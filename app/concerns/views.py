@@ -162,6 +162,7 @@ def _filters() -> tuple[queue.Filters, str]:
         overdue=args.get("overdue") == "1",
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
         q=args.get("q", "")[:100],
+        with_unplaced=area == "mine",
     ), area
 
 
@@ -173,10 +174,10 @@ def dashboard():
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     viewer = Viewer.of(current_user)
     rows, total = queue.one_page(filters, viewer, page=page, per_page=per_page)
-    pinned = queue.urgent_open(filters.area_ids, viewer) if page == 1 else []
+    pinned = queue.urgent_open(filters.area_ids, viewer, filters.with_unplaced) if page == 1 else []
     scope = filters.area_ids
     cap = queue.COUNT_CAP
-    quick = queue.waiting_counts(scope, viewer)
+    quick = queue.waiting_counts(scope, viewer, filters.with_unplaced)
     pick_lists = queue.pick_lists()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(

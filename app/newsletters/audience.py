@@ -41,6 +41,30 @@ class Audience:
         return {k: v for k, v in asdict(self).items() if v}
 
 
+def describe(audience: Audience) -> str:
+    """Who the audience is, in words (for the page that asks before sending)."""
+    from app.geography.models import Area, District, Station
+    from app.i18n import gettext as _
+    from app.labels import KIND
+
+    parts = []
+    if audience.station_id:
+        station = db.session.get(Station, audience.station_id)
+        parts.append(station.name if station else "")
+    if audience.area_id:
+        area = db.session.get(Area, audience.area_id)
+        parts.append(area.name if area else "")
+    districts = audience.district_ids + ([audience.district_id] if audience.district_id else [])
+    if districts:
+        parts.append("、".join(d.name for d in db.session.scalars(
+            select(District).where(District.id.in_(districts)))))
+    if audience.kind:
+        parts.append(str(KIND.get(audience.kind, audience.kind)))
+    if audience.training_id:
+        parts.append(_("研修の出席者"))
+    return " / ".join(p for p in parts if p) or _("活動中の推進員すべて")
+
+
 def _narrow(query: Select, audience: Audience) -> Select:
     query = where_place_and_kind(query.where(Supporter.status == "active"),
                                  area_id=audience.area_id, district_id=audience.district_id,
@@ -72,7 +96,9 @@ def counts(audience: Audience) -> dict[str, int]:
     email = db.session.scalar(by_email(count, audience)) or 0
     post = db.session.scalar(by_post(count, audience)) or 0
     total = db.session.scalar(_narrow(count, audience)) or 0
-    return {"email": email, "post": post, "total": total}
+    # People who take both are in both counts; say how many, so the figures add up.
+    both = db.session.scalar(by_email(count, audience).where(Supporter.delivery == "both")) or 0
+    return {"email": email, "post": post, "total": total, "both": both}
 
 
 def search_email_recipients(audience: Audience, q: str, scope=None, limit: int = 20):

@@ -146,9 +146,9 @@ def audience_count():
         kind=args.get("kind") if args.get("kind") in KIND else "",
         category_id=int_arg("category_id"), training_id=int_arg("training_id"))
     counts = audiences.counts(audience)
-    return jsonify(text=_("メールで %(email)d 人、郵送で %(post)d 人（活動中の対象 %(total)d 人）",
-                          email=counts["email"], post=counts["post"], total=counts["total"]),
-                   **counts)
+    return jsonify(text=_("メールで %(email)d 人、郵送で %(post)d 人（両方で受け取る %(both)d 人を含む。活動中の対象 %(total)d 人）",
+                          email=counts["email"], post=counts["post"], both=counts["both"],
+                          total=counts["total"]), **counts)
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>")
@@ -237,6 +237,8 @@ def confirm_action(newsletter_id: int, action: str):
         counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
         lines = [_("「%(title)s」を、いまから %(n)d 人にメールで送ります。", title=newsletter.title,
                    n=counts["email"]),
+                 _("送る相手: %(who)s", who=audiences.describe(audiences.Audience.from_dict(
+                     newsletter.audience))),
                  _("郵送の %(n)d 人分は、郵送版と宛名ラベルを印刷してお送りください。", n=counts["post"])]
         return render_template("confirm.html", title=_("通信を送る"), lines=lines,
                                warning=_("送ったメールは取り消せません（止められるのは、まだ送っていない分だけです）。"),

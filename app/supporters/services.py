@@ -8,7 +8,7 @@ from math import ceil
 from flask import current_app, has_request_context
 from app.i18n import gettext as _
 from flask_login import current_user
-from sqlalchemy import delete, event, func, or_, select
+from sqlalchemy import case, delete, event, func, or_, select
 from sqlalchemy.orm import Session, joinedload, load_only
 
 from app.accounts.models import LoginLink
@@ -492,10 +492,16 @@ class Filters:
 
     def contradiction(self) -> str:
         """Why the place filters cannot match anyone together ("" when they can): a district
-        outside the chosen area or station."""
+        outside the chosen area or station, or outside the areas the viewer serves."""
+        district = db.session.get(District, self.district_id) if self.district_id else None
+        if district is not None and self.scope is not None and district.area_id not in self.scope:
+            return _("地区「%(district)s」はあなたの担当する圏域の外です。担当の圏域の地区を選んでください。",
+                     district=district.name)
+        area = db.session.get(Area, self.area_id) if self.area_id else None
+        if area is not None and self.scope is not None and area.id not in self.scope:
+            return _("%(area)sはあなたの担当する圏域の外です。", area=area.name)
         if not self.district_id or not (self.area_id or self.station_id):
             return ""
-        district = db.session.get(District, self.district_id)
         if district is None:
             return ""
         if self.area_id and district.area_id != self.area_id:
@@ -513,7 +519,9 @@ class Filters:
 SORTS = {
     "kana": (Supporter.sort_key,),
     "district": (District.position,),
-    "status": (Supporter.status,),
+    # 申込中 → 活動中 → 休止中 → 退会 → 見送り (the order of a supporter's life, not A–Z)
+    "status": (case({code: n for n, code in enumerate(STATUSES)}, value=Supporter.status,
+                    else_=len(STATUSES)),),
     "joined": (Supporter.joined_on,),
 }
 
@@ -617,9 +625,8 @@ def search(f: Filters, page: int = 1, per_page: int = 25,
     """One page of supporters in 五十音 order, with the total and the totals per area."""
     page = max(1, page)
     totals = area_totals(f, areas)
-    # Without a geography filter the total is the sum of the per-area totals.
-    total = count(f) if (f.area_id or f.district_id or f.station_id) else \
-        sum(n for _name, n in totals)
+    # The per-area totals follow every filter: the total is their sum.
+    total = sum(n for _name, n in totals)
     rows = list(db.session.scalars(
         _ordered(_filtered(select(Supporter), f), f)
         .options(load_only(*LIST_COLUMNS), joinedload(Supporter.district).load_only(District.name))
@@ -639,16 +646,18 @@ def _ordered(query, f: Filters):
 
 
 def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
-    """How many supporters match in each area (ignoring the area and district filters)."""
+    """How many supporters match in each area (with every filter, so they add up to the
+    total); areas with none are left out when a place filter is set."""
     counts = dict(db.session.execute(
         _filtered(select(District.area_id, func.count(Supporter.id))
-                  .select_from(Supporter).outerjoin(District), f, geography=False)
+                  .select_from(Supporter).outerjoin(District), f)
         .group_by(District.area_id)
     ).all())
     if areas is None:
         areas = list(db.session.scalars(select(Area).order_by(Area.position)))
+    placed = bool(f.area_id or f.district_id or f.station_id)
     result = [(a.name, counts.get(a.id, 0)) for a in areas
-              if f.scope is None or a.id in f.scope]
+              if (f.scope is None or a.id in f.scope) and (not placed or counts.get(a.id))]
     if counts.get(None):
         result.append((_("地区未設定"), counts[None]))
     return result

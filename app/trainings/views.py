@@ -327,6 +327,9 @@ def _staff_cancel_confirm(registration_id: int):
                status=_("参加確定") if registration.status == "confirmed" else _("キャンセル待ち"))]
     if person.email:
         lines.append(_("%(name)s さんに取消しのお知らせをメールでお送りします。", name=person.display_name))
+    else:
+        lines.append(_("%(name)s さんにはメールアドレスがないので、お電話でお知らせください。",
+                       name=person.display_name))
     nxt = services.waitlist(found)[:1] if registration.status == "confirmed" else []
     if nxt:
         lines.append(_("空いた席には、キャンセル待ちの先頭の %(name)s さんが繰り上がり、メールでお知らせします。",
