@@ -15,7 +15,7 @@ from app.geography.services import load_geography
 from app.concerns import services as concerns
 from app.supporters import services as supporters
 from app.supporters.models import BusinessCategory, Supporter, SupporterChange
-from app.text import is_kana
+from app.text import is_kana, to_hiragana
 
 DEMO_PASSWORD = "hotnet-demo-2026"
 ADMIN_EMAIL = "admin@hotnet.example.jp"
@@ -23,6 +23,9 @@ PERSONS = 420
 BUSINESSES = 40
 TOWNS = ("田無町", "南町", "北町", "芝久保町", "向台町", "谷戸町", "緑町", "西原町", "保谷町",
          "住吉町", "東町", "中町", "下保谷", "泉町", "栄町", "東伏見", "柳沢", "富士町", "新町")
+# Places as a reporter describes them (no town names: the district says where).
+PLACES = ("公園の近く", "駅への道の途中", "集会所の裏", "商店街の角", "団地の3号棟", "バス停の前",
+          "小学校の向かい", "神社のそば", "")
 BUSINESS_WORDS = {
     "real_estate": ("不動産", "ふどうさん"),
     "cleanup": ("クリーンサービス", "くりーんさーびす"),
@@ -98,7 +101,7 @@ def seed_demo() -> dict:
             word, word_kana = BUSINESS_WORDS[code]
             last = fake.last_name_pair()
             record.business_name = f"{last[0]}{word}"
-            record.business_kana = f"{last[1]}{word_kana}"
+            record.business_kana = f"{to_hiragana(last[1])}{word_kana}"
             record.business_category_id = categories[code].id
             record.contact_person, record.kana = record.name, record.kana
         db.session.add(record)
@@ -207,10 +210,10 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
         concern = Concern(
             reference=_next_reference(local.year), category_id=category.id,
             body=rng.choice(CONCERN_TEXTS.get(category.code, CONCERN_TEXTS["other"])),
-            district_id=district.id, area_id=district.area_id, place=f"{rng.choice(TOWNS)}付近",
+            district_id=district.id, area_id=district.area_id, place=rng.choice(PLACES),
             urgency=rng.choices(["normal", "soon", "urgent"], [80, 15, 5])[0],
             channel=rng.choice(["web", "web", "phone", "visit", "counter"]), status=status,
-            may_contact=rng.random() < 0.5, created_at=created, month=f"{local:%Y-%m}",
+            may_contact=False, created_at=created, month=f"{local:%Y-%m}",
             connected_to="地域包括支援センター" if status == "connected" else "",
             acknowledged_at=None if status == "received" else created + timedelta(days=1),
             closed_at=created + timedelta(days=10) if status in ("closed", "duplicate") else None,

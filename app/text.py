@@ -120,6 +120,11 @@ def tidy(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def to_hiragana(text: str | None) -> str:
+    """Katakana as hiragana, everything else as it is."""
+    return (text or "").translate(_KATAKANA_TO_HIRAGANA)
+
+
 def is_kana(text: str) -> bool:
     """True when text has only kana (hiragana/katakana), long-vowel marks and spaces."""
     folded = fold(text)
