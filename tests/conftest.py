@@ -169,9 +169,9 @@ def smtp_server():
                     answers.pop(0)
                     server.transport.close()
                     return "250 OK"
-            self.messages.append(
-                (envelope.rcpt_tos, email.message_from_bytes(envelope.content,
-                                                             policy=email.policy.default)))
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            message.raw = envelope.content  # as received, for signature checks
+            self.messages.append((envelope.rcpt_tos, message))
             return "250 OK"
 
     handler = Handler()
