@@ -122,3 +122,12 @@ def dkim_keygen_command(selector: str, domain: str, key_file: str | None) -> Non
     click.echo(record)
     click.echo("Then set: HOTNET_DKIM_DOMAIN=%s HOTNET_DKIM_SELECTOR=%s HOTNET_DKIM_KEY_FILE=%s"
                % (domain, selector, key_file))
+
+
+@hotnet.command("read-bounces")
+def read_bounces_command() -> None:
+    """Read the bounce mailbox now (the scheduler does it every few minutes)."""
+    from app.newsletters.bounces import read_mailbox
+
+    result = read_mailbox()
+    click.echo(f"read {result.read}, bounces {result.bounces}, held {result.held}")
