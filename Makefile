@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 
-.PHONY: run test bench translations i18n-update install install-dev
+.PHONY: run test lint bench translations i18n-update install install-dev
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ run: install translations
 	$(FLASK) hotnet seed-demo --if-empty
 	$(PY) -m app.devserver
 
-test: install-dev translations
+test: install-dev translations lint
 	$(PY) -m tests.run
+
+# The layer contract (.importlinter, see docs/architecture.md) and ruff (ruff.toml).
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check app tests bench wsgi.py
 
 bench: install-dev translations
 	$(PY) -m bench.run

@@ -9,10 +9,10 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.accounts.models import StaffUser
+from app.concerns import services as concerns
 from app.extensions import db
 from app.geography.models import Area, District
 from app.geography.services import load_geography
-from app.concerns import services as concerns
 from app.supporters import services as supporters
 from app.supporters.models import BusinessCategory, Supporter, SupporterChange
 from app.text import is_kana, to_hiragana

@@ -80,3 +80,7 @@ class OneTimeForm(Form):
         from app.submissions import new_key, usable
         if not usable(self.submission_key.data):
             self.submission_key.data = new_key()
+
+
+class ConfirmForm(Form):
+    """Only the CSRF token: for buttons that confirm an action."""

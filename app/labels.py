@@ -1,5 +1,6 @@
 """Display labels for stored codes, translated lazily (Japanese is the source language)."""
 from flask_babel import get_locale
+
 from app.i18n import lazy_gettext as _l
 
 

@@ -1,14 +1,24 @@
 """Imports every domain's models, so that SQLAlchemy metadata and Alembic see them all."""
-from app.accounts.models import LoginLink, StaffCover, StaffUser  # noqa: F401
+from app.accounts.models import StaffCover, StaffUser  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
+from app.concerns.models import (  # noqa: F401
+    Concern,
+    ConcernCategory,
+    ConcernEvent,
+    ConcernLink,
+    DigestSent,
+    ReferenceCounter,
+)
+from app.geography.models import Area, District, Station  # noqa: F401
+from app.newsletters.models import Bounce, Delivery, Newsletter  # noqa: F401
 from app.outbox.models import OutboxMessage  # noqa: F401
 from app.submissions import SubmissionKey  # noqa: F401
-from app.geography.models import Area, District, Station  # noqa: F401
 from app.supporters.models import (  # noqa: F401
-    BusinessCategory, Supporter, SupporterChange, SupporterImport, SupporterSearchTerm,
+    BusinessCategory,
+    LoginLink,
+    Supporter,
+    SupporterChange,
+    SupporterImport,
+    SupporterSearchTerm,
 )
-from app.newsletters.models import Bounce, Delivery, Newsletter  # noqa: F401
 from app.trainings.models import Registration, Training, TrainingSession  # noqa: F401
-from app.concerns.models import (  # noqa: F401
-    Concern, ConcernCategory, ConcernEvent, ConcernLink, DigestSent, ReferenceCounter,
-)

@@ -19,7 +19,7 @@ _app: Flask | None = None
 
 def purge_expired_links_job() -> None:
     """Delete one-time sign-in links that expired more than a day ago."""
-    from app.accounts.services import purge_expired_links
+    from app.supporters.signin import purge_expired_links
 
     with _app.app_context():
         removed = purge_expired_links()

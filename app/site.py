@@ -4,17 +4,16 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from flask import (Blueprint, Flask, current_app, jsonify, redirect, render_template, request,
-                   session)
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session
 from flask_babel import get_locale
-from app.i18n import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput, NotAllowed, NotFound
-from app.extensions import db
+from app.extensions import db, limiter
+from app.i18n import gettext as _
 from app.labels import all_labels
 
 bp = Blueprint("site", __name__)
@@ -64,6 +63,32 @@ def parse_id(value: str | None, maximum: int = MAX_ID) -> int | None:
         return None
     number = int(value)
     return number if number <= maximum else None
+
+
+def sign_in_account_limit() -> str:
+    return current_app.config["HOTNET_LOGIN_RATE_LIMIT"]
+
+
+def sign_in_address_limit() -> str:
+    return current_app.config["HOTNET_LOGIN_IP_RATE_LIMIT"]
+
+
+def sign_in_account_key() -> str:
+    """The account being tried (the address typed), whichever network it comes from."""
+    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _sign_in_failed(response) -> bool:
+    return response.status_code != 302
+
+
+# Sign-in attempts are limited twice, counting only failures: per account (a slow guess of
+# one password is stopped wherever it comes from) and, more loosely, per network address
+# (so one colleague's typos in a shared office do not lock the others out).
+def sign_in_limits(view):
+    view = limiter.limit(sign_in_account_limit, key_func=sign_in_account_key, methods=["POST"],
+                         deduct_when=_sign_in_failed)(view)
+    return limiter.limit(sign_in_address_limit, methods=["POST"], deduct_when=_sign_in_failed)(view)
 
 
 def int_arg(name: str, maximum: int = MAX_ID) -> int | None:

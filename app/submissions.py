@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timedelta
 
 from flask import has_request_context, session
-
 from sqlalchemy import String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from app.i18n import lazy_gettext as _l
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
+from app.i18n import lazy_gettext as _l
 from app.text import digits, is_kana
 
 

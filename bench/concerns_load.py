@@ -27,8 +27,7 @@ import psycopg
 from app import create_app
 from app.config import database_url
 from app.extensions import db
-from bench.common import (PG_URL, create_database, debian_program, drop_database, free_port,
-                          postgres_reachable)
+from bench.common import PG_URL, create_database, debian_program, drop_database, free_port, postgres_reachable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = "hotnet-bench"

@@ -24,7 +24,6 @@ from sqlalchemy import func, insert, select
 
 from app import create_app
 from app.config import database_url
-from bench.common import create_database, debian_program, drop_database, free_port
 from app.dbtypes import utcnow
 from app.extensions import db
 from app.geography.models import District
@@ -32,6 +31,7 @@ from app.geography.services import load_geography
 from app.newsletters import services
 from app.newsletters.models import Delivery
 from app.supporters.models import Supporter
+from bench.common import create_database, debian_program, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAGRAPH = ("地域の見守り活動にご協力いただき、ありがとうございます。最近は朝晩の冷え込みが厳しくなり、"
@@ -81,12 +81,13 @@ def sample_message(url: str, port: int) -> bytes:
     """One message exactly as the sender builds it, for the baseline and the size."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "MAIL_PORT": port})
     with app.app_context():
+        from app.newsletters.mime import build_message
         from app.newsletters.models import Newsletter
+        from app.newsletters.recipients import area_infos, personal_for
         from app.newsletters.rendering import TemplateCache
-        from app.newsletters.sender import build_message
         newsletter = db.session.scalar(select(Newsletter))
-        personal = services.personal_for(1, "推進員 000001", newsletter.id)
-        areas = services.area_infos()
+        personal = personal_for(1, "推進員 000001", newsletter.id)
+        areas = area_infos()
         area_id = next(iter(areas))
         rendered = TemplateCache(newsletter).for_recipient(area_id, areas[area_id], personal)
         message = build_message(newsletter, "r000001@example.jp", rendered, personal,

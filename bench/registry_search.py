@@ -25,13 +25,13 @@ from faker.providers.person.ja_JP import Provider as NameProvider
 from sqlalchemy import insert, select, text
 
 from app import create_app
-from bench.common import PG_URL, create_database, drop_database, postgres_reachable
 from app.config import database_url
 from app.extensions import db
 from app.geography.models import District
 from app.geography.services import load_geography
 from app.supporters.models import Supporter, SupporterSearchTerm
 from app.supporters.services import ensure_default_categories, search_terms_for, sort_key_for
+from bench.common import PG_URL, create_database, drop_database, postgres_reachable
 
 PREFIXES = [("山", "やま"), ("川", "かわ"), ("石", "いし"), ("松", "まつ"), ("竹", "たけ"), ("森", "もり"),
             ("林", "はやし"), ("小", "こ"), ("大", "おお"), ("中", "なか"), ("上", "うえ"), ("下", "しも"),
@@ -128,7 +128,7 @@ def to_halfwidth_katakana(hiragana: str) -> str:
 
 FULL = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲンァィゥェォャュョッー"
 HALFW = "ｱｲｳｴｵｶｷｸｹｺｻｼｽｾｿﾀﾁﾂﾃﾄﾅﾆﾇﾈﾉﾊﾋﾌﾍﾎﾏﾐﾑﾒﾓﾔﾕﾖﾗﾘﾙﾚﾛﾜｦﾝｧｨｩｪｫｬｭｮｯｰ"
-HALF = dict(zip(FULL, HALFW))
+HALF = dict(zip(FULL, HALFW, strict=True))
 
 
 def queries(rows: list[dict], count: int, seed: int = 11) -> list[str]:

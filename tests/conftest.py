@@ -281,8 +281,8 @@ def client(app):
 
 @pytest.fixture
 def geography(app):
-    from app.geography.services import load_geography
     from app.concerns.services import ensure_default_categories as ensure_concern_categories
+    from app.geography.services import load_geography
     from app.supporters.services import ensure_default_categories
 
     load_geography(app.config["HOTNET_GEOGRAPHY"])

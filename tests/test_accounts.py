@@ -3,11 +3,19 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.accounts.models import LoginLink
 from app.dbtypes import utcnow
 from app.extensions import db
-from tests.conftest import (PASSWORD, csrf, login_staff, login_supporter, make_supporter, page_text,
-                            post, sign_in_link)
+from app.supporters.models import LoginLink
+from tests.conftest import (
+    PASSWORD,
+    csrf,
+    login_staff,
+    login_supporter,
+    make_supporter,
+    page_text,
+    post,
+    sign_in_link,
+)
 
 
 def test_staff_signs_in_and_out(client, admin):

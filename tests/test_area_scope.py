@@ -105,8 +105,8 @@ def test_temporary_cover_opens_an_area_until_its_day(client, world):
 
 
 def test_roster_and_labels_show_contacts_only_within_the_scope(client, world):
-    from tests.test_trainings import make_session
     from app.trainings import services as trainings
+    from tests.test_trainings import make_session
     far, near = world["far"], world["near"]
     session = make_session(capacity=5)
     trainings.sign_up(session.id, far, via="staff")

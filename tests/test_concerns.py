@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.concerns import queue, services
+from app.concerns import queue, rules, services
 from app.concerns.digest import send_daily_digests
 from app.concerns.models import Concern, ConcernCategory, DigestSent
 from app.concerns.retention import purge_expired_concerns
@@ -20,10 +20,20 @@ from app.concerns.statistics import newsletter_statistics
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db
-from app.outbox.models import OutboxMessage
 from app.formatting import TOKYO
-from tests.conftest import (PASSWORD, csrf, district, login_staff, login_supporter,
-                            mails_to, make_supporter, page_text, post, text_of)
+from app.outbox.models import OutboxMessage
+from tests.conftest import (
+    PASSWORD,
+    csrf,
+    district,
+    login_staff,
+    login_supporter,
+    mails_to,
+    make_supporter,
+    page_text,
+    post,
+    text_of,
+)
 
 TEXT = "一人暮らしのおばあさんを最近見かけません。新聞がたまっています。"
 REFERENCE = re.compile(r"HN-\d{4}-\d{6}")
@@ -256,12 +266,12 @@ def test_overdue_after_the_configured_days(app, client, coordinator):
     late, fresh = concern_in("d01"), concern_in("d01")
     late.created_at = utcnow() - timedelta(days=3)
     db.session.commit()
-    assert services.is_overdue(late) and not services.is_overdue(fresh)
+    assert rules.is_overdue(late) and not rules.is_overdue(fresh)
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/concerns?overdue=1"))
     assert late.reference in page and fresh.reference not in page
     app.config["HOTNET_CONCERN_ACK_DAYS"] = 5
-    assert not services.is_overdue(late)
+    assert not rules.is_overdue(late)
 
 
 def test_dashboard_counts_and_chart_are_readable_without_colour(client, coordinator):

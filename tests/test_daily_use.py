@@ -117,8 +117,8 @@ def test_import_without_a_delivery_column_chooses_from_what_the_row_has(client, 
 # --- 2: a double click, a reload, Back and send again ------------------------------------------------
 
 def report_form(client, **changes):
-    from tests.conftest import csrf
     from app.concerns.models import ConcernCategory
+    from tests.conftest import csrf
     page = client.get("/report").get_data(as_text=True)
     key = re.search(r'name="submission_key"[^>]*value="([^"]+)"', page).group(1)
     category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
@@ -148,8 +148,8 @@ def test_a_report_sent_twice_is_stored_once(client, geography):
 
 
 def test_applications_and_visitor_sign_ups_sent_twice_are_stored_once(client, geography):
-    from tests.test_trainings import make_session
     from app.trainings.models import Registration
+    from tests.test_trainings import make_session
     person = {"name": "二度 押し", "kana": "にど おし", "delivery": "none", "district_id": "0",
               "consent": "y"}
     for _ in range(3):
@@ -217,7 +217,7 @@ def test_withdrawn_and_declined_rows_are_named_for_what_they_are(client, admin):
 def test_a_capacity_change_tells_nobody_that_the_date_changed(client, coordinator, mailbox):
     from app.trainings import services
     from app.trainings.services import session_form_values
-    from tests.test_trainings import make_session, mails_to, person
+    from tests.test_trainings import mails_to, make_session, person
     session = make_session(capacity=1)
     first, second = person(1), person(2)
     services.sign_up(session.id, first)
@@ -241,7 +241,7 @@ def test_a_capacity_change_tells_nobody_that_the_date_changed(client, coordinato
 
 def test_becoming_active_at_the_registration_training_brings_a_welcome(client, coordinator, mailbox):
     from app.trainings import services
-    from tests.test_trainings import held, make_session, mails_to, person
+    from tests.test_trainings import held, mails_to, make_session, person
     session = make_session(kind="registration")
     newcomer = person(7, status="applied")
     registration = services.sign_up(session.id, newcomer)
@@ -284,6 +284,7 @@ def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordin
 
 def test_the_digest_counts_what_waits_and_says_each_status(app, coordinator, mailbox):
     from datetime import datetime
+
     from app.concerns import services
     from app.concerns.digest import send_daily_digests
     from app.formatting import TOKYO
@@ -317,8 +318,8 @@ def test_a_new_assignee_is_told_but_not_someone_taking_it_themselves(client, coo
 
 def test_staff_intake_records_when_the_call_came_in(client, coordinator):
     from app.concerns.models import Concern, ConcernCategory
-    from tests.conftest import csrf
     from app.formatting import today_tokyo
+    from tests.conftest import csrf
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/concerns/new"))
     assert 'name="reported_on"' in page and 'name="reported_time"' in page
@@ -336,8 +337,8 @@ def test_staff_intake_records_when_the_call_came_in(client, coordinator):
 
 @pytest.mark.parametrize("typed", ["0006-02-02", "1999-12-31"])
 def test_an_impossible_noticed_date_is_refused(client, geography, typed):
-    from tests.conftest import csrf
     from app.concerns.models import ConcernCategory
+    from tests.conftest import csrf
     category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
     response = client.post("/report", data={
         "csrf_token": csrf(client, "/report"), "category_id": str(category.id),
@@ -373,6 +374,7 @@ def test_the_audit_log_reads_in_japanese_and_filters_every_kind(client, coordina
 
 def test_every_export_answers_with_every_filter(client, coordinator):
     import itertools
+
     from app.concerns import services
     mine = concern()
     services.assign(mine, coordinator.id)

@@ -3,11 +3,11 @@ import smtplib
 
 from sqlalchemy import func, select
 
-from app.accounts.models import LoginLink, StaffUser
+from app.accounts.models import StaffUser
 from app.dbtypes import utcnow
 from app.extensions import db
 from app.mailcatcher.server import FolderHandler
-from app.supporters.models import Supporter
+from app.supporters.models import LoginLink, Supporter
 from app.text import is_kana
 from tests.conftest import free_port, login_staff, make_supporter, page_text, post
 
@@ -99,7 +99,8 @@ def test_scheduler_keeps_its_jobs_in_the_database(app):
 
 def test_expired_links_are_purged(app, geography):
     from datetime import timedelta
-    from app.accounts.services import purge_expired_links
+
+    from app.supporters.signin import purge_expired_links
     supporter = make_supporter()
     db.session.add_all([
         LoginLink(supporter_id=supporter.id, token_hash="a" * 64,

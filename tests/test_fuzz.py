@@ -77,7 +77,7 @@ def fuzz_form(client, url: str, data) -> None:
     assert page.status_code == 200, url
     form = fields_of(page.get_data(as_text=True))
     values = {}
-    for name, kind in form.fields.items():
+    for name in form.fields:
         if name in ("csrf_token", "submission_key"):
             continue
         choices = form.options.get(name, [])

@@ -14,9 +14,7 @@ from app.extensions import db
 from app.newsletters import services
 from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.sender import run
-from app.supporters.models import Supporter
-from tests.conftest import (csrf, district, login_staff, login_supporter, mails_to,
-                            make_supporter, page_text, post, text_of)
+from tests.conftest import csrf, district, login_staff, mails_to, make_supporter, page_text, post, text_of
 
 BODY = ("## 冬の集い\n\n寒い日が続きますが、**お元気**でお過ごしでしょうか。今年も地域の皆さまの"
         "おかげで、たくさんのお知らせをいただきました。詳しくは[ほっとネットのページ]"
@@ -37,8 +35,8 @@ def issue(client, **changes) -> str:
 
 @pytest.fixture
 def readers(geography):
-    from app.concerns.services import submit_concern
     from app.concerns.models import ConcernCategory
+    from app.concerns.services import submit_concern
     from tests.test_trainings import make_session
     make_session(capacity=20)  # コミュニケーション研修（冬）
     category = db.session.scalar(select(ConcernCategory).order_by(ConcernCategory.position))
@@ -192,7 +190,7 @@ def test_audience_by_station_and_several_districts_counted_before_saving(client,
 def test_preview_finds_anyone_and_the_test_mail_is_the_real_thing(app, client, coordinator,
                                                                   geography, mailbox):
     for n in range(60):
-        make_supporter(name=f"多数 {n:02d}", kana=f"たすう", email=f"m{n}@example.jp",
+        make_supporter(name=f"多数 {n:02d}", kana="たすう", email=f"m{n}@example.jp",
                        delivery="email")
     last = make_supporter(name="渡邉 最後", kana="んん さいご", email="last@example.jp",
                           delivery="email")
@@ -302,8 +300,8 @@ def test_bounce_reports_hold_addresses_hard_at_once_soft_after_three(app, client
                                  services.audiences.Audience(), None)
     services.start_send(second.id)
     assert db.session.scalar(select(Delivery.id).where(Delivery.newsletter_id == second.id)) is None
-    from tests.conftest import PASSWORD  # noqa: F401
     from app.accounts.services import create_staff
+    from tests.conftest import PASSWORD  # noqa: F401
     office = create_staff("office@example.jp", "事務 局", "office-password-1", "admin")
     login_staff(client, office, "office-password-1")
     page = page_text(client.get("/staff/mail/held"))

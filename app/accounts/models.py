@@ -84,19 +84,3 @@ class StaffCover(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     area: Mapped[Area] = relationship()
-
-
-class LoginLink(db.Model):
-    """A one-time sign-in link sent to a supporter. Only the token's hash is stored."""
-
-    __tablename__ = "login_link"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    supporter_id: Mapped[int] = mapped_column(
-        ForeignKey("supporter.id", ondelete="CASCADE"), index=True
-    )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Set when a newer link of the same supporter was used: this one no longer works.
-    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,33 +1,29 @@
 """Staff accounts, passwords and one-time sign-in links for supporters."""
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
-from functools import wraps
 
-from flask import abort, current_app, redirect, request, url_for
-from app.i18n import gettext as _
-from flask_login import current_user
-from sqlalchemy import delete, func, select, update
+from flask import current_app
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts.models import ROLES, LoginLink, StaffCover, StaffUser
+from app.accounts.models import ROLES, StaffCover, StaffUser
 from app.audit import services as audit
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, LinkInvalid, NotAllowed, NotFound, raise_problems
-from app.formatting import today_tokyo
+from app.errors import InvalidInput, NotAllowed, NotFound, raise_problems
 from app.extensions import db
+from app.formatting import today_tokyo
 from app.geography.models import Area
-from app.outbox import services as outbox
-from app.supporters.models import Supporter
-from app.urls import external_url
+from app.i18n import gettext as _
 
 MIN_PASSWORD_LENGTH = 10
 
 
 MAX_ID = 2**31 - 1
+# Kinds of account that can sign in: staff here; supporters register theirs (a layer above).
+ACCOUNT_KINDS = {"staff": StaffUser}
 
 
 def load_user(user_id: str):
@@ -36,12 +32,10 @@ def load_user(user_id: str):
     kind, raw_id, generation = (user_id.split(":") + ["", ""])[:3]
     if not (raw_id.isdigit() and generation.isdigit()) or int(raw_id) > MAX_ID:
         return None
-    if kind == "staff":
-        user = db.session.get(StaffUser, int(raw_id))
-    elif kind == "supporter":
-        user = db.session.get(Supporter, int(raw_id))
-    else:
+    model = ACCOUNT_KINDS.get(kind)
+    if model is None:
         return None
+    user = db.session.get(model, int(raw_id))
     if user is None or not user.is_active or (user.session_generation or 0) != int(generation):
         return None
     return user
@@ -54,28 +48,6 @@ def end_sessions(user) -> None:
     db.session.execute(update(model).where(model.id == user.id).values(
         session_generation=model.session_generation + 1))
     db.session.refresh(user, ["session_generation"])
-
-
-# --- role checks -------------------------------------------------------------------
-
-def _require(check, sign_in: str = ""):
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not current_user.is_authenticated:
-                if sign_in:  # supporters sign in by a mailed link, not with a password
-                    return redirect(url_for(sign_in, next=request.full_path.rstrip("?")))
-                return current_app.login_manager.unauthorized()
-            if not check(current_user):
-                abort(403)
-            return view(*args, **kwargs)
-        return wrapped
-    return decorator
-
-
-staff_required = _require(lambda user: user.is_staff)
-admin_required = _require(lambda user: user.is_staff and user.is_admin)
-supporter_required = _require(lambda user: user.is_supporter, sign_in="accounts.request_link")
 
 
 # --- staff ---------------------------------------------------------------------------
@@ -261,93 +233,3 @@ def _areas(area_ids: list[int] | None) -> list[Area]:
 def list_staff() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.role, StaffUser.kana,
                                                              StaffUser.id)))
-
-
-# --- one-time links for supporters ------------------------------------------------------
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def find_supporter_by_email(email: str) -> Supporter | None:
-    key = email.strip().lower()
-    if not key:
-        return None
-    return db.session.scalar(
-        select(Supporter)
-        .where(Supporter.email_key == key, Supporter.status.in_(("applied", "active", "paused")))
-        .order_by(Supporter.id)
-        .limit(1)
-    )
-
-
-def request_login_link(email: str) -> bool:
-    """Queue a one-time sign-in link for the supporter with this address.
-
-    Returns whether a link was queued; the page says the same either way, and both ways do
-    the same work in the request (a look-up and one committed write, no mail server), so
-    that neither the page nor its timing tells who is registered. The sender delivers the
-    link within seconds; its text is erased from the outbox once sent.
-    """
-    supporter = find_supporter_by_email(email)
-    audit.record("supporter.link_request", "supporter", None, "",
-                 actor=supporter)
-    if supporter is None:
-        db.session.commit()
-        return False
-    token = secrets.token_urlsafe(32)
-    minutes = current_app.config["HOTNET_LOGIN_LINK_MINUTES"]
-    db.session.add(LoginLink(supporter_id=supporter.id, token_hash=_hash(token),
-                             expires_at=utcnow() + timedelta(minutes=minutes)))
-    outbox.enqueue(supporter.email, _("ほっとネット ログイン用リンク"), "login_link",
-                   supporter_id=supporter.id, erase_after_send=True, supporter=supporter,
-                   link=external_url("accounts.link_signin", token=token), minutes=minutes)
-    db.session.commit()
-    return True
-
-
-def check_login_link(token: str) -> LoginLink:
-    """The valid link for this token; raises LinkInvalid("used"|"expired"|"unknown")."""
-    link = db.session.scalar(select(LoginLink).where(LoginLink.token_hash == _hash(token)))
-    if link is None:
-        raise LinkInvalid("unknown")
-    if link.used_at is not None:
-        raise LinkInvalid("used")
-    if link.superseded_at is not None:
-        raise LinkInvalid("superseded")
-    if link.expires_at <= utcnow():
-        raise LinkInvalid("expired")
-    return link
-
-
-def consume_login_link(token: str) -> Supporter:
-    """Mark the link used (exactly once, even under concurrent clicks) and return its owner."""
-    link = check_login_link(token)
-    now = utcnow()
-    claimed = db.session.execute(
-        LoginLink.__table__.update()
-        .where(LoginLink.id == link.id, LoginLink.used_at.is_(None),
-               LoginLink.superseded_at.is_(None))
-        .values(used_at=now)
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        raise LinkInvalid("used")
-    supporter = db.session.get(Supporter, link.supporter_id)
-    if supporter is None or not supporter.is_active:
-        db.session.rollback()
-        raise LinkInvalid("unknown")
-    # Using one link ends every other link mailed to this supporter.
-    db.session.execute(update(LoginLink).where(
-        LoginLink.supporter_id == supporter.id, LoginLink.id != link.id,
-        LoginLink.used_at.is_(None), LoginLink.superseded_at.is_(None)).values(superseded_at=now))
-    db.session.commit()
-    return supporter
-
-
-def purge_expired_links() -> int:
-    """Delete links that expired more than a day ago; run by the scheduler."""
-    cutoff = utcnow() - timedelta(days=1)
-    result = db.session.execute(delete(LoginLink).where(LoginLink.expires_at < cutoff))
-    db.session.commit()
-    return result.rowcount or 0

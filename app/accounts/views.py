@@ -1,51 +1,26 @@
 """Sign-in and sign-out for staff and supporters; staff account administration."""
 from __future__ import annotations
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
-from app.i18n import gettext as _
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 
+from app.access import admin_required
 from app.accounts import services
-from app.accounts.forms import ConfirmForm, CoverForm, LinkRequestForm, StaffForm, StaffLoginForm
+from app.accounts.forms import CoverForm, StaffForm, StaffLoginForm
 from app.accounts.models import ROLES, StaffUser
-from app.errors import InvalidInput, LinkInvalid, NotFound
-from app.extensions import db, limiter
+from app.errors import InvalidInput, NotFound
+from app.extensions import db
+from app.forms import ConfirmForm
 from app.geography.services import list_areas, list_stations
+from app.i18n import gettext as _
 from app.labels import ROLE
-from app.site import add_error, safe_next
+from app.site import add_error, safe_next, sign_in_limits
 
 bp = Blueprint("accounts", __name__)
 
 
-def _account_limit() -> str:
-    return current_app.config["HOTNET_LOGIN_RATE_LIMIT"]
-
-
-def _address_limit() -> str:
-    return current_app.config["HOTNET_LOGIN_IP_RATE_LIMIT"]
-
-
-def _account_key() -> str:
-    """The account being tried (the address typed), whichever network it comes from."""
-    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
-
-
-def _failed(response) -> bool:
-    return response.status_code != 302
-
-
-# Sign-in attempts are limited twice, counting only failures: per account (a slow guess of
-# one password is stopped wherever it comes from) and, more loosely, per network address
-# (so one colleague's typos in a shared office do not lock the others out).
-def _sign_in_limits(view):
-    view = limiter.limit(_account_limit, key_func=_account_key, methods=["POST"],
-                         deduct_when=_failed)(view)
-    return limiter.limit(_address_limit, methods=["POST"], deduct_when=_failed)(view)
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@_sign_in_limits
+@sign_in_limits
 def login():
     form = StaffLoginForm()
     if form.validate_on_submit():
@@ -55,49 +30,7 @@ def login():
         else:
             login_user(user)
             return redirect(safe_next(request.args.get("next"), url_for("supporters.staff_list")))
-    return render_template("accounts/login.html", form=form, link_form=LinkRequestForm())
-
-
-@bp.route("/login/link", methods=["GET", "POST"])
-@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])
-@limiter.limit(_address_limit, methods=["POST"])
-def request_link():
-    form = LinkRequestForm()
-    if form.validate_on_submit():
-        # The same answer and the same work whether or not the address is registered.
-        services.request_login_link(form.email.data)
-        session["link_sent_to"] = form.email.data.strip()[:254]
-        return redirect(url_for("accounts.link_sent"))
-    return render_template("accounts/link_request.html", form=form)
-
-
-@bp.get("/login/link/sent")
-def link_sent():
-    email = session.get("link_sent_to")
-    if not email:
-        return redirect(url_for("accounts.request_link"))
-    return render_template("accounts/link_sent.html", email=email)
-
-
-@bp.route("/login/link/<token>", methods=["GET", "POST"])
-@limiter.limit(_address_limit, methods=["POST"])
-def link_signin(token: str):
-    """GET only asks for a click, so that mail scanners opening the link do not use it up."""
-    form = ConfirmForm()
-    try:
-        if request.method == "POST" and form.validate_on_submit():
-            supporter = services.consume_login_link(token)
-            logout_user()
-            login_user(supporter)
-            flash(_("ログインしました。"), "success")
-            if supporter.email_held_at is not None:  # mail to it bounced: ask first
-                return redirect(url_for("supporters.confirm_email"))
-            return redirect(url_for("supporters.me"))
-        services.check_login_link(token)
-    except LinkInvalid as exc:
-        return render_template("accounts/link_invalid.html", reason=exc.reason,
-                               form=LinkRequestForm()), 410
-    return render_template("accounts/link_confirm.html", form=form)
+    return render_template("accounts/login.html", form=form)
 
 
 @bp.post("/logout")
@@ -120,13 +53,13 @@ def _staff_form(form: StaffForm) -> StaffForm:
 
 
 @bp.get("/admin/staff")
-@services.admin_required
+@admin_required
 def staff_list():
     return render_template("accounts/staff_list.html", staff=services.list_staff())
 
 
 @bp.route("/admin/staff/new", methods=["GET", "POST"])
-@services.admin_required
+@admin_required
 def staff_new():
     form = _staff_form(StaffForm())
     if form.validate_on_submit():
@@ -148,7 +81,7 @@ def staff_new():
 
 
 @bp.route("/admin/staff/<int:user_id>", methods=["GET", "POST"])
-@services.admin_required
+@admin_required
 def staff_edit(user_id: int):
     user = db.session.get(StaffUser, user_id) or abort(404)
     form = _staff_form(StaffForm(obj=user))
@@ -190,7 +123,7 @@ def _staff_page(form, user, cover_form=None, status: int = 200):
 
 
 @bp.post("/admin/staff/<int:user_id>/cover")
-@services.admin_required
+@admin_required
 def staff_cover(user_id: int):
     user = db.session.get(StaffUser, user_id) or abort(404)
     form = _cover_form(CoverForm())
@@ -209,7 +142,7 @@ def staff_cover(user_id: int):
 
 
 @bp.post("/admin/staff/<int:user_id>/cover/<int:cover_id>/end")
-@services.admin_required
+@admin_required
 def staff_cover_end(user_id: int, cover_id: int):
     user = db.session.get(StaffUser, user_id) or abort(404)
     if not ConfirmForm().validate_on_submit():

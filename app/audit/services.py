@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from flask import has_request_context, request
 from flask_login import current_user
@@ -39,6 +40,16 @@ def record(action: str, target_type: str = "", target_id: int | None = None,
     return entry
 
 
+# Names of the places that filters refer to by id, by kind ("station", "area", "district"):
+# the geography domain, above audit, registers a function giving {id: name} for each kind.
+PLACE_NAMES: dict[str, Callable[[], dict[int, str]]] = {}
+
+
+def place_names() -> dict[str, dict[int, str]]:
+    """{kind: {id: name}} for describe(), from the registered sources."""
+    return {kind: source() for kind, source in PLACE_NAMES.items()}
+
+
 def _value(key: str, value, places: dict) -> str:
     from app.labels import CONCERN_STATUS, DELIVERY, KIND, STATUS, URGENCY
 
@@ -68,7 +79,7 @@ def _value(key: str, value, places: dict) -> str:
 def describe(entry: AuditEntry, places: dict | None = None) -> str:
     """An entry's detail in words: JSON params are put into the reader's language; older
     free-text details are shown as they were written. `places` names areas, districts and
-    stations by id ({"area": {1: "中部圏域"}, …}), given by the caller."""
+    stations by id ({"area": {1: "中部圏域"}, …}), as place_names() gives them."""
     places = places or {}
     from app.labels import CONCERN_STATUS, FILTER_NAME
 

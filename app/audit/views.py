@@ -3,9 +3,8 @@ from math import ceil
 
 from flask import Blueprint, render_template, request
 
-from app.accounts.services import admin_required
-from app.audit.services import actor_name, describe, list_entries
-from app.geography.services import list_stations
+from app.access import admin_required
+from app.audit.services import actor_name, describe, list_entries, place_names
 from app.labels import AUDIT_ACTION
 from app.site import page_arg
 
@@ -20,10 +19,7 @@ def log():
     action = request.args.get("action", "")
     action = action if action in AUDIT_ACTION else ""
     entries, total = list_entries(page, PER_PAGE, action)
-    stations = list_stations()
-    places = {"station": {s.id: s.name for s in stations},
-              "area": {a.id: a.name for s in stations for a in s.areas},
-              "district": {d.id: d.name for s in stations for a in s.areas for d in a.districts}}
+    places = place_names()
     return render_template("audit/log.html", entries=entries, page=page, action=action,
                            pages=max(1, ceil(total / PER_PAGE)), total=total,
                            describe=lambda e: describe(e, places), actor_name=actor_name,

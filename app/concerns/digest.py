@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
 from app.concerns.models import Concern, DigestSent
-from app.concerns.services import overdue_before
+from app.concerns.rules import is_overdue, overdue_before
 from app.dbtypes import insert_unless_present, utcnow
 from app.extensions import db
 from app.formatting import TOKYO, format_date
@@ -64,7 +64,7 @@ def send_daily_digests(now: datetime | None = None) -> int:
         if not new and not waiting:
             continue
         late = overdue_before()
-        overdue = [c for c in waiting if c.created_at < late]
+        overdue = [c for c in waiting if is_overdue(c, late)]
         if not _claim(local.date(), staff.id):
             continue
         # The day's row and the queued mail commit together: the outbox retries the mail
@@ -74,7 +74,7 @@ def send_daily_digests(now: datetime | None = None) -> int:
                          day=format_date(local.date()), new=len(new), waiting=len(waiting),
                          late=len(overdue)),
                        "concern_digest", staff_id=staff.id, staff=staff, new=new,
-                       waiting=waiting, overdue_before=late, url=external_url("concerns.dashboard"),
+                       waiting=waiting, is_overdue=lambda c, late=late: is_overdue(c, late), url=external_url("concerns.dashboard"),
                        detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id))
         db.session.commit()
         sent += 1

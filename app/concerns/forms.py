@@ -1,9 +1,18 @@
-from app.forms import Form, OneTimeForm, bounded_int
 from flask_wtf.file import FileField
-from wtforms import (BooleanField, DateField, EmailField, HiddenField, RadioField, SelectField,
-                     TimeField,
-                     StringField, TelField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+    TimeField,
+)
 
+from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY
 from app.validators import max_length, optional

@@ -16,10 +16,11 @@ from app.accounts.models import StaffUser
 from app.accounts.services import Viewer
 from app.audit import services as audit
 from app.concerns.models import OPEN_STATUSES, STATUSES, URGENCIES, Concern, ConcernCategory
-from app.concerns.services import overdue_before
+from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
 from app.extensions import db
 from app.geography.models import Area, District
 from app.text import clean
+
 
 @dataclass
 class Filters:
@@ -59,7 +60,7 @@ def _filtered(query, f: Filters, me: Viewer | None):
     elif f.assignee == "none":
         query = query.where(Concern.assignee_id.is_(None))
     if f.overdue:
-        query = query.where(Concern.status == "received", Concern.created_at < overdue_before())
+        query = query.where(overdue_clause())
     if f.urgency in URGENCIES:
         query = query.where(Concern.urgency == f.urgency)
     if f.q:
@@ -166,7 +167,7 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
     to COUNT_CAP + 1, and mine come from the assignee index.
     """
     scope = Filters(area_ids=area_ids, with_unplaced=with_unplaced)
-    received = _filtered(select(Concern.created_at), scope, me).where(
+    received = _filtered(select(Concern.created_at, Concern.status), scope, me).where(
         Concern.status == "received").subquery()
     unassigned = _filtered(select(Concern.id), Filters(area_ids=area_ids, status="open",
                                                        assignee="none",
@@ -175,7 +176,7 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
     new, overdue, loose, mine = db.session.execute(select(
         select(func.count()).select_from(received).scalar_subquery(),
         select(func.count()).select_from(received)
-        .where(received.c.created_at < overdue_before()).scalar_subquery(),
+        .where(overdue_clause(received.c)).scalar_subquery(),
         select(func.count()).select_from(unassigned).scalar_subquery(),
         select(func.count()).select_from(Concern)
         .where(Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES)).scalar_subquery(),
@@ -199,9 +200,6 @@ class Choice(NamedTuple):
     id: int
     name: str
     name_en: str = ""
-
-
-PICK_LISTS_KEY = "concern-pick-lists"
 
 
 def pick_lists() -> tuple[list[Choice], list[Choice]]:

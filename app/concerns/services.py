@@ -16,10 +16,20 @@ from flask_login import current_user
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
+from app import submissions
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
-from app.concerns.models import (CHANNELS, STATUSES, URGENCIES, Concern,
-                                 ConcernCategory, ConcernEvent, ConcernLink, ReferenceCounter)
+from app.concerns import rules
+from app.concerns.models import (
+    CHANNELS,
+    STATUSES,
+    URGENCIES,
+    Concern,
+    ConcernCategory,
+    ConcernEvent,
+    ConcernLink,
+    ReferenceCounter,
+)
 from app.dbtypes import insert_unless_present, utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
@@ -28,7 +38,6 @@ from app.geography.models import District
 from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
-from app import submissions
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
 from app.text import clean, fold, tidy
@@ -46,18 +55,6 @@ DEFAULT_CATEGORIES = (
     ("community", "地域の困りごと", "Neighbourhood issues"),
     ("other", "その他", "Other"),
 )
-# Bodies a concern is handed to (つなぎ先); staff may also type another.
-CONNECTED_BODIES = ("地域包括支援センター", "生活サポート相談窓口", "民生委員・児童委員", "市役所",
-                    "子ども家庭支援センター", "障害者相談支援事業所", "警察・消防")
-# Which status may follow which. "duplicate" and "connected" need more (see change_status).
-TRANSITIONS = {
-    "received": ("acknowledged", "in_progress", "connected", "duplicate"),
-    "acknowledged": ("in_progress", "connected", "closed", "duplicate"),
-    "in_progress": ("connected", "closed", "duplicate"),
-    "connected": ("in_progress", "closed"),
-    "closed": ("in_progress",),
-    "duplicate": ("acknowledged",),
-}
 TEXT_LIMIT = 5000
 # Dates before this are typing mistakes (0006-02-02), not observations.
 EARLIEST = date(2000, 1, 1)
@@ -126,9 +123,8 @@ def update_category(category: ConcernCategory, name: str, name_en: str = "",
 
 
 def _forget_pick_lists() -> None:
-    from app.concerns.queue import PICK_LISTS_KEY
     from app.extensions import cache
-    cache.delete(PICK_LISTS_KEY)
+    cache.delete(rules.PICK_LISTS_KEY)
 
 
 # --- taking a report -----------------------------------------------------------------------
@@ -367,15 +363,6 @@ def report_of(supporter: Supporter, reference: str) -> Concern:
     return concern
 
 
-def overdue_before() -> datetime:
-    """Concerns still `received` that arrived before this moment are overdue."""
-    return utcnow() - timedelta(days=current_app.config["HOTNET_CONCERN_ACK_DAYS"])
-
-
-def is_overdue(concern: Concern) -> bool:
-    return concern.status == "received" and concern.created_at < overdue_before()
-
-
 def assignable_staff(concern: Concern) -> list[StaffUser]:
     """Coordinators of the concern's area first, then every other active staff member."""
     area_staff = coordinators_for(concern.area_id) if concern.area_id else []
@@ -398,7 +385,7 @@ def change_status(concern: Concern, status: str, *, connected_to: str = "",
     _require_not_erased(concern)
     if status not in STATUSES:
         raise InvalidInput(_("状態を選んでください。"), field="status")
-    if status not in TRANSITIONS[concern.status]:
+    if status not in rules.TRANSITIONS[concern.status]:
         raise InvalidState(_("「%(old)s」から「%(new)s」には変えられません。",
                              old=CONCERN_STATUS[concern.status], new=CONCERN_STATUS[status]))
     note = (note or "").strip()
@@ -426,7 +413,7 @@ def change_status(concern: Concern, status: str, *, connected_to: str = "",
     now = utcnow()
     if old == "received" and concern.acknowledged_at is None:
         concern.acknowledged_at = now
-    concern.closed_at = now if status in ("closed", "duplicate") else None
+    concern.closed_at = now if status in rules.CLOSED_STATUSES else None
     if status == "connected":
         concern.connected_to = connected_to
     if status == "duplicate":

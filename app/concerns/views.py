@@ -4,28 +4,55 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template,
-                   request, send_from_directory, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 from flask_login import current_user
+from sqlalchemy.exc import OperationalError
 
-from app.accounts.services import (Viewer, admin_required, area_scope, staff_required,
-                                   supporter_required)
-from app.concerns import queue, services, statistics
-from app.concerns.forms import (AssignForm, CategoryForm, ConcernForm, LinkForm, MessageForm,
-                                NoteForm, StaffConcernForm, StatusForm)
+from app import submissions
+from app.access import admin_required, staff_required, supporter_required
+from app.accounts.services import Viewer, area_scope
+from app.concerns import queue, rules, services, statistics
+from app.concerns.forms import (
+    AssignForm,
+    CategoryForm,
+    ConcernForm,
+    LinkForm,
+    MessageForm,
+    NoteForm,
+    StaffConcernForm,
+    StatusForm,
+)
 from app.concerns.models import STATUSES, URGENCIES
 from app.errors import InvalidInput, InvalidState, NotFound
-from app import submissions
-from app.submissions import AlreadySubmitted
-from sqlalchemy.exc import OperationalError
 from app.extensions import db, limiter
 from app.formatting import TOKYO, format_datetime
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
+from app.site import (
+    add_error,
+    busy,
+    form_data,
+    form_int,
+    int_arg,
+    is_busy,
+    page_arg,
+    public_form_limit,
+    validate_with_rules,
+)
 from app.spreadsheet import csv_response
-from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, page_arg,
-                      public_form_limit, validate_with_rules)
+from app.submissions import AlreadySubmitted
 
 bp = Blueprint("concerns", __name__)
 FIELDS = ("category_id", "body", "district_id", "place", "address", "noticed_on", "urgency",
@@ -187,7 +214,7 @@ def dashboard():
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
         categories=pick_lists[1],
-        overdue_before=services.overdue_before(), viewer=viewer, my_areas=my_area_choice(),
+        is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_area_choice(),
         pinned=pinned,
     )
 
@@ -255,7 +282,7 @@ def _detail(concern, status_code: int = 200, **forms):
     forms.setdefault("note_form", NoteForm(formdata=None))
     forms.setdefault("message_form", MessageForm(formdata=None))
     forms.setdefault("link_form", LinkForm(formdata=None))
-    next_statuses = services.TRANSITIONS[concern.status]
+    next_statuses = rules.TRANSITIONS[concern.status]
     forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
     forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
         (s.id, s.name) for s in services.assignable_staff(concern)]
@@ -263,7 +290,7 @@ def _detail(concern, status_code: int = 200, **forms):
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
-        overdue=services.is_overdue(concern), connected_bodies=services.CONNECTED_BODIES,
+        overdue=rules.is_overdue(concern), connected_bodies=rules.connected_bodies(),
         **forms), status_code
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from app.audit import services as audit
 from app.errors import InvalidInput
 from app.extensions import db
 from app.geography.models import Area, District, Station
@@ -102,6 +104,19 @@ def load_geography(path: str | Path) -> LoadResult:
         )
     db.session.commit()
     return result
+
+
+# Counts per district that the layers above contribute to the admin's overview: a label and
+# a function returning {district id: count}. Geography itself knows no supporters.
+DISTRICT_COUNTS: dict[str, Callable[[], dict[int, int]]] = {}
+
+
+def _names(model) -> Callable[[], dict[int, str]]:
+    return lambda: dict(db.session.execute(select(model.id, model.name)).all())
+
+
+# The audit log names the places its filters refer to by id.
+audit.PLACE_NAMES.update(station=_names(Station), area=_names(Area), district=_names(District))
 
 
 def list_stations() -> list[Station]:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import email
-import re
 import email.policy
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path

@@ -1,7 +1,7 @@
 """Staff read the demo mail catcher's messages (only when HOTNET_MAILCATCHER_DIR is set)."""
 from flask import Blueprint, abort, current_app, render_template
 
-from app.accounts.services import staff_required
+from app.access import staff_required
 from app.errors import NotFound
 from app.mailcatcher.services import get_message, list_messages
 

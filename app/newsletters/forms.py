@@ -1,9 +1,9 @@
-from app.forms import Form, bounded_int
 from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.fields import DateField, TimeField
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.forms import Form, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.validators import max_length, optional
 

@@ -2,27 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime
-
-from sqlalchemy import func, insert, literal, select, update
+from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import func, insert, literal, select, update
 
-from app.accounts.models import StaffUser, staff_area
+from app.accounts.models import StaffUser
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
+from app.i18n import gettext as _
+from app.images import clean_image, store
+from app.newsletters import audience as audiences
+from app.newsletters.mime import build_message
+from app.newsletters.models import Delivery, Newsletter
+from app.newsletters.recipients import area_infos, personal_for
+from app.newsletters.rendering import layouts, live_blocks, render
+from app.newsletters.tokens import read_unsubscribe_token
 from app.outbox import services as outbox
 from app.signals import supporter_erased
-from app.images import clean_image, store
-from app.geography.models import Area
-from app.i18n import gettext as _
-from app.newsletters import audience as audiences
-from app.newsletters.models import Delivery, Newsletter
-from app.newsletters.rendering import AreaInfo, Personal, layouts, live_blocks, render
-from app.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
 from app.supporters.models import Supporter
 from app.supporters.services import in_scope
 from app.text import show_postal, tidy
@@ -127,43 +127,6 @@ def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Au
 
 # --- recipients, areas and personalisation -------------------------------------------------
 
-def area_infos() -> dict[int, AreaInfo]:
-    """Per area: its name, station and the coordinators covering it (for the contact block)."""
-    names: dict[int, list[str]] = {}
-    rows = db.session.execute(
-        select(staff_area.c.area_id, StaffUser.name)
-        .join(StaffUser, StaffUser.id == staff_area.c.staff_id)
-        .where(StaffUser.active.is_(True), StaffUser.role == "coordinator")
-        .order_by(StaffUser.kana, StaffUser.id))
-    for area_id, name in rows:
-        names.setdefault(area_id, []).append(name)
-    return {a.id: AreaInfo(name=a.name, station_name=a.station.name, station_phone=a.station.phone,
-                           coordinators=names.get(a.id, []))
-            for a in db.session.scalars(select(Area))}
-
-
-class Links:
-    """The links every message carries. Built once per run: URL building costs more than
-    signing a token, and the sender makes one set per message."""
-
-    _TOKEN = "HNTOKEN"
-
-    def __init__(self):
-        self.unsubscribe = external_url("newsletters.unsubscribe", token=self._TOKEN)
-        self.preferences = external_url("accounts.request_link")
-
-    def personal(self, supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
-        """`name` is the addressee with its honorific (山田 太郎 様, ㈱… 御中)."""
-        token = make_unsubscribe_token(supporter_id, newsletter_id)
-        return Personal(name=name or _("推進員のみなさま"),
-                        unsubscribe_url=self.unsubscribe.replace(self._TOKEN, token),
-                        preferences_url=self.preferences)
-
-
-def personal_for(supporter_id: int, name: str, newsletter_id: int | None) -> Personal:
-    return Links().personal(supporter_id, name, newsletter_id)
-
-
 def preview(newsletter: Newsletter, supporter: Supporter | None):
     """The HTML and text a given recipient would get (a sample recipient when none)."""
     area = None
@@ -185,7 +148,6 @@ def send_test(newsletter: Newsletter, staff: StaffUser) -> None:
     """Queue the issue for the staff member as a real recipient would get it — addressed to
     them, with their own area's contact block and the real headers — marked [テスト] in the
     subject; the sender process delivers it within seconds."""
-    from app.newsletters.sender import build_message
     area = area_infos().get(staff.areas[0].id) if staff.areas else None
     personal = personal_for(0, _("%(name)s 様", name=staff.name), newsletter.id)
     rendered = render(newsletter, area, personal)

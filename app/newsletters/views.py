@@ -3,28 +3,40 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect,
-                   render_template, request, send_from_directory, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user
+from werkzeug.datastructures import FileStorage
 
-from app.accounts.forms import ConfirmForm
-from app.accounts.services import Viewer, area_scope, staff_required
+from app.access import staff_required
+from app.accounts.services import Viewer, area_scope
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import csrf, db, limiter
 from app.formatting import TOKYO
+from app.forms import ConfirmForm
 from app.geography.services import list_areas, list_districts, list_stations
-from app.trainings.services import list_trainings
 from app.i18n import gettext as _
 from app.labels import KIND, localized
 from app.newsletters import audience as audiences
-from app.newsletters import services
+from app.newsletters import recipients, services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import content, layouts
 from app.site import add_error, int_arg, parse_id
-from werkzeug.datastructures import FileStorage
-from app.supporters.models import Supporter
 from app.supporters import services as supporters_services
+from app.supporters.models import Supporter
 from app.supporters.services import area_of, list_categories
+from app.trainings.services import list_trainings
 
 bp = Blueprint("newsletters", __name__)
 
@@ -324,7 +336,7 @@ def print_edition(newsletter_id: int):
     counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
     return render_template("newsletters/print.html", newsletter=newsletter,
                            content=content(newsletter), post_count=counts["post"],
-                           stations=list_stations(), contacts=services.area_infos())
+                           stations=list_stations(), contacts=recipients.area_infos())
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/labels")

@@ -144,6 +144,7 @@ def purge_old(days: int = 90) -> int:
     """Delete messages sent (or set aside) more than `days` ago: the outbox is a queue, not
     an archive of what people were told (run by the scheduler)."""
     from datetime import timedelta
+
     from sqlalchemy import delete
 
     cutoff = utcnow() - timedelta(days=days)

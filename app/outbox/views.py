@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.accounts.forms import ConfirmForm
-from app.accounts.services import admin_required
+from app.access import admin_required
 from app.errors import InvalidState
+from app.forms import ConfirmForm
 from app.i18n import gettext as _
 from app.outbox import services
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Iterator
 
-from app.i18n import gettext as _
 from sqlalchemy import select
 
 from app.audit import services as audit
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
-from app.supporters import services
+from app.i18n import gettext as _
 from app.spreadsheet import restore
+from app.supporters import services
 from app.supporters.models import BusinessCategory, Supporter, SupporterImport
 from app.text import digits, fold
 

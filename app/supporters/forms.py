@@ -1,11 +1,20 @@
-from app.i18n import lazy_gettext as _l
-from app.forms import Form, OneTimeForm, bounded_int
 from flask_wtf.file import FileField
-from wtforms import BooleanField, DateField, EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    RadioField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired
 
+from app.forms import Form, OneTimeForm, bounded_int
+from app.i18n import lazy_gettext as _l
 from app.labels import DELIVERY, JOINED_VIA, KIND, STATUS
-from app.validators import max_length, optional
+from app.validators import Email, max_length, optional, required
 
 _DELIVERY_CHOICES = [(code, label) for code, label in DELIVERY.items()]
 
@@ -81,3 +90,7 @@ class EmailConfirmForm(Form):
     email = EmailField(_l("メールアドレス"), validators=[optional(), max_length(254)])
     delivery = RadioField(_l("通信（ニュースレター）の受け取り方"), choices=_DELIVERY_CHOICES,
                           validators=[InputRequired(message=_l("選んでください。"))])
+
+
+class LinkRequestForm(Form):
+    email = EmailField(_l("登録したメールアドレス"), validators=[required(), Email()])

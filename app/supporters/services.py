@@ -6,25 +6,33 @@ from datetime import date
 from math import ceil
 
 from flask import current_app, has_request_context
-from app.i18n import gettext as _
 from flask_login import current_user
 from sqlalchemy import case, delete, event, func, or_, select
 from sqlalchemy.orm import Session, joinedload, load_only
 
-from app.accounts.models import LoginLink
+from app import submissions
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area, District
-from app import submissions
+from app.geography.services import DISTRICT_COUNTS
+from app.i18n import gettext as _
+from app.i18n import lazy_gettext as _l
 from app.outbox import services as outbox
+from app.signals import supporter_erased
 from app.supporters.models import (
-    DELIVERIES, JOINED_VIA, KINDS, STATUSES, BusinessCategory, Supporter, SupporterChange,
+    DELIVERIES,
+    JOINED_VIA,
+    KINDS,
+    STATUSES,
+    BusinessCategory,
+    LoginLink,
+    Supporter,
+    SupporterChange,
     SupporterSearchTerm,
 )
-from app.signals import supporter_erased
 from app.text import clean, digits, fold, fold_words, is_kana, postal_digits, sort_key, tidy
 from app.validators import is_valid_email
 
@@ -398,6 +406,16 @@ def _erase(s: Supporter, status: str) -> None:
     # Old values in the history are personal data too.
     for entry in db.session.scalars(select(SupporterChange).where(SupporterChange.supporter_id == s.id)):
         entry.changes = {}
+
+
+def live_per_district() -> dict[int, int]:
+    """How many live supporters each district has (the geography overview)."""
+    return dict(db.session.execute(
+        select(Supporter.district_id, func.count(Supporter.id))
+        .where(Supporter.status.in_(LIVE_STATUSES)).group_by(Supporter.district_id)).all())
+
+
+DISTRICT_COUNTS[_l("推進員（申込中・活動中・休止中）")] = live_per_district
 
 
 # --- addresses that bounce ---------------------------------------------------------------------

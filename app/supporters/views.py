@@ -1,32 +1,47 @@
 """Registry pages: public applications, the supporter's own page, and the staff registry."""
 from __future__ import annotations
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session,
-                   url_for)
-from app.i18n import gettext as _
-from flask_login import current_user, logout_user
-
-from app.accounts.forms import ConfirmForm
-from app.accounts.services import (Viewer, admin_required, area_scope, staff_required,
-                                   supporter_required)
-from app.errors import InvalidInput, InvalidState, NotFound
-from app import submissions
-from app.submissions import AlreadySubmitted
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import OperationalError
+
+from app import submissions
+from app.access import admin_required, staff_required, supporter_required
+from app.accounts.services import Viewer, area_scope
+from app.errors import InvalidInput, InvalidState, LinkInvalid, NotFound
 from app.extensions import db, limiter
+from app.forms import ConfirmForm
 from app.geography.services import district_choices, list_districts
+from app.i18n import gettext as _
 from app.labels import localized
+from app.site import (
+    add_error,
+    busy,
+    form_data,
+    form_int,
+    int_arg,
+    is_busy,
+    page_arg,
+    public_form_limit,
+    sign_in_account_key,
+    sign_in_account_limit,
+    sign_in_address_limit,
+    validate_with_rules,
+)
 from app.spreadsheet import csv_response
-from app.site import (add_error, busy, form_data, form_int, int_arg, is_busy, page_arg,
-                      public_form_limit, validate_with_rules)
-from app.supporters import csvio, services
-from app.supporters.forms import (ApplicationForm, BusinessApplicationForm, CategoryForm, EmailConfirmForm,
-                                  ImportForm,
-                                  ProfileForm, SupporterForm)
+from app.submissions import AlreadySubmitted
+from app.supporters import csvio, sections, services, signin
+from app.supporters.forms import (
+    ApplicationForm,
+    BusinessApplicationForm,
+    CategoryForm,
+    EmailConfirmForm,
+    ImportForm,
+    LinkRequestForm,
+    ProfileForm,
+    SupporterForm,
+)
 from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory
-from app.trainings.services import history_of as training_history
-from app.trainings.services import my_trainings
 
 bp = Blueprint("supporters", __name__)
 
@@ -100,6 +115,50 @@ def privacy():
     return render_template("supporters/privacy.html")
 
 
+# --- signing in with a mailed link --------------------------------------------------------------
+
+@bp.route("/login/link", methods=["GET", "POST"])
+@limiter.limit(sign_in_account_limit, key_func=sign_in_account_key, methods=["POST"])
+@limiter.limit(sign_in_address_limit, methods=["POST"])
+def request_link():
+    form = LinkRequestForm()
+    if form.validate_on_submit():
+        # The same answer and the same work whether or not the address is registered.
+        signin.request_login_link(form.email.data)
+        session["link_sent_to"] = form.email.data.strip()[:254]
+        return redirect(url_for("supporters.link_sent"))
+    return render_template("accounts/link_request.html", form=form)
+
+
+@bp.get("/login/link/sent")
+def link_sent():
+    email = session.get("link_sent_to")
+    if not email:
+        return redirect(url_for("supporters.request_link"))
+    return render_template("accounts/link_sent.html", email=email)
+
+
+@bp.route("/login/link/<token>", methods=["GET", "POST"])
+@limiter.limit(sign_in_address_limit, methods=["POST"])
+def link_signin(token: str):
+    """GET only asks for a click, so that mail scanners opening the link do not use it up."""
+    form = ConfirmForm()
+    try:
+        if request.method == "POST" and form.validate_on_submit():
+            supporter = signin.consume_login_link(token)
+            logout_user()
+            login_user(supporter)
+            flash(_("ログインしました。"), "success")
+            if supporter.email_held_at is not None:  # mail to it bounced: ask first
+                return redirect(url_for("supporters.confirm_email"))
+            return redirect(url_for("supporters.me"))
+        signin.check_login_link(token)
+    except LinkInvalid as exc:
+        return render_template("accounts/link_invalid.html", reason=exc.reason,
+                               form=LinkRequestForm()), 410
+    return render_template("accounts/link_confirm.html", form=form)
+
+
 # --- the supporter's own page ------------------------------------------------------------------
 
 @bp.route("/me", methods=["GET", "POST"])
@@ -119,7 +178,7 @@ def me():
             flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
             return redirect(url_for("supporters.me"))
     return render_template("supporters/me.html", form=form, supporter=current_user,
-                           trainings=my_trainings(current_user),
+                           sections=sections.compose(sections.ME, current_user),
                            mobile=services.is_mobile_carrier(current_user.email),
                            sender_domain=services.sender_domain())
 
@@ -261,7 +320,7 @@ def staff_detail(supporter_id: int):
     supporter = services.view_supporter(supporter_id)
     return render_template("supporters/staff_detail.html", supporter=supporter,
                            history=services.history(supporter),
-                           trainings=training_history(supporter),
+                           sections=sections.compose(sections.STAFF, supporter),
                            duplicates=services.possible_duplicates(
                                supporter, area_scope(current_user)),
                            form=ConfirmForm(), mobile=services.is_mobile_carrier(supporter.email),

@@ -1,7 +1,7 @@
-from app.forms import Form, bounded_int
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, TimeField
 
+from app.forms import Form, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.labels import TRAINING_KIND
 from app.validators import max_length, optional
@@ -29,7 +29,3 @@ class SessionForm(Form):
 
 class AttendanceForm(Form):
     """Only the CSRF token: the marks come as attendance-<registration id> fields."""
-
-
-class ConfirmForm(Form):
-    """A button with a CSRF token (sign up, cancel)."""

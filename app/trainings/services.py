@@ -15,6 +15,7 @@ from flask_login import current_user
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
+from app import submissions
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
@@ -22,8 +23,8 @@ from app.extensions import db
 from app.formatting import TOKYO, format_date, format_datetime, today_tokyo
 from app.geography.models import Station
 from app.i18n import gettext as _
-from app import submissions
 from app.outbox import services as outbox
+from app.supporters import sections
 from app.supporters import services as supporters
 from app.supporters.models import Supporter
 from app.text import tidy
@@ -459,6 +460,7 @@ def _mark(registration: Registration, attendance: str) -> None:
             supporters.record_change(supporter, "updated", changes)
 
 
+@sections.register(sections.STAFF, "trainings/_staff_section.html")
 def history_of(supporter: Supporter) -> list[Registration]:
     """Every registration of a supporter, newest session first."""
     return list(db.session.scalars(
@@ -474,6 +476,7 @@ class MyTrainings:
     past: list[Registration]
 
 
+@sections.register(sections.ME, "trainings/_me_section.html")
 def my_trainings(supporter: Supporter) -> MyTrainings:
     now = utcnow()
     rows = history_of(supporter)

@@ -1,26 +1,35 @@
 """Training pages: the public list and calendar, sign-ups, and the staff's sessions and rosters."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask import session as session_store
-from sqlalchemy.exc import OperationalError
 from flask_login import current_user
+from sqlalchemy.exc import OperationalError
 
-from app.accounts.services import Viewer, area_scope, staff_required, supporter_required
+from app import submissions
+from app.access import staff_required, supporter_required
+from app.accounts.services import Viewer, area_scope
 from app.errors import InvalidInput, InvalidState, NotFound
 from app.extensions import db, limiter
-from app import submissions
-from app.submissions import AlreadySubmitted
+from app.forms import ConfirmForm
 from app.geography.services import district_choices, list_stations
 from app.i18n import gettext as _
-from app.site import (add_error, busy, form_data, form_int, is_busy, parse_id, public_form_limit,
-                      validate_with_rules)
+from app.site import (
+    add_error,
+    busy,
+    form_data,
+    form_int,
+    is_busy,
+    parse_id,
+    public_form_limit,
+    validate_with_rules,
+)
+from app.submissions import AlreadySubmitted
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
 from app.trainings import services
 from app.trainings.calendar import session_calendar
-from app.trainings.forms import AttendanceForm, ConfirmForm, SessionForm, TrainingForm
+from app.trainings.forms import AttendanceForm, SessionForm, TrainingForm
 
 bp = Blueprint("trainings", __name__)
 

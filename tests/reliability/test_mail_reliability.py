@@ -22,8 +22,7 @@ from app.supporters.models import Supporter
 from app.trainings import services as trainings
 from app.trainings.models import Registration
 from tests.conftest import PASSWORD, district, make_supporter
-from tests.reliability.conftest import (Browser, Gunicorn, add_recipients, flask_process,
-                                        wait_for)
+from tests.reliability.conftest import Browser, Gunicorn, add_recipients, flask_process, wait_for
 
 
 def statuses(model) -> collections.Counter:

@@ -25,7 +25,7 @@ def test_sender_killed_with_sigkill_resumes_without_loss(geography, mailbox, pro
     kills = 0
     for threshold in KILL_AT:
         sender = flask_process(env, "sender", "--until-idle")
-        assert wait_for(lambda: len(mailbox) >= threshold, timeout=60), sender.communicate()
+        assert wait_for(lambda threshold=threshold: len(mailbox) >= threshold, timeout=60), sender.communicate()
         sender.send_signal(signal.SIGKILL)
         sender.wait(timeout=10)
         kills += 1

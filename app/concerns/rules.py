@@ -1,0 +1,67 @@
+"""The rules of a concern's life, each defined once: which statuses are open, which may
+follow which, when a concern is overdue, and the bodies it may be handed to.
+
+Queries, pages, mails and the digest all ask here (docs/architecture.md, "one source per
+rule"); nothing else spells out a list of statuses or the overdue test."""
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import and_
+
+from app.concerns.models import OPEN_STATUSES, STATUSES, Concern
+from app.dbtypes import utcnow
+
+__all__ = ["OPEN_STATUSES", "CLOSED_STATUSES", "STATUSES", "TRANSITIONS", "overdue_before",
+           "is_overdue", "overdue_clause", "connected_bodies", "PICK_LISTS_KEY"]
+
+# Finished: the concern left the queue (it may be reopened, see TRANSITIONS).
+CLOSED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
+
+# Which status may follow which. "duplicate" and "connected" need more (see change_status).
+TRANSITIONS = {
+    "received": ("acknowledged", "in_progress", "connected", "duplicate"),
+    "acknowledged": ("in_progress", "connected", "closed", "duplicate"),
+    "in_progress": ("connected", "closed", "duplicate"),
+    "connected": ("in_progress", "closed"),
+    "closed": ("in_progress",),
+    "duplicate": ("acknowledged",),
+}
+
+# The cache key of the dashboard's pick lists (areas, categories); changing a category clears it.
+PICK_LISTS_KEY = "concern-pick-lists"
+
+
+def overdue_before(now: datetime | None = None) -> datetime:
+    """Concerns still `received` that arrived before this moment are overdue
+    (HOTNET_CONCERN_ACK_DAYS days to acknowledge)."""
+    return (now or utcnow()) - timedelta(days=current_app.config["HOTNET_CONCERN_ACK_DAYS"])
+
+
+def is_overdue(concern: Concern, before: datetime | None = None) -> bool:
+    """The rule in Python, for one concern on a page or in a mail (`before`: a moment from
+    overdue_before, so that a whole list is judged against the same one)."""
+    return concern.status == "received" and concern.created_at < (before or overdue_before())
+
+
+def overdue_clause(columns=Concern.__table__.c):
+    """The same rule as an SQL condition, on the concern table or a subquery of it."""
+    return and_(columns.status == "received", columns.created_at < overdue_before())
+
+
+@lru_cache(maxsize=4)
+def _load_bodies(path: str) -> tuple[str, ...]:
+    with open(path, "rb") as fh:
+        return tuple(str(name) for name in tomllib.load(fh).get("bodies", []))
+
+
+def connected_bodies() -> tuple[str, ...]:
+    """The bodies a concern is usually handed to (つなぎ先), offered as choices; staff may
+    also type another. Data, not code: HOTNET_CONNECTED_BODIES_FILE (a TOML list)."""
+    path = current_app.config.get("HOTNET_CONNECTED_BODIES_FILE") or \
+        str(Path(__file__).with_name("connected_bodies.toml"))
+    return _load_bodies(path)
