@@ -37,7 +37,7 @@ def create_admin_command(email: str, name: str, password: str | None) -> None:
     if not password:
         password = getpass.getpass("Password: ")
     try:
-        create_staff(email, name, password, "admin")
+        create_staff(email, name, password, "admin", actor=None)
     except InvalidInput as exc:
         raise click.ClickException(str(exc))
     click.echo(f"admin {email} created")

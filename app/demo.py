@@ -106,7 +106,8 @@ def seed_demo() -> dict:
             record.contact_person, record.kana = record.name, record.kana
         db.session.add(record)
         db.session.flush()
-        db.session.add(SupporterChange(supporter_id=record.id, actor="demo", action="created",
+        db.session.add(SupporterChange(supporter_id=record.id, actor="", actor_kind="system",
+                                       action="created",
                                        changes={}))
         created += 1
     db.session.commit()
@@ -223,9 +224,11 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
         db.session.add(concern)
         db.session.flush()
         db.session.add(ConcernEvent(concern_id=concern.id, kind="created", at=created,
-                                    actor="demo", status_to="received"))
+                                    actor="", actor_kind="system", status_to="received",
+                                    body=concern.channel))
         if status != "received":
-            db.session.add(ConcernEvent(concern_id=concern.id, kind="status", actor="demo",
+            db.session.add(ConcernEvent(concern_id=concern.id, kind="status", actor="",
+                                        actor_kind="system",
                                         at=created + timedelta(days=1),
                                         status_from="received", status_to=status))
     db.session.commit()

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from werkzeug.routing import IntegerConverter
 
+from app import actors
 from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db, limiter
 from app.i18n import gettext as _
@@ -211,6 +212,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     from app.urls import external_url
     app.jinja_env.globals["external_url"] = external_url  # links in mail, also outside requests
+    app.jinja_env.globals["actor_label"] = actors.label  # who did it, in the reader's language
     app.before_request(refuse_control_characters_in_url)
 
     @app.context_processor

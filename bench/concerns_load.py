@@ -54,7 +54,7 @@ def fill(url: str, supporters: int, concerns: int) -> None:
                      db.session.scalars(db.select(District).order_by(District.id))]
         area = db.session.get(District, districts[0][0]).area
         create_staff("coordinator@bench.example.jp", "調整 花子", PASSWORD, "coordinator",
-                     station_id=area.station_id, area_ids=[area.id])
+                     station_id=area.station_id, area_ids=[area.id], actor=None)
         db.engine.dispose()
     district_ids = "ARRAY[" + ",".join(str(d) for d, _a in districts) + "]"
     area_ids = "ARRAY[" + ",".join(str(a) for _d, a in districts) + "]"

@@ -70,7 +70,7 @@ def fill(url: str, size: int) -> int:
             "subject": "ほっとネット通信 第1号", "body_md": body_markdown()},
             services.audiences.Audience(), None)
         queued_at = time.perf_counter()
-        queued = services.start_send(newsletter.id)
+        queued = services.start_send(newsletter.id, actor=None)
         print(f"    queued {queued:,} deliveries in {time.perf_counter() - queued_at:.2f}s",
               flush=True)
         db.engine.dispose()

@@ -186,7 +186,7 @@ def measure(url: str, rows: list[dict], n_queries: int) -> dict:
                       "WTF_CSRF_ENABLED": False, "HOTNET_PASSWORD_METHOD": "pbkdf2:sha256:1000"})
     with app.app_context():
         from app.accounts.services import create_staff
-        create_staff("bench@example.jp", "計測 係", "bench-password-1", "coordinator")
+        create_staff("bench@example.jp", "計測 係", "bench-password-1", "coordinator", actor=None)
     client = app.test_client()
     response = client.post("/login", data={"email": "bench@example.jp",
                                            "password": "bench-password-1"})

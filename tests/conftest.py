@@ -300,7 +300,7 @@ def district(code: str):
 @pytest.fixture
 def admin(geography):
     from app.accounts.services import create_staff
-    return create_staff("admin@example.jp", "管理 太郎", PASSWORD, "admin")
+    return create_staff("admin@example.jp", "管理 太郎", PASSWORD, "admin", actor=None)
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ def coordinator(geography):
     from app.accounts.services import create_staff
     area = district("d01").area
     return create_staff("coord@example.jp", "調整 花子", PASSWORD, "coordinator",
-                        station_id=area.station_id, area_ids=[area.id])
+                        station_id=area.station_id, area_ids=[area.id], actor=None)
 
 
 def make_supporter(**values):
@@ -319,7 +319,7 @@ def make_supporter(**values):
             "postal_code": "188-0012", "address": "西東京市南町1-1-1", "status": "active",
             "joined_via": "staff", "district_id": district("d01").id}
     data.update(values)
-    return create_supporter(data)
+    return create_supporter(data, actor=None)
 
 
 # --- client helpers ------------------------------------------------------------------------------

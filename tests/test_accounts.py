@@ -121,7 +121,7 @@ def test_unknown_address_gets_the_same_answer_and_no_mail(client, geography, mai
 def test_withdrawn_supporter_gets_no_link(client, geography, mailbox):
     from app.supporters.services import withdraw
     supporter = make_supporter(email="gone@example.jp", delivery="email")
-    withdraw(supporter)
+    withdraw(supporter, actor=None)
     post(client, "/login/link", {"email": "gone@example.jp"})
     assert mailbox == []
 

@@ -106,13 +106,13 @@ def ids(app, coordinator, admin, mailbox, tmp_path):
     other = concerns.submit_concern({"category_id": category.id, "body": "二件目",
                                      "district_id": district("d01").id, "urgency": "normal"})
     session = make_session(kind="registration", capacity=5)
-    registration = trainings.sign_up(session.id, supporter)
+    registration = trainings.sign_up(session.id, supporter, actor=None)
     newsletter = newsletters.save_draft(None, {"layout": "regular", "number": "", "title": "表",
                                                "subject": "表", "body_md": "本文"},
                                         newsletters.audiences.Audience(), coordinator.id)
     from app.accounts.services import create_staff
     colleague = create_staff("colleague@example.jp", "同僚 一人", "colleague-password", "coordinator",
-                             area_ids=[district("d20").area_id])
+                             area_ids=[district("d20").area_id], actor=None)
     cover = grant_cover(admin, colleague, district("d01").area_id,
                         today_tokyo() + timedelta(days=1))
     pending = SupporterImport(staff_id=admin.id, filename="x.csv", encoding="utf-8",

@@ -69,7 +69,7 @@ def other_coordinator(geography):
     area = district("d20").area
     assert area.id != district("d01").area.id
     return create_staff("other@example.jp", "遠方 次郎", PASSWORD, "coordinator",
-                        station_id=area.station_id, area_ids=[area.id])
+                        station_id=area.station_id, area_ids=[area.id], actor=None)
 
 
 def concern_in(code: str, body: str = TEXT, **values) -> Concern:
@@ -291,7 +291,7 @@ def test_status_workflow_rules_and_who_and_when(client, coordinator):
     concern = concern_in("d01")
     login_staff(client, coordinator)
     with pytest.raises(InvalidState):
-        services.change_status(concern, "closed")  # received cannot jump to closed
+        services.change_status(concern, "closed", actor=None)  # received cannot jump to closed
     response = post(client, f"/staff/concerns/{concern.id}/status", {"status": "connected"})
     assert response.status_code == 400 and "つなぎ先を選ぶか入力してください。" in page_text(response)
     post(client, f"/staff/concerns/{concern.id}/status", {"status": "acknowledged"})
@@ -323,7 +323,7 @@ def test_duplicate_links_to_the_original(client, coordinator):
     assert copy.status == "duplicate" and copy.duplicate_of_id == original.id
     assert original in services.related(copy)
     with pytest.raises(InvalidInput):
-        services.change_status(original, "duplicate", duplicate_of=original.reference)
+        services.change_status(original, "duplicate", duplicate_of=original.reference, actor=None)
 
 
 def test_reporter_sees_messages_never_internal_notes(client, coordinator, mailbox):
@@ -412,12 +412,12 @@ def test_views_and_exports_are_audited(client, coordinator, admin):
 def test_retention_erases_personal_details_and_keeps_counts(app, coordinator):
     old = concern_in("d01", reporter_name="報告 太郎", reporter_email="taro@example.jp",
                      address="西東京市南町1-1-1")
-    services.change_status(old, "acknowledged")
-    services.add_note(old, "家族の事情についてのメモ")
-    services.change_status(old, "closed")
+    services.change_status(old, "acknowledged", actor=None)
+    services.add_note(old, "家族の事情についてのメモ", actor=None)
+    services.change_status(old, "closed", actor=None)
     recent = concern_in("d01")
-    services.change_status(recent, "acknowledged")
-    services.change_status(recent, "closed")
+    services.change_status(recent, "acknowledged", actor=None)
+    services.change_status(recent, "closed", actor=None)
     old.closed_at = datetime(2021, 3, 31, 12, tzinfo=TOKYO)  # fiscal 2020
     recent.closed_at = datetime(2021, 4, 1, 12, tzinfo=TOKYO)  # fiscal 2021
     db.session.commit()
@@ -433,7 +433,7 @@ def test_retention_erases_personal_details_and_keeps_counts(app, coordinator):
     assert newsletter_statistics(date(2020, 1, 1), date(2030, 12, 31)).total == before
     assert purge_expired_concerns(today=date(2026, 4, 1)) == 0
     with pytest.raises(InvalidState):
-        services.add_note(old, "もう書けない")
+        services.add_note(old, "もう書けない", actor=None)
 
 
 # --- admin categories and the newsletter block ---------------------------------------------------
@@ -489,8 +489,8 @@ def test_waiting_tiles_and_a_capped_total(client, coordinator, monkeypatch):
     late.created_at = utcnow() - timedelta(days=3)
     db.session.commit()
     mine = concern_in("d01")
-    services.assign(mine, coordinator.id)
-    services.change_status(mine, "acknowledged")
+    services.assign(mine, coordinator.id, actor=None)
+    services.change_status(mine, "acknowledged", actor=None)
     concern_in("d01")
     counts = queue.waiting_counts([district("d01").area_id], coordinator)
     assert counts == {"new": 2, "overdue": 1, "unassigned": 2, "mine": 1}

@@ -203,9 +203,9 @@ def test_sort_by_column_jump_to_a_page_and_print_everyone(app, client, admin):
 def test_withdrawn_and_declined_rows_are_named_for_what_they_are(client, admin):
     from app.supporters import services
     gone = make_supporter(name="退会 する", kana="たいかい する")
-    services.withdraw(gone)
+    services.withdraw(gone, actor=None)
     applicant = make_supporter(name="見送り 予定", kana="みおくり よてい", status="applied")
-    services.decline(applicant)
+    services.decline(applicant, actor=None)
     login_staff(client, admin)
     page = page_text(client.get("/staff/supporters?status=withdrawn"))
     assert f"（退会済み #{gone.id}）" in page
@@ -220,8 +220,8 @@ def test_a_capacity_change_tells_nobody_that_the_date_changed(client, coordinato
     from tests.test_trainings import mails_to, make_session, person
     session = make_session(capacity=1)
     first, second = person(1), person(2)
-    services.sign_up(session.id, first)
-    services.sign_up(session.id, second)
+    services.sign_up(session.id, first, actor=None)
+    services.sign_up(session.id, second, actor=None)
     mailbox.clear()
     values = session_form_values(session)
     login_staff(client, coordinator)
@@ -244,10 +244,10 @@ def test_becoming_active_at_the_registration_training_brings_a_welcome(client, c
     from tests.test_trainings import held, mails_to, make_session, person
     session = make_session(kind="registration")
     newcomer = person(7, status="applied")
-    registration = services.sign_up(session.id, newcomer)
+    registration = services.sign_up(session.id, newcomer, actor=None)
     held(session)
     mailbox.clear()
-    services.mark_attendance(registration.id, "attended")
+    services.mark_attendance(registration.id, "attended", actor=None)
     [welcome] = mails_to(mailbox, newcomer.email)
     assert "登録しました" in str(welcome["Subject"])
 
@@ -267,8 +267,8 @@ def concern(code="d01", **values):
 def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordinator):
     from app.concerns import services
     done = concern(body="片付いた件")
-    services.change_status(done, "acknowledged")
-    services.change_status(done, "closed")
+    services.change_status(done, "acknowledged", actor=None)
+    services.change_status(done, "closed", actor=None)
     routine = concern(body="いつもの件", place="駅前公園")
     urgent = concern(body="倒れているかもしれない", urgency="urgent")
     for _ in range(3):
@@ -291,8 +291,8 @@ def test_the_digest_counts_what_waits_and_says_each_status(app, coordinator, mai
     from tests.conftest import mails_to, text_of
     concern(), concern()  # two still waiting
     closed = concern(body="もう片付いた")
-    services.change_status(closed, "acknowledged")
-    services.change_status(closed, "closed")
+    services.change_status(closed, "acknowledged", actor=None)
+    services.change_status(closed, "closed", actor=None)
     nine = datetime.now(TOKYO).replace(hour=9, minute=0)
     assert send_daily_digests(nine) == 1
     [digest] = mails_to(mailbox, coordinator.email)
@@ -305,7 +305,7 @@ def test_a_new_assignee_is_told_but_not_someone_taking_it_themselves(client, coo
     from app.accounts.services import create_staff
     from tests.conftest import PASSWORD, mails_to
     colleague = create_staff("colleague@example.jp", "同僚 二人", PASSWORD, "coordinator",
-                             area_ids=[district("d01").area_id])
+                             area_ids=[district("d01").area_id], actor=None)
     item = concern()
     mailbox.clear()
     login_staff(client, coordinator)
@@ -353,7 +353,7 @@ def test_the_audit_log_reads_in_japanese_and_filters_every_kind(client, coordina
     from app.concerns import services
     from app.concerns.digest import send_daily_digests  # noqa: F401 - the log also has system entries
     item = concern()
-    services.change_status(item, "duplicate", duplicate_of=concern().reference)
+    services.change_status(item, "duplicate", duplicate_of=concern().reference, actor=None)
     login_staff(client, coordinator)
     client.get("/staff/concerns/export.csv?assignee=me")
     client.get(f"/staff/concerns/{item.id}")
@@ -377,7 +377,7 @@ def test_every_export_answers_with_every_filter(client, coordinator):
 
     from app.concerns import services
     mine = concern()
-    services.assign(mine, coordinator.id)
+    services.assign(mine, coordinator.id, actor=None)
     concern(code="d20", urgency="urgent")
     make_supporter(name="書出 太郎", kana="かきだし たろう")
     login_staff(client, coordinator)
@@ -425,8 +425,8 @@ def test_cancelling_a_roster_place_names_who_moves_up(client, coordinator):
     from tests.test_trainings import make_session, person
     session = make_session(capacity=1)
     sitting, next_one = person(1), person(2)
-    seat = services.sign_up(session.id, sitting)
-    services.sign_up(session.id, next_one)
+    seat = services.sign_up(session.id, sitting, actor=None)
+    services.sign_up(session.id, next_one, actor=None)
     login_staff(client, coordinator)
     roster = page_text(client.get(f"/staff/trainings/sessions/{session.id}"))
     assert f'action="/staff/trainings/registrations/{seat.id}/cancel"' not in roster

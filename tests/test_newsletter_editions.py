@@ -275,7 +275,7 @@ def test_bounce_reports_hold_addresses_hard_at_once_soft_after_three(app, client
     newsletter = services.save_draft(None, {"layout": "announcement", "number": "", "title": "号",
                                             "subject": "号", "body_md": "本文"},
                                      services.audiences.Audience(), None)
-    services.start_send(newsletter.id)
+    services.start_send(newsletter.id, actor=None)
     rows = {d.supporter_id: d.id for d in db.session.scalars(select(Delivery))}
     report = parse(dsn(return_path("d", rows[gone.id]), "5.1.1"))
     assert report.kind == "hard" and report.source == ("d", rows[gone.id])
@@ -298,11 +298,11 @@ def test_bounce_reports_hold_addresses_hard_at_once_soft_after_three(app, client
     second = services.save_draft(None, {"layout": "announcement", "number": "", "title": "次",
                                         "subject": "次", "body_md": "本文"},
                                  services.audiences.Audience(), None)
-    services.start_send(second.id)
+    services.start_send(second.id, actor=None)
     assert db.session.scalar(select(Delivery.id).where(Delivery.newsletter_id == second.id)) is None
     from app.accounts.services import create_staff
     from tests.conftest import PASSWORD  # noqa: F401
-    office = create_staff("office@example.jp", "事務 局", "office-password-1", "admin")
+    office = create_staff("office@example.jp", "事務 局", "office-password-1", "admin", actor=None)
     login_staff(client, office, "office-password-1")
     page = page_text(client.get("/staff/mail/held"))
     assert "gone@example.jp" in page and "full@example.jp" in page and "5.1.1" in page

@@ -153,7 +153,7 @@ def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinat
 
 def test_withdrawn_and_unsubscribed_never_receive(client, coordinator, people, mailbox):
     from app.supporters.services import withdraw
-    withdraw(people["email"])
+    withdraw(people["email"], actor=None)
     people["both"].unsubscribed_at = utcnow()
     db.session.commit()
     login_staff(client, coordinator)

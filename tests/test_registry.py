@@ -1,6 +1,7 @@
 """Applications, approval, staff edits with history, the supporter's own page, withdrawal."""
 from sqlalchemy import func, select
 
+from app import actors
 from app.audit.models import AuditEntry
 from app.extensions import db
 from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
@@ -173,7 +174,9 @@ def test_supporter_edits_own_contact_details(client, geography, mailbox):
     db.session.refresh(supporter)
     assert (supporter.phone, supporter.delivery) == ("042-411-2233", "both")
     entry = db.session.scalar(select(SupporterChange).where(SupporterChange.action == "updated"))
-    assert entry.actor == "本人"
+    # Stored as a code; shown to staff in their language.
+    assert (entry.actor_kind, entry.actor) == ("self", "")
+    assert actors.label(entry.actor_kind, entry.actor) == "本人"
 
 
 def test_supporter_cannot_choose_email_delivery_without_address(client, geography, mailbox):

@@ -109,7 +109,7 @@ def test_pagination(client, admin, geography, app):
 
 def test_withdrawn_are_not_listed_by_default(client, admin, people):
     from app.supporters.services import withdraw
-    withdraw(people["aoki"])
+    withdraw(people["aoki"], actor=None)
     login_staff(client, admin)
     assert "青木" not in page_text(client.get("/staff/supporters"))
     assert names(client.get("/staff/supporters", query_string={"q": "あおき",

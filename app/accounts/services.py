@@ -87,8 +87,8 @@ def check_password_rules(password: str) -> None:
 
 def create_staff(email: str, name: str, password: str, role: str, kana: str = "",
                  station_id: int | None = None, area_ids: list[int] | None = None,
-                 all_areas: bool = False) -> StaffUser:
-    """Create a staff account; raises InvalidInput for a taken e-mail or weak password."""
+                 all_areas: bool = False, *, actor) -> StaffUser:
+    """Create a staff account (`actor`: the admin, or None from a command); raises InvalidInput for a taken e-mail or weak password."""
     email = email.strip().lower()
     if role not in ROLES:
         raise InvalidInput(_("役割が正しくありません。"), field="role")
@@ -99,7 +99,7 @@ def create_staff(email: str, name: str, password: str, role: str, kana: str = ""
     user.set_password(password)
     user.areas = _areas(area_ids)
     db.session.add(user)
-    audit.record("staff.create", "staff_user", None, f"{email} ({role})")
+    audit.record("staff.create", "staff_user", None, f"{email} ({role})", actor=actor)
     db.session.commit()
     return user
 
@@ -112,7 +112,7 @@ def _check_email_free(email: str, user_id: int | None = None) -> None:
 
 def update_staff(user: StaffUser, *, email: str, name: str, kana: str, role: str,
                  station_id: int | None, area_ids: list[int], active: bool,
-                 password: str = "", all_areas: bool = False) -> StaffUser:
+                 password: str = "", all_areas: bool = False, actor) -> StaffUser:
     if role not in ROLES:
         raise InvalidInput(_("役割が正しくありません。"), field="role")
     email = email.strip().lower()
@@ -129,7 +129,7 @@ def update_staff(user: StaffUser, *, email: str, name: str, kana: str, role: str
     user.station_id, user.active = station_id, active
     user.areas = new_areas
     user.all_areas = bool(all_areas)
-    audit.record("staff.update", "staff_user", user.id, user.email)
+    audit.record("staff.update", "staff_user", user.id, user.email, actor=actor)
     if ends_sessions:
         db.session.flush()
         end_sessions(user)

@@ -8,7 +8,7 @@ from app.access import admin_required
 from app.accounts import services
 from app.accounts.forms import CoverForm, StaffForm, StaffLoginForm
 from app.accounts.models import ROLES, StaffUser
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.extensions import db
 from app.forms import ConfirmForm
 from app.geography.services import list_areas, list_stations
@@ -70,8 +70,7 @@ def staff_new():
                 services.create_staff(
                     form.email.data, form.name.data, form.password.data, form.role.data,
                     kana=form.kana.data or "", station_id=form.station_id.data or None,
-                    area_ids=form.area_ids.data, all_areas=form.all_areas.data,
-                )
+                    area_ids=form.area_ids.data, all_areas=form.all_areas.data, actor=current_user)
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
@@ -98,8 +97,7 @@ def staff_edit(user_id: int):
                     role=form.role.data,
                     station_id=form.station_id.data or None, area_ids=form.area_ids.data,
                     active=form.active.data, password=form.password.data or "",
-                    all_areas=form.all_areas.data,
-                )
+                    all_areas=form.all_areas.data, actor=current_user)
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
@@ -147,9 +145,6 @@ def staff_cover_end(user_id: int, cover_id: int):
     user = db.session.get(StaffUser, user_id) or abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        services.end_cover(current_user, user, cover_id)
-    except NotFound:
-        abort(404)
+    services.end_cover(current_user, user, cover_id)
     flash(_("応援の圏域を外しました。"), "success")
     return redirect(url_for("accounts.staff_edit", user_id=user.id) + "#cover")

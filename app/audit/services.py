@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from flask import has_request_context, request
-from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
@@ -13,29 +11,27 @@ from app.extensions import db
 from app.i18n import gettext as _
 
 
-def _actor(user=None) -> tuple[int | None, str]:
-    if user is None and has_request_context() and current_user.is_authenticated:
-        user = current_user
+def _actor(user) -> tuple[int | None, str]:
     if user is not None and getattr(user, "is_staff", False):
         return user.id, f"{user.name} <{user.email}>"
-    if user is not None:
+    if user is not None and getattr(user, "id", None) is not None:
         return None, f"supporter:{user.id}"
     return None, "system"
 
 
 def record(action: str, target_type: str = "", target_id: int | None = None,
-           detail: str = "", actor=None, params: dict | None = None) -> AuditEntry:
+           detail: str = "", *, actor, params: dict | None = None) -> AuditEntry:
     """Add an audit entry to the current transaction (the caller commits). `actor` is the
-    acting account; without it, the signed-in user of the request (or "system").
+    acting account (a staff user or a supporter), or None for the system itself: the
+    scheduler, a command. The connection's address is added by the web layer (app/site.py).
 
     `params` are codes and numbers ({"count": 12, "from": "received", …}), stored as JSON
     and put into words when the log is read, in the reader's language (see describe)."""
     staff_id, actor = _actor(actor)
     if params is not None:
         detail = json.dumps(params, ensure_ascii=False, default=str, sort_keys=True)
-    ip = (request.remote_addr or "") if has_request_context() else ""
     entry = AuditEntry(staff_id=staff_id, actor=actor, action=action,
-                       target_type=target_type, target_id=target_id, detail=detail, ip=ip)
+                       target_type=target_type, target_id=target_id, detail=detail)
     db.session.add(entry)
     return entry
 

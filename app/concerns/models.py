@@ -114,7 +114,8 @@ class ConcernEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(20))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
-    actor: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")  # a staff member's name
+    actor_kind: Mapped[str] = mapped_column(String(10), default="staff")  # see app.actors
     status_from: Mapped[str] = mapped_column(String(20), default="")
     status_to: Mapped[str] = mapped_column(String(20), default="")
     body: Mapped[str] = mapped_column(Text, default="")

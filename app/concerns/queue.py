@@ -152,9 +152,10 @@ def iter_export(f: Filters, me: Viewer):
         db.session.expunge_all()
 
 
-def record_export(f: Filters, count: int) -> None:
+def record_export(f: Filters, count: int, *, actor) -> None:
     audit.record("concern.export", "concern", None,
-                 params={"count": count, "filters": {k: v for k, v in asdict(f).items() if v}})
+                 params={"count": count, "filters": {k: v for k, v in asdict(f).items() if v}},
+                 actor=actor)
     db.session.commit()
 
 

@@ -44,7 +44,7 @@ def erase_concern(concern: Concern) -> None:
     db.session.execute(update(ConcernEvent).where(ConcernEvent.concern_id == concern.id,
                                                   ConcernEvent.kind.in_(("note", "message")))
                        .values(body=""))
-    db.session.add(ConcernEvent(concern_id=concern.id, kind="erased", actor="system"))
+    db.session.add(ConcernEvent(concern_id=concern.id, kind="erased", actor="", actor_kind="system"))
 
 
 def purge_expired_concerns(today: date | None = None, batch: int = 200) -> int:
@@ -61,7 +61,7 @@ def purge_expired_concerns(today: date | None = None, batch: int = 200) -> int:
         for concern in rows:
             erase_concern(concern)
         audit.record("concern.erase", "concern", None,
-                     f"{len(rows)} concerns closed before {cutoff.date()}")
+                     f"{len(rows)} concerns closed before {cutoff.date()}", actor=None)
         db.session.commit()
         erased += len(rows)
     return erased

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from flask import current_app, has_request_context
-from flask_login import current_user
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
-from app import submissions
+from app import actors, submissions
 from app.accounts.models import StaffUser, staff_area
 from app.audit import services as audit
 from app.concerns import rules
@@ -37,7 +36,7 @@ from app.formatting import TOKYO, today_tokyo
 from app.geography.models import District
 from app.i18n import gettext as _
 from app.images import clean_image, store
-from app.labels import CONCERN_CHANNEL, CONCERN_STATUS
+from app.labels import CONCERN_STATUS
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
 from app.text import clean, fold, tidy
@@ -95,7 +94,7 @@ def get_category(category_id: int) -> ConcernCategory:
     return category
 
 
-def add_category(name: str, name_en: str = "") -> ConcernCategory:
+def add_category(name: str, name_en: str = "", *, actor) -> ConcernCategory:
     name = _category_name(name)
     if db.session.scalar(select(ConcernCategory).where(ConcernCategory.name == name)):
         raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
@@ -103,21 +102,21 @@ def add_category(name: str, name_en: str = "") -> ConcernCategory:
     category = ConcernCategory(code=f"c{position}-{utcnow():%Y%m%d%H%M%S}", name=name,
                                name_en=clean(name_en)[:100], position=position)
     db.session.add(category)
-    audit.record("concern_category.create", "concern_category", None, name)
+    audit.record("concern_category.create", "concern_category", None, name, actor=actor)
     db.session.commit()
     _forget_pick_lists()
     return category
 
 
 def update_category(category: ConcernCategory, name: str, name_en: str = "",
-                    active: bool = True) -> None:
+                    active: bool = True, *, actor) -> None:
     name = _category_name(name)
     clash = db.session.scalar(select(ConcernCategory).where(
         ConcernCategory.name == name, ConcernCategory.id != category.id))
     if clash:
         raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
     category.name, category.name_en, category.active = name, clean(name_en)[:100], active
-    audit.record("concern_category.update", "concern_category", category.id, name)
+    audit.record("concern_category.update", "concern_category", category.id, name, actor=actor)
     db.session.commit()
     _forget_pick_lists()
 
@@ -137,18 +136,11 @@ class Photo:
     filename: str = ""
 
 
-def _actor() -> tuple[int | None, str]:
-    if has_request_context() and current_user.is_authenticated and current_user.is_staff:
-        return current_user.id, current_user.name
-    if has_request_context() and current_user.is_authenticated:
-        return None, _("報告者")
-    return None, "system"
-
-
-def _event(concern: Concern, kind: str, **values) -> ConcernEvent:
-    staff_id, actor = _actor()
-    event = ConcernEvent(concern_id=concern.id, kind=kind, staff_id=staff_id, actor=actor,
-                         **values)
+def _event(concern: Concern, kind: str, actor, **values) -> ConcernEvent:
+    """A timeline entry; `actor` is staff, the reporter (a supporter) or None (the system)."""
+    staff_id, name, actor_kind = actors.stamp(actor, other="reporter")
+    event = ConcernEvent(concern_id=concern.id, kind=kind, staff_id=staff_id, actor=name,
+                         actor_kind=actor_kind, **values)
     db.session.add(event)
     return event
 
@@ -266,8 +258,9 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
     db.session.add(concern)
     db.session.flush()
     submissions.record(slot, concern.id, concern.reference)
-    _event(concern, "created", status_to="received",
-           body=_("%(channel)sで受け付けました。", channel=_channel_label(concern.channel)))
+    # The channel's code: put into words when the timeline is read.
+    _event(concern, "created", staff or reporter or actors.SOMEONE, status_to="received",
+           body=concern.channel)
     if picture is not None:
         concern.photo = store(photo_folder(), f"c{concern.id}", *picture)
     _queue_receipt(concern)
@@ -275,10 +268,6 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
         notify_urgent(concern)
     db.session.commit()
     return concern
-
-
-def _channel_label(channel: str) -> str:
-    return str(CONCERN_CHANNEL.get(channel, channel))
 
 
 def receipt_address(concern: Concern) -> str:
@@ -327,10 +316,11 @@ def get_concern(concern_id: int) -> Concern:
     return concern
 
 
-def view_concern(concern_id: int) -> Concern:
+def view_concern(concern_id: int, *, actor) -> Concern:
     """A concern for a staff member to read; the view is written to the audit log."""
     concern = get_concern(concern_id)
-    audit.record("concern.view", "concern", concern.id, params={"reference": concern.reference})
+    audit.record("concern.view", "concern", concern.id, params={"reference": concern.reference},
+                 actor=actor)
     db.session.commit()
     return concern
 
@@ -379,7 +369,7 @@ def _require_not_erased(concern: Concern) -> None:
         raise InvalidState(_("保存期間を過ぎて個人情報を消去した記録は変更できません。"))
 
 
-def change_status(concern: Concern, status: str, *, connected_to: str = "",
+def change_status(concern: Concern, status: str, *, actor, connected_to: str = "",
                   duplicate_of: str = "", note: str = "") -> None:
     """Move a concern along its workflow; who and when go into the timeline."""
     _require_not_erased(concern)
@@ -423,14 +413,15 @@ def change_status(concern: Concern, status: str, *, connected_to: str = "",
         concern.duplicate_of_id = None
     detail = {"connected": connected_to,
               "duplicate": original.reference if original is not None else ""}.get(status, "")
-    _event(concern, "status", status_from=old, status_to=status, body=detail)
+    _event(concern, "status", actor, status_from=old, status_to=status, body=detail)
     if note:
-        _event(concern, "note", body=note)
-    audit.record("concern.status", "concern", concern.id, params={"from": old, "to": status})
+        _event(concern, "note", actor, body=note)
+    audit.record("concern.status", "concern", concern.id, params={"from": old, "to": status},
+                 actor=actor)
     db.session.commit()
 
 
-def assign(concern: Concern, staff_id: int | None) -> None:
+def assign(concern: Concern, staff_id: int | None, *, actor) -> None:
     """Assign the concern to a staff member (None: back to unassigned)."""
     _require_not_erased(concern)
     staff = None
@@ -441,10 +432,10 @@ def assign(concern: Concern, staff_id: int | None) -> None:
     if concern.assignee_id == (staff.id if staff else None):
         return
     concern.assignee_id = staff.id if staff else None
-    _event(concern, "assigned", body=staff.name if staff else _("担当者なし"))
+    _event(concern, "assigned", actor, body=staff.name if staff else "")  # "": no one
     audit.record("concern.assign", "concern", concern.id,
-                 params={"reference": concern.reference, "name": staff.name if staff else "-"})
-    actor = current_user if has_request_context() and current_user.is_authenticated else None
+                 params={"reference": concern.reference, "name": staff.name if staff else "-"},
+                 actor=actor)
     if staff is not None and (actor is None or getattr(actor, "id", None) != staff.id
                               or not getattr(actor, "is_staff", False)):
         # Told at once (the link only, no details), unless they took it themselves.
@@ -464,18 +455,18 @@ def _text(body: str, field: str) -> str:
     return body
 
 
-def add_note(concern: Concern, body: str) -> ConcernEvent:
+def add_note(concern: Concern, body: str, *, actor) -> ConcernEvent:
     """An internal note: staff only, never shown or sent to the reporter."""
     _require_not_erased(concern)
-    event = _event(concern, "note", body=_text(body, "body"))
+    event = _event(concern, "note", actor, body=_text(body, "body"))
     db.session.commit()
     return event
 
 
-def send_message(concern: Concern, body: str) -> ConcernEvent:
+def send_message(concern: Concern, body: str, *, actor) -> ConcernEvent:
     """A message for the reporter: shown on their page and e-mailed when they may be contacted."""
     _require_not_erased(concern)
-    event = _event(concern, "message", body=_text(body, "body"))
+    event = _event(concern, "message", actor, body=_text(body, "body"))
     queued = outbox.enqueue(
         concern.contact_email,
         _("【ほっとネット】ご報告（%(ref)s）についてのお知らせ", ref=concern.reference),
@@ -497,7 +488,7 @@ def _link(concern: Concern, other: Concern) -> bool:
     return True
 
 
-def link_concerns(concern: Concern, reference: str) -> Concern:
+def link_concerns(concern: Concern, reference: str, *, actor) -> Concern:
     """Mark two concerns as about the same household or place."""
     other = find_by_reference(reference or "")
     if other is None:
@@ -505,8 +496,8 @@ def link_concerns(concern: Concern, reference: str) -> Concern:
     if other.id == concern.id:
         raise InvalidInput(_("同じ記録どうしは関連づけられません。"), field="reference")
     if _link(concern, other):
-        _event(concern, "linked", body=other.reference)
-        _event(other, "linked", body=concern.reference)
+        _event(concern, "linked", actor, body=other.reference)
+        _event(other, "linked", actor, body=concern.reference)
         db.session.commit()
     return other
 

@@ -34,7 +34,7 @@ from app.concerns.forms import (
     StatusForm,
 )
 from app.concerns.models import STATUSES, URGENCIES
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
 from app.formatting import TOKYO, format_datetime
 from app.geography.services import district_choices
@@ -156,10 +156,7 @@ def my_reports():
 @bp.get("/me/reports/<reference>")
 @supporter_required
 def my_report(reference: str):
-    try:
-        concern = services.report_of(current_user, reference)
-    except NotFound:
-        abort(404)
+    concern = services.report_of(current_user, reference)
     return render_template("concerns/my_report.html", concern=concern,
                            events=services.timeline(concern, for_reporter=True))
 
@@ -230,7 +227,7 @@ def my_area_choice() -> bool:
 def export_csv():
     filters, _area = _filters()
     me = Viewer.of(current_user)
-    queue.record_export(filters, queue.count_export(filters, me))
+    queue.record_export(filters, queue.count_export(filters, me), actor=current_user)
     headers = [_("受付番号"), _("受付日時"), _("分類"), _("急ぎ具合"), _("状態"), _("地区"),
                _("場所や目印"), _("住所"), _("気になったこと"), _("担当者"), _("つなぎ先"),
                _("受付の方法"), _("報告者"), _("報告者の連絡先"), _("連絡してよい")]
@@ -301,7 +298,7 @@ def staff_detail(concern_id: int):
     if not Viewer.of(current_user).sees(concern.area_id):
         # Colleagues may see that it exists and how far it has come, not what it says.
         return render_template("concerns/staff_summary.html", concern=concern)
-    return _detail(services.view_concern(concern_id))
+    return _detail(services.view_concern(concern_id, actor=current_user))
 
 
 def _act(concern_id: int, form_name: str, form, action, done: str):
@@ -327,7 +324,7 @@ def _act(concern_id: int, form_name: str, form, action, done: str):
 def change_status(concern_id: int):
     return _act(concern_id, "status_form", StatusForm(), lambda c, f: services.change_status(
         c, f.status.data, connected_to=f.connected_to.data or "",
-        duplicate_of=f.duplicate_of.data or "", note=f.note.data or ""),
+        duplicate_of=f.duplicate_of.data or "", note=f.note.data or "", actor=current_user),
         _("状態を変更しました。"))
 
 
@@ -335,7 +332,7 @@ def change_status(concern_id: int):
 @staff_required
 def assign(concern_id: int):
     return _act(concern_id, "assign_form", AssignForm(),
-                lambda c, f: services.assign(c, f.assignee_id.data or None),
+                lambda c, f: services.assign(c, f.assignee_id.data or None, actor=current_user),
                 _("担当者を変更しました。"))
 
 
@@ -343,14 +340,14 @@ def assign(concern_id: int):
 @staff_required
 def add_note(concern_id: int):
     return _act(concern_id, "note_form", NoteForm(),
-                lambda c, f: services.add_note(c, f.body.data), _("内部メモを残しました。"))
+                lambda c, f: services.add_note(c, f.body.data, actor=current_user), _("内部メモを残しました。"))
 
 
 @bp.post("/staff/concerns/<int:concern_id>/message")
 @staff_required
 def send_message(concern_id: int):
     return _act(concern_id, "message_form", MessageForm(),
-                lambda c, f: services.send_message(c, f.body.data),
+                lambda c, f: services.send_message(c, f.body.data, actor=current_user),
                 _("報告者へのメッセージを残しました。"))
 
 
@@ -358,7 +355,7 @@ def send_message(concern_id: int):
 @staff_required
 def link(concern_id: int):
     return _act(concern_id, "link_form", LinkForm(),
-                lambda c, f: services.link_concerns(c, f.reference.data),
+                lambda c, f: services.link_concerns(c, f.reference.data, actor=current_user),
                 _("関連づけました。"))
 
 
@@ -396,15 +393,12 @@ def categories():
             if not form.validate_on_submit():
                 raise InvalidInput(_("入力内容を確認してください。"))
             if category_id is not None:
-                try:
-                    category = services.get_category(category_id)
-                except NotFound:
-                    abort(404)
+                category = services.get_category(category_id)
                 services.update_category(category, form.name.data or "", form.name_en.data or "",
-                                         bool(form.active.data))
+                                         bool(form.active.data), actor=current_user)
                 flash(_("分類を変更しました。"), "success")
             else:
-                services.add_category(form.name.data or "", form.name_en.data or "")
+                services.add_category(form.name.data or "", form.name_en.data or "", actor=current_user)
                 flash(_("分類を追加しました。"), "success")
         except InvalidInput as exc:
             add_error(form, exc)

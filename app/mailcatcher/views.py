@@ -2,7 +2,6 @@
 from flask import Blueprint, abort, current_app, render_template
 
 from app.access import staff_required
-from app.errors import NotFound
 from app.mailcatcher.services import get_message, list_messages
 
 bp = Blueprint("mailcatcher", __name__)
@@ -24,8 +23,5 @@ def inbox():
 @bp.get("/staff/mailbox/<key>")
 @staff_required
 def message(key: str):
-    try:
-        caught = get_message(_folder(), key)
-    except NotFound:
-        abort(404)
+    caught = get_message(_folder(), key)
     return render_template("mailcatcher/message.html", message=caught)

@@ -192,14 +192,14 @@ def published_issues() -> list[Newsletter]:
 
 # --- life cycle ------------------------------------------------------------------------------
 
-def schedule(newsletter: Newsletter, when: datetime) -> Newsletter:
+def schedule(newsletter: Newsletter, when: datetime, *, actor) -> Newsletter:
     """Send at `when` (UTC); the scheduler process starts it when due, also after downtime."""
     if newsletter.status not in EDITABLE_STATES:
         raise InvalidState(_("この通信はもう予約できません。"))
     if when <= utcnow():
         raise InvalidInput(_("予約の日時は、これから先の日時にしてください。"), field="send_at")
     newsletter.status, newsletter.scheduled_at = "scheduled", when
-    audit.record("newsletter.schedule", "newsletter", newsletter.id, when.isoformat())
+    audit.record("newsletter.schedule", "newsletter", newsletter.id, when.isoformat(), actor=actor)
     db.session.commit()
     return newsletter
 
@@ -212,7 +212,7 @@ def unschedule(newsletter: Newsletter) -> Newsletter:
     return newsletter
 
 
-def start_send(newsletter_id: int) -> int:
+def start_send(newsletter_id: int, *, actor) -> int:
     """Write one ledger row per e-mail recipient and mark the issue as sending.
 
     Exactly once: the status change is guarded, so a second call (a double click, or the
@@ -242,7 +242,8 @@ def start_send(newsletter_id: int) -> int:
         audiences.by_post(select(func.count(Supporter.id)), audience)) or 0
     queued = db.session.scalar(select(func.count(Delivery.id))
                                .where(Delivery.newsletter_id == newsletter_id)) or 0
-    audit.record("newsletter.send", "newsletter", newsletter_id, params={"people": queued})
+    audit.record("newsletter.send", "newsletter", newsletter_id, params={"people": queued},
+                 actor=actor)
     db.session.commit()
     return queued
 
@@ -255,7 +256,7 @@ def start_due(now: datetime | None = None) -> list[int]:
     started = []
     for newsletter_id in due:
         try:
-            start_send(newsletter_id)
+            start_send(newsletter_id, actor=None)
             started.append(newsletter_id)
         except InvalidState:
             continue
@@ -270,7 +271,7 @@ def resume(newsletter: Newsletter) -> None:
     _transition(newsletter, "paused", "sending", _("一時停止中の通信だけ再開できます。"))
 
 
-def cancel(newsletter: Newsletter) -> None:
+def cancel(newsletter: Newsletter, *, actor) -> None:
     """Stop for good: what is not sent yet will not be sent."""
     if newsletter.status not in ("sending", "paused", "scheduled", "draft"):
         raise InvalidState(_("この通信は取り消せません。"))
@@ -279,7 +280,7 @@ def cancel(newsletter: Newsletter) -> None:
     db.session.execute(update(Delivery).where(
         Delivery.newsletter_id == newsletter.id,
         Delivery.status.in_(("waiting", "deferred", "sending"))).values(status="cancelled"))
-    audit.record("newsletter.cancel", "newsletter", newsletter.id)
+    audit.record("newsletter.cancel", "newsletter", newsletter.id, actor=actor)
     db.session.commit()
 
 
@@ -386,7 +387,8 @@ def unsubscribe(token: str) -> Supporter:
         supporter.delivery = {"email": "none", "both": "post"}.get(supporter.delivery,
                                                                   supporter.delivery)
         from app.supporters.services import record_change
-        record_change(supporter, "unsubscribed", {"delivery": ["email", supporter.delivery]})
+        record_change(supporter, "unsubscribed", {"delivery": ["email", supporter.delivery]},
+                      actor=supporter)  # the person, by the link in their mail
         db.session.commit()
     return supporter
 
@@ -409,7 +411,8 @@ class Label:
     name: str          # with its honorific: 様, or 御中 for a business without a contact person
 
 
-def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) -> list[Label]:
+def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None, *,
+                   actor) -> list[Label]:
     """Address labels of the postal edition's recipients in the areas the staff member
     serves (scope; None: all), in postal-code order.
 
@@ -419,6 +422,7 @@ def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None) 
     for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience), scope):
         labels.append(Label(postal_code=show_postal(s.postal_code), address=s.address,
                             name=s.salutation))
-    audit.record("newsletter.labels", "newsletter", newsletter.id, params={"count": len(labels)})
+    audit.record("newsletter.labels", "newsletter", newsletter.id, params={"count": len(labels)},
+                 actor=actor)
     db.session.commit()
     return labels

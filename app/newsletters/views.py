@@ -42,10 +42,7 @@ bp = Blueprint("newsletters", __name__)
 
 
 def _get(newsletter_id: int):
-    try:
-        return services.get_newsletter(newsletter_id)
-    except NotFound:
-        abort(404)
+    return services.get_newsletter(newsletter_id)
 
 
 def _choices(form: NewsletterForm) -> NewsletterForm:
@@ -281,9 +278,11 @@ def act(newsletter_id: int, action: str):
     }
     try:
         if action == "send":
-            services.start_send(newsletter.id)
+            services.start_send(newsletter.id, actor=current_user)
         elif action == "retry":
             services.retry_failed(newsletter)
+        elif action == "cancel":
+            services.cancel(newsletter, actor=current_user)
         else:
             getattr(services, action)(newsletter)
     except InvalidState as exc:
@@ -316,7 +315,7 @@ def schedule(newsletter_id: int):
         else:
             local = datetime.combine(form.send_date.data, form.send_time.data, tzinfo=TOKYO)
             try:
-                services.schedule(newsletter, local.astimezone(timezone.utc))
+                services.schedule(newsletter, local.astimezone(timezone.utc), actor=current_user)
             except (InvalidInput, InvalidState) as exc:
                 flash(str(exc), "error")
             else:
@@ -346,7 +345,7 @@ def labels(newsletter_id: int):
     newsletter = _get(newsletter_id)
     per_sheet = 24 if request.args.get("per_sheet") == "24" else 12
     scope = area_scope(current_user)
-    found = services.address_labels(newsletter, scope)
+    found = services.address_labels(newsletter, scope, actor=current_user)
     sheets = [found[i:i + per_sheet] for i in range(0, len(found), per_sheet)]
     counts = audiences.counts(audiences.Audience.from_dict(newsletter.audience))
     return render_template("newsletters/labels.html", newsletter=newsletter, sheets=sheets,

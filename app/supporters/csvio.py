@@ -241,16 +241,16 @@ def get_pending(import_id: int) -> SupporterImport:
     return pending
 
 
-def commit_import(pending: SupporterImport) -> int:
+def commit_import(pending: SupporterImport, *, actor) -> int:
     """Write every valid row in one transaction (all or none), then forget the file."""
     result = dry_run(pending.content)
     count = 0
     try:
         for row in result.valid:
-            services.add_supporter(row.data, "imported")
+            services.add_supporter(row.data, "imported", actor=actor)
             count += 1
         audit.record("supporter.import", "supporter_import", pending.id,
-                     f"{pending.filename}: {count}")
+                     f"{pending.filename}: {count}", actor=actor)
         db.session.delete(pending)
         db.session.commit()
     except Exception:
@@ -294,6 +294,8 @@ def export_header() -> list[str]:
     return [header for header, _key in COLUMNS]
 
 
-def record_export(filters: services.Filters, count: int, action: str = "supporter.export") -> None:
-    audit.record(action, "supporter", None, params={"count": count, "filters": filters.codes()})
+def record_export(filters: services.Filters, count: int, action: str = "supporter.export", *,
+                  actor) -> None:
+    audit.record(action, "supporter", None, params={"count": count, "filters": filters.codes()},
+                 actor=actor)
     db.session.commit()

@@ -140,7 +140,8 @@ class SupporterChange(db.Model):
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))  # a staff member's name (else "")
+    actor_kind: Mapped[str] = mapped_column(String(10), default="staff")  # see app.actors
     action: Mapped[str] = mapped_column(String(40))
     changes: Mapped[dict] = mapped_column(JSON, default=dict)
 

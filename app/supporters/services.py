@@ -5,12 +5,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from math import ceil
 
-from flask import current_app, has_request_context
-from flask_login import current_user
+from flask import current_app
 from sqlalchemy import case, delete, event, func, or_, select
 from sqlalchemy.orm import Session, joinedload, load_only
 
-from app import submissions
+from app import actors, submissions
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
@@ -218,14 +217,6 @@ def possible_duplicates(s: Supporter, scope: frozenset[int] | None = None) -> li
 
 # --- history -----------------------------------------------------------------------------
 
-def _actor() -> tuple[int | None, str]:
-    if has_request_context() and current_user.is_authenticated:
-        if current_user.is_staff:
-            return current_user.id, current_user.name
-        return None, _("本人")
-    return None, "system"
-
-
 def _display(key: str, value):
     if value is None or value == "":
         return ""
@@ -240,10 +231,11 @@ def _display(key: str, value):
     return str(value)
 
 
-def record_change(s: Supporter, action: str, changes: dict | None = None) -> None:
-    staff_id, actor = _actor()
-    db.session.add(SupporterChange(supporter_id=s.id, staff_id=staff_id, actor=actor,
-                                   action=action, changes=changes or {}))
+def record_change(s: Supporter, action: str, changes: dict | None = None, *, actor) -> None:
+    """Add a history entry: the action code, {field: [old, new]}, and who (see app.actors)."""
+    staff_id, name, kind = actors.stamp(actor)
+    db.session.add(SupporterChange(supporter_id=s.id, staff_id=staff_id, actor=name,
+                                   actor_kind=kind, action=action, changes=changes or {}))
 
 
 def history(s: Supporter) -> list[SupporterChange]:
@@ -261,7 +253,7 @@ def _check(data: dict, exclude_id: int | None = None) -> dict:
     return data
 
 
-def add_supporter(data: dict, action: str) -> Supporter:
+def add_supporter(data: dict, action: str, *, actor) -> Supporter:
     """Add a supporter from checked data with its first history entry (the caller commits)."""
     supporter = Supporter(**{k: v for k, v in data.items()
                              if k in EDITABLE or k in ("consent_at", "consent_version")})
@@ -269,19 +261,19 @@ def add_supporter(data: dict, action: str) -> Supporter:
         supporter.joined_on = today_tokyo()
     db.session.add(supporter)
     db.session.flush()
-    record_change(supporter, action)
+    record_change(supporter, action, actor=actor)
     return supporter
 
 
-def create_supporter(data: dict) -> Supporter:
+def create_supporter(data: dict, *, actor) -> Supporter:
     """Register a supporter from staff-entered data; raises InvalidInput with every problem."""
-    supporter = add_supporter(_check(data), "created")
-    audit.record("supporter.create", "supporter", supporter.id)
+    supporter = add_supporter(_check(data), "created", actor=actor)
+    audit.record("supporter.create", "supporter", supporter.id, actor=actor)
     db.session.commit()
     return supporter
 
 
-def update_supporter(s: Supporter, data: dict, *, fields=EDITABLE) -> dict:
+def update_supporter(s: Supporter, data: dict, *, actor, fields=EDITABLE) -> dict:
     """Change the given fields; returns {field: [old, new]} as written to the history."""
     if s.status in ERASED_STATUSES:
         raise InvalidState(_("退会した推進員の情報は変更できません。"))
@@ -301,7 +293,7 @@ def update_supporter(s: Supporter, data: dict, *, fields=EDITABLE) -> dict:
     if "notes" in changes:  # staff-only notes: say that they changed, not what they said
         changes["notes"] = ["…", "…"]
     if changes:
-        record_change(s, "updated", changes)
+        record_change(s, "updated", changes, actor=actor)
         db.session.commit()
     return changes
 
@@ -313,10 +305,10 @@ def get_supporter(supporter_id: int) -> Supporter:
     return s
 
 
-def view_supporter(supporter_id: int) -> Supporter:
+def view_supporter(supporter_id: int, *, actor) -> Supporter:
     """Get a record for a staff member to read; the view is written to the audit log."""
     s = get_supporter(supporter_id)
-    audit.record("supporter.view", "supporter", s.id)
+    audit.record("supporter.view", "supporter", s.id, actor=actor)
     db.session.commit()
     return s
 
@@ -342,7 +334,7 @@ def apply(data: dict, submission_key: str | None = None, *, commit: bool = True)
     data = _application_data(data)
     raise_problems(validate(data, check_duplicates=False))
     slot = submissions.claim(submission_key, "application")
-    supporter = add_supporter(data, "applied")
+    supporter = add_supporter(data, "applied", actor=None)
     submissions.record(slot, supporter.id)
     outbox.enqueue(supporter.email, _("ほっとネット推進員のお申込みを受け付けました"),
                    "application_received", supporter_id=supporter.id, supporter=supporter,
@@ -352,21 +344,21 @@ def apply(data: dict, submission_key: str | None = None, *, commit: bool = True)
     return supporter
 
 
-def approve(s: Supporter) -> Supporter:
+def approve(s: Supporter, *, actor) -> Supporter:
     """Accept an application: the supporter becomes active and is told by e-mail."""
     if s.status != "applied":
         raise InvalidState(_("申込中の方だけ承認できます。"))
     s.status = "active"
     s.joined_on = s.joined_on or today_tokyo()
-    record_change(s, "approved", {"status": ["applied", "active"]})
-    audit.record("supporter.approve", "supporter", s.id)
+    record_change(s, "approved", {"status": ["applied", "active"]}, actor=actor)
+    audit.record("supporter.approve", "supporter", s.id, actor=actor)
     outbox.enqueue(s.email, _("ほっとネット推進員に登録しました"), "application_approved",
                    supporter_id=s.id, supporter=s, **mobile_context(s.email))
     db.session.commit()
     return s
 
 
-def decline(s: Supporter) -> Supporter:
+def decline(s: Supporter, *, actor) -> Supporter:
     """Decline an application: tell the applicant, then erase what they gave us."""
     if s.status != "applied":
         raise InvalidState(_("申込中の方だけ見送りにできます。"))
@@ -375,19 +367,19 @@ def decline(s: Supporter) -> Supporter:
     outbox.enqueue(s.email, _("ほっとネット推進員のお申込みについて"), "application_declined",
                    erase_after_send=True, supporter=s)
     _erase(s, "declined")
-    record_change(s, "declined")
-    audit.record("supporter.decline", "supporter", s.id)
+    record_change(s, "declined", actor=actor)
+    audit.record("supporter.decline", "supporter", s.id, actor=actor)
     db.session.commit()
     return s
 
 
-def withdraw(s: Supporter) -> Supporter:
+def withdraw(s: Supporter, *, actor) -> Supporter:
     """Withdraw a supporter and erase their personal data, keeping only anonymous counts."""
     if s.status in ERASED_STATUSES:
         raise InvalidState(_("すでに退会しています。"))
     _erase(s, "withdrawn")
-    record_change(s, "withdrawn")
-    audit.record("supporter.withdraw", "supporter", s.id)
+    record_change(s, "withdrawn", actor=actor)
+    audit.record("supporter.withdraw", "supporter", s.id, actor=actor)
     db.session.commit()
     return s
 
@@ -459,15 +451,14 @@ def hold_email(s: Supporter, reason: str) -> bool:
         s.delivery = "post" if (s.address and s.postal_code) else "none"
     changes = {"delivery": [old, s.delivery]} if old != s.delivery else {}
     changes["email"] = [s.email, s.email]
-    db.session.add(SupporterChange(supporter_id=s.id, staff_id=None, actor="system",
-                                   action="bounced", changes=changes))
+    record_change(s, "bounced", changes, actor=None)
     return True
 
 
-def confirm_email(s: Supporter, email: str, delivery: str) -> Supporter:
+def confirm_email(s: Supporter, email: str, delivery: str, *, actor) -> Supporter:
     """The supporter (or staff) says which address works now: the hold ends."""
     data = {"email": email, "delivery": delivery}
-    update_supporter(s, data, fields=("email", "delivery"))
+    update_supporter(s, data, fields=("email", "delivery"), actor=actor)
     s.email_held_at, s.email_hold_reason, s.soft_bounces = None, "", 0
     db.session.commit()
     return s
@@ -692,7 +683,7 @@ def list_categories() -> list[BusinessCategory]:
                                                                      BusinessCategory.id)))
 
 
-def add_category(name: str, name_en: str = "") -> BusinessCategory:
+def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
     name = clean(name)
     if not name:
         raise InvalidInput(_("業種名を入力してください。"), field="name")
@@ -705,17 +696,17 @@ def add_category(name: str, name_en: str = "") -> BusinessCategory:
         code = f"c{position:03d}"
     category = BusinessCategory(code=code, name=name, name_en=clean(name_en), position=position)
     db.session.add(category)
-    audit.record("category.create", "business_category", None, name)
+    audit.record("category.create", "business_category", None, name, actor=actor)
     db.session.commit()
     return category
 
 
-def rename_category(category: BusinessCategory, name: str, name_en: str = "") -> None:
+def rename_category(category: BusinessCategory, name: str, name_en: str = "", *, actor) -> None:
     name = clean(name)
     if not name:
         raise InvalidInput(_("業種名を入力してください。"), field="name")
     category.name, category.name_en = name, clean(name_en)
-    audit.record("category.update", "business_category", category.id, name)
+    audit.record("category.update", "business_category", category.id, name, actor=actor)
     db.session.commit()
 
 

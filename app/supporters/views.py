@@ -171,7 +171,7 @@ def me():
     if form.validate_on_submit():
         try:
             changes = services.update_supporter(current_user, form_data(form, services.SELF_EDITABLE),
-                                                fields=services.SELF_EDITABLE)
+                                                fields=services.SELF_EDITABLE, actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
@@ -195,7 +195,7 @@ def confirm_email():
     if form.validate_on_submit():
         try:
             services.confirm_email(current_user._get_current_object(), form.email.data or "",
-                                   form.delivery.data)
+                                   form.delivery.data, actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
@@ -213,7 +213,7 @@ def me_withdraw():
     if form.validate_on_submit():
         supporter = current_user._get_current_object()
         logout_user()
-        services.withdraw(supporter)
+        services.withdraw(supporter, actor=current_user)
         session["withdrawn"] = True
         return redirect(url_for("supporters.withdrawn"))
     return render_template("supporters/withdraw_confirm.html", form=form, supporter=current_user,
@@ -278,7 +278,7 @@ def print_list():
     Printing personal data is written to the audit log like an export."""
     filters = _filters()
     total = services.count(filters)
-    csvio.record_export(filters, min(total, PRINT_LIMIT), action="supporter.print")
+    csvio.record_export(filters, min(total, PRINT_LIMIT), action="supporter.print", actor=current_user)
     rows = []
     for n, supporter in enumerate(services.iter_filtered(filters)):
         if n >= PRINT_LIMIT:
@@ -292,7 +292,7 @@ def print_list():
 @staff_required
 def export_csv():
     filters = _filters()
-    csvio.record_export(filters, services.count(filters))
+    csvio.record_export(filters, services.count(filters), actor=current_user)
     return csv_response(csvio.export_header(), csvio.export_rows(filters),
                         "hotnet-supporters.csv")
 
@@ -304,7 +304,7 @@ def staff_new():
     _choices(form, unknown_label=_("未設定"))
     if form.validate_on_submit():
         try:
-            supporter = services.create_supporter(form_data(form, services.EDITABLE))
+            supporter = services.create_supporter(form_data(form, services.EDITABLE), actor=current_user)
         except InvalidInput as exc:
             add_error(form, exc)
         else:
@@ -317,7 +317,7 @@ def staff_new():
 @staff_required
 def staff_detail(supporter_id: int):
     _get(supporter_id)
-    supporter = services.view_supporter(supporter_id)
+    supporter = services.view_supporter(supporter_id, actor=current_user)
     return render_template("supporters/staff_detail.html", supporter=supporter,
                            history=services.history(supporter),
                            sections=sections.compose(sections.STAFF, supporter),
@@ -342,7 +342,7 @@ def staff_edit(supporter_id: int):
         form.status.choices = [(supporter.status, supporter.status)]
     if form.validate_on_submit():
         try:
-            changes = services.update_supporter(supporter, form_data(form, services.EDITABLE))
+            changes = services.update_supporter(supporter, form_data(form, services.EDITABLE), actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
@@ -378,10 +378,10 @@ def staff_decide(supporter_id: int, action: str):
         abort(400)
     try:
         if action == "approve":
-            services.approve(supporter)
+            services.approve(supporter, actor=current_user)
             flash(_("承認しました。メールアドレスのある方には通知をお送りします。"), "success")
         else:
-            services.decline(supporter)
+            services.decline(supporter, actor=current_user)
             flash(_("見送りにしました。お申込みの個人情報は消去しました。"), "success")
     except InvalidState as exc:
         flash(str(exc), "error")
@@ -395,7 +395,7 @@ def staff_withdraw(supporter_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            services.withdraw(supporter)
+            services.withdraw(supporter, actor=current_user)
         except InvalidState as exc:
             flash(str(exc), "error")
         else:
@@ -456,7 +456,7 @@ def import_decide(import_id: int):
         flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
         return redirect(url_for("supporters.import_upload"))
     if request.form.get("decision") == "import":
-        count = csvio.commit_import(pending)
+        count = csvio.commit_import(pending, actor=current_user)
         flash(_("%(n)d件を取り込みました。", n=count), "success")
         return redirect(url_for("supporters.staff_list"))
     csvio.discard_import(pending)
@@ -473,9 +473,9 @@ def categories():
             category_id = form_int("category_id")
             if category_id is not None:
                 category = db.session.get(BusinessCategory, category_id) or abort(404)
-                services.rename_category(category, form.name.data or "", form.name_en.data or "")
+                services.rename_category(category, form.name.data or "", form.name_en.data or "", actor=current_user)
             else:
-                services.add_category(form.name.data or "", form.name_en.data or "")
+                services.add_category(form.name.data or "", form.name_en.data or "", actor=current_user)
         except InvalidInput as exc:
             add_error(form, exc)
         else:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from flask import current_app, has_request_context
-from flask_login import current_user
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
@@ -67,7 +66,7 @@ def get_session(session_id: int) -> TrainingSession:
     return found
 
 
-def save_training(training: Training | None, data: dict) -> Training:
+def save_training(training: Training | None, data: dict, *, actor) -> Training:
     problems = {}
     title = tidy(data.get("title"))
     if not title:
@@ -84,7 +83,7 @@ def save_training(training: Training | None, data: dict) -> Training:
     training.description = (data.get("description") or "").strip()
     training.published = bool(data.get("published"))
     db.session.flush()
-    audit.record("training.save", "training", training.id, title)
+    audit.record("training.save", "training", training.id, title, actor=actor)
     db.session.commit()
     return training
 
@@ -150,12 +149,13 @@ def session_values(data: dict) -> dict:
     }
 
 
-def add_session(training: Training, data: dict) -> TrainingSession:
+def add_session(training: Training, data: dict, *, actor) -> TrainingSession:
     values = session_values(data)
     session = TrainingSession(training_id=training.id, confirmed=0, **values)
     db.session.add(session)
     db.session.flush()
-    audit.record("training.session_add", "training_session", session.id, training.title)
+    audit.record("training.session_add", "training_session", session.id, training.title,
+                 actor=actor)
     db.session.commit()
     return session
 
@@ -177,7 +177,7 @@ def _lock(session_id: int) -> TrainingSession:
     return found
 
 
-def change_session(session_id: int, data: dict) -> TrainingSession:
+def change_session(session_id: int, data: dict, *, actor) -> TrainingSession:
     """Change a session. Raising the capacity promotes from the waitlist; a new date, time or
     venue is told to everyone signed up (and their reminder goes again for the new date);
     nothing else (a capacity, a deadline, the notes) is announced. The returned session says
@@ -198,7 +198,7 @@ def change_session(session_id: int, data: dict) -> TrainingSession:
         db.session.execute(update(Registration).where(Registration.session_id == session.id)
                            .values(reminder_sent_at=None))
     audit.record("training.session_change", "training_session", session.id,
-                 session.training.title)
+                 session.training.title, actor=actor)
     _tell_promoted(promoted)
     session.told_of_change = 0
     session.promoted_now = len(promoted)
@@ -211,7 +211,7 @@ def change_session(session_id: int, data: dict) -> TrainingSession:
     return session
 
 
-def cancel_session(session_id: int) -> int:
+def cancel_session(session_id: int, *, actor) -> int:
     """Call off a session: every registration is cancelled and told. Returns how many."""
     session = _lock(session_id)
     if session.cancelled_at is not None:
@@ -222,7 +222,7 @@ def cancel_session(session_id: int) -> int:
         registration.status, registration.cancelled_at = "cancelled", utcnow()
     session.confirmed = 0
     audit.record("training.session_cancel", "training_session", session.id,
-                 session.training.title)
+                 session.training.title, actor=actor)
     for registration in people:
         _mail(registration, "training_session_cancelled", _("【ほっとネット】研修を中止します"),
               ics=True)
@@ -260,10 +260,11 @@ def place_of(session: TrainingSession, supporter: Supporter) -> Registration | N
         Registration.status.in_(ACTIVE)))
 
 
-def roster(session: TrainingSession) -> list[Registration]:
+def roster(session: TrainingSession, *, actor) -> list[Registration]:
     """The confirmed people with their contact details; reading it is audit-logged."""
     people = registrations(session, ("confirmed",))
-    audit.record("training.roster", "training_session", session.id, params={"people": len(people)})
+    audit.record("training.roster", "training_session", session.id, params={"people": len(people)},
+                 actor=actor)
     db.session.commit()
     return people
 
@@ -277,12 +278,8 @@ def waitlist(session: TrainingSession) -> list[Registration]:
 
 # --- signing up and cancelling ----------------------------------------------------------------
 
-def _is_staff() -> bool:
-    return has_request_context() and current_user.is_authenticated and current_user.is_staff
-
-
 def sign_up(session_id: int, supporter: Supporter, via: str = "self",
-            slot=None) -> Registration:
+            slot=None, *, actor) -> Registration:
     """Take a seat, or the next place on the waitlist when the session is full."""
     if supporter.status not in ("applied", "active", "paused"):
         raise InvalidState(_("この方は申し込めません（退会済みなど）。"))
@@ -312,7 +309,8 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self",
     else:
         registration.status, registration.confirmed_at = "waitlisted", None
     audit.record("training.sign_up", "training_registration", None,
-                 f"session {session.id} supporter {supporter.id} {registration.status} via {via}")
+                 f"session {session.id} supporter {supporter.id} {registration.status} via {via}",
+                 actor=actor)
     db.session.flush()
     submissions.record(slot, registration.id)
     if registration.status == "confirmed":
@@ -324,11 +322,12 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self",
     return registration
 
 
-def cancel(registration_id: int, supporter: Supporter | None = None) -> Registration:
-    """Cancel a place (the supporter until the deadline; staff until the session starts).
-
-    A freed seat goes to the first on the waitlist in the same transaction.
+def cancel(registration_id: int, *, actor) -> Registration:
+    """Cancel a place (the supporter their own, until the deadline; staff or the system any,
+    until the session starts). A freed seat goes to the first on the waitlist in the same
+    transaction.
     """
+    supporter = actor if actor is not None and not actor.is_staff else None
     registration = db.session.get(Registration, registration_id)
     if registration is None or (supporter is not None and registration.supporter_id != supporter.id):
         raise NotFound(registration_id)
@@ -348,7 +347,7 @@ def cancel(registration_id: int, supporter: Supporter | None = None) -> Registra
         session.confirmed = TrainingSession.confirmed - 1
     promoted = _promote(session)
     audit.record("training.cancel", "training_registration", registration.id,
-                 f"session {session.id} supporter {registration.supporter_id}")
+                 f"session {session.id} supporter {registration.supporter_id}", actor=actor)
     _mail(registration, "training_cancelled", _("【ほっとネット】研修のお申込みを取り消しました"))
     _tell_promoted(promoted)
     db.session.commit()
@@ -388,22 +387,22 @@ def sign_up_visitor(session_id: int, data: dict, submission_key: str | None = No
         raise InvalidState(_("この回は申込みを受け付けていません。"))
     slot = submissions.claim(submission_key, "visitor_sign_up")
     supporter = supporters.apply(data, commit=False)
-    return sign_up(session.id, supporter, via="visitor", slot=slot)
+    return sign_up(session.id, supporter, via="visitor", slot=slot, actor=None)
 
 
 # --- attendance ---------------------------------------------------------------------------------
 
-def mark_attendance(registration_id: int, attendance: str) -> Registration:
+def mark_attendance(registration_id: int, attendance: str, *, actor) -> Registration:
     """Attended or no-show. Attending a registration training activates an applicant."""
     registration = db.session.get(Registration, registration_id)
     if registration is None:
         raise NotFound(registration_id)
-    _mark(registration, attendance)
+    _mark(registration, attendance, actor=actor)
     db.session.commit()
     return registration
 
 
-def record_attendance(session: TrainingSession, marks: dict[int, str]) -> int:
+def record_attendance(session: TrainingSession, marks: dict[int, str], *, actor) -> int:
     """The roster's marks (registration id → attended / no_show / ""), in one transaction.
 
     Every mark is checked before anything is written; returns how many changed.
@@ -414,7 +413,7 @@ def record_attendance(session: TrainingSession, marks: dict[int, str]) -> int:
     for _registration, mark in changed:
         _check_mark(mark)
     for registration, mark in changed:
-        _mark(registration, mark)
+        _mark(registration, mark, actor=actor)
     db.session.commit()
     return len(changed)
 
@@ -429,7 +428,7 @@ def attendance_open(session: TrainingSession) -> bool:
     return session.starts_at.astimezone(TOKYO).date() <= today_tokyo()
 
 
-def _mark(registration: Registration, attendance: str) -> None:
+def _mark(registration: Registration, attendance: str, *, actor) -> None:
     """Set one mark (the caller commits)."""
     _check_mark(attendance)
     if registration.status != "confirmed":
@@ -457,7 +456,7 @@ def _mark(registration: Registration, attendance: str) -> None:
                 if supporter.registration_training_on else "", day.isoformat()]
             supporter.registration_training_on = day
         if changes:
-            supporters.record_change(supporter, "updated", changes)
+            supporters.record_change(supporter, "updated", changes, actor=actor)
 
 
 @sections.register(sections.STAFF, "trainings/_staff_section.html")

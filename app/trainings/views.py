@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 from app import submissions
 from app.access import staff_required, supporter_required
 from app.accounts.services import Viewer, area_scope
-from app.errors import InvalidInput, InvalidState, NotFound
+from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.geography.services import district_choices, list_stations
@@ -35,10 +35,7 @@ bp = Blueprint("trainings", __name__)
 
 
 def _session(session_id: int, *, public: bool = False):
-    try:
-        found = services.get_session(session_id)
-    except NotFound:
-        abort(404)
+    found = services.get_session(session_id)
     if public and not found.training.published:
         abort(404)
     return found
@@ -78,7 +75,7 @@ def sign_up(session_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            registration = services.sign_up(found.id, current_user._get_current_object())
+            registration = services.sign_up(found.id, current_user._get_current_object(), actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             flash(str(exc), "error")
         else:
@@ -94,9 +91,7 @@ def cancel_mine(registration_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            registration = services.cancel(registration_id, supporter=current_user._get_current_object())
-        except NotFound:
-            abort(404)
+            registration = services.cancel(registration_id, actor=current_user._get_current_object())
         except InvalidState as exc:
             flash(str(exc), "error")
         else:
@@ -169,7 +164,7 @@ def _training_form(training):
     if form.validate_on_submit():
         try:
             saved = services.save_training(training, form_data(
-                form, ("title", "kind", "description", "published")))
+                form, ("title", "kind", "description", "published")), actor=current_user)
         except InvalidInput as exc:
             add_error(form, exc)
         else:
@@ -187,10 +182,7 @@ def staff_new():
 @bp.route("/staff/trainings/<int:training_id>/edit", methods=["GET", "POST"])
 @staff_required
 def staff_edit(training_id: int):
-    try:
-        training = services.get_training(training_id)
-    except NotFound:
-        abort(404)
+    training = services.get_training(training_id)
     return _training_form(training)
 
 
@@ -208,14 +200,11 @@ def _session_data(form) -> dict:
 @bp.route("/staff/trainings/<int:training_id>", methods=["GET", "POST"])
 @staff_required
 def staff_training(training_id: int):
-    try:
-        training = services.get_training(training_id)
-    except NotFound:
-        abort(404)
+    training = services.get_training(training_id)
     form = _session_form(request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate_on_submit():
         try:
-            services.add_session(training, _session_data(form))
+            services.add_session(training, _session_data(form), actor=current_user)
         except InvalidInput as exc:
             add_error(form, exc)
         else:
@@ -234,7 +223,7 @@ def staff_session_edit(session_id: int):
         form = _session_form(request.form)
     if request.method == "POST" and form.validate_on_submit():
         try:
-            changed = services.change_session(found.id, _session_data(form))
+            changed = services.change_session(found.id, _session_data(form), actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
@@ -261,7 +250,7 @@ def staff_session_cancel(session_id: int):
                                people=services.registrations(found))
     if form.validate_on_submit():
         try:
-            told = services.cancel_session(found.id)
+            told = services.cancel_session(found.id, actor=current_user)
         except InvalidState as exc:
             flash(str(exc), "error")
         else:
@@ -294,9 +283,7 @@ def staff_sign_up(session_id: int):
         try:
             supporter = supporters.get_supporter(supporter_id)
             Viewer.of(current_user).require(supporters.area_of(supporter))
-            registration = services.sign_up(found.id, supporter, via="staff")
-        except NotFound:
-            abort(404)
+            registration = services.sign_up(found.id, supporter, via="staff", actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             flash(str(exc), "error")
         else:
@@ -313,9 +300,7 @@ def staff_cancel(registration_id: int):
         return _staff_cancel_confirm(registration_id)
     if ConfirmForm().validate_on_submit():
         try:
-            registration = services.cancel(registration_id)
-        except NotFound:
-            abort(404)
+            registration = services.cancel(registration_id, actor=current_user)
         except InvalidState as exc:
             flash(str(exc), "error")
         else:
@@ -326,10 +311,7 @@ def staff_cancel(registration_id: int):
 
 def _staff_cancel_confirm(registration_id: int):
     """Cancelling someone's place gives it to the next in line and mails both: ask first."""
-    try:
-        registration = services.get_registration(registration_id)
-    except NotFound:
-        abort(404)
+    registration = services.get_registration(registration_id)
     found = registration.session
     person = registration.supporter
     lines = [_("%(name)s さんの申込み（%(status)s）を取り消します。", name=person.display_name,
@@ -359,7 +341,7 @@ def staff_attendance(session_id: int):
         marks = {parse_id(key.split("-", 1)[1]): value for key, value in request.form.items()
                  if key.startswith("attendance-") and parse_id(key.split("-", 1)[1]) is not None}
         try:
-            marked = services.record_attendance(found, marks)
+            marked = services.record_attendance(found, marks, actor=current_user)
         except (InvalidInput, InvalidState) as exc:
             flash(str(exc), "error")
         else:
@@ -372,4 +354,4 @@ def staff_attendance(session_id: int):
 def roster(session_id: int):
     found = _session(session_id)
     return render_template("trainings/roster.html", session=found,
-                           people=services.roster(found), viewer=Viewer.of(current_user))
+                           people=services.roster(found, actor=current_user), viewer=Viewer.of(current_user))

@@ -55,9 +55,9 @@ def world(app, geography, coordinator, admin, mailbox):
     concerns.submit_concern({"category_id": category.id, "body": "ほかの圏域",
                              "district_id": district("d20").id, "urgency": "normal"})
     session = make_session(kind="registration", capacity=1)
-    trainings.sign_up(session.id, supporter)
+    trainings.sign_up(session.id, supporter, actor=None)
     trainings.sign_up(session.id, make_supporter(name="待ち 人", kana="まち ひと",
-                                                 email="wait@example.jp", delivery="email"))
+                                                 email="wait@example.jp", delivery="email"), actor=None)
     newsletters.save_draft(None, {"layout": "regular", "number": "第1号", "title": "冬の通信",
                                   "subject": "冬", "body_md": "## 見出し\n\n本文です。"},
                            newsletters.audiences.Audience(), coordinator.id)

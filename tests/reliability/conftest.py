@@ -47,7 +47,7 @@ def add_recipients(count: int) -> list[str]:
             "kind": "person", "name": f"受信 {n:04d}", "kana": "じゅしん", "email": address,
             "delivery": "email", "status": "active", "joined_via": "staff",
             "district_id": district("d01").id, "phone": "", "postal_code": "", "address": "",
-        }, "created")
+        }, "created", actor=None)
         addresses.append(address)
     db.session.commit()
     return addresses

@@ -205,14 +205,14 @@ def test_later_bounces_are_read_and_dead_addresses_move_to_post(app, geography, 
             "kind": "person", "name": f"受信 {local}", "kana": "じゅしん", "status": "active",
             "email": f"{local}@remote.example.jp", "delivery": "both" if n % 2 else "email",
             "postal_code": "1880012" if n % 2 else "", "address": "西東京市南町1-1" if n % 2 else "",
-            "district_id": district("d01").id, "phone": "", "joined_via": "staff"}, "created")
+            "district_id": district("d01").id, "phone": "", "joined_via": "staff"}, "created", actor=None)
     db.session.commit()
 
     def send(title: str) -> int:
         issue = services.save_draft(None, {"layout": "announcement", "number": "", "title": title,
                                            "subject": title, "body_md": "本文"},
                                     services.audiences.Audience(), None)
-        queued = services.start_send(issue.id)
+        queued = services.start_send(issue.id, actor=None)
         sender = flask_process(env, "sender", "--until-idle")
         output = sender.communicate(timeout=120)[0].decode()
         assert sender.returncode == 0, output

@@ -54,7 +54,7 @@ def test_a_withdrawal_during_a_send_never_stops_the_sender(geography, mailbox, p
     first = newsletters.save_draft(None, {"layout": "announcement", "number": "", "title": "一号",
                                           "subject": "一号", "body_md": "本文"},
                                    newsletters.audiences.Audience(), None)
-    newsletters.start_send(first.id)
+    newsletters.start_send(first.id, actor=None)
     env = dict(process_env, HOTNET_SEND_BATCH="10", HOTNET_SEND_RATE="40")
     sender = flask_process(env, "sender", "--until-idle")
     try:
@@ -63,7 +63,7 @@ def test_a_withdrawal_during_a_send_never_stops_the_sender(geography, mailbox, p
         # Ten who have not had theirs yet withdraw; two addresses in the ledger go bad.
         leaving = [a for a in addresses[60:] if a not in received][:10]
         for address in leaving:
-            supporters.withdraw(db.session.scalar(select(Supporter).where(Supporter.email == address)))
+            supporters.withdraw(db.session.scalar(select(Supporter).where(Supporter.email == address)), actor=None)
         broken = addresses[100:102]
         db.session.execute(update(Delivery).where(Delivery.email.in_(broken))
                            .values(email="not an address"))
@@ -73,7 +73,7 @@ def test_a_withdrawal_during_a_send_never_stops_the_sender(geography, mailbox, p
                                                "title": "二号", "subject": "二号",
                                                "body_md": "本文"},
                                         newsletters.audiences.Audience(), None)
-        queued_second = newsletters.start_send(second.id)
+        queued_second = newsletters.start_send(second.id, actor=None)
         output, _ = sender.communicate(timeout=120)
     finally:
         if sender.poll() is None:
@@ -121,7 +121,7 @@ def test_two_live_senders_under_a_slow_relay_send_each_message_once(geography, r
     issue = newsletters.save_draft(None, {"layout": "announcement", "number": "", "title": "遅い",
                                           "subject": "遅い", "body_md": "本文"},
                                    newsletters.audiences.Audience(), None)
-    queued = newsletters.start_send(issue.id)
+    queued = newsletters.start_send(issue.id, actor=None)
     # A batch of 10 takes 3.5 s at the relay; the lease is 2 s: only a heartbeat keeps it.
     env = dict(process_env, MAIL_PORT=str(relay.port), HOTNET_SEND_BATCH="10",
                HOTNET_SEND_LEASE_SECONDS="2")
@@ -149,8 +149,8 @@ def test_no_request_waits_on_a_mail_server_that_never_answers(geography, admin, 
     sitting, waiting = make_supporter(email="sit@example.jp", delivery="email"), \
         make_supporter(name="待ち 花子", kana="まち はなこ", email="wait@example.jp",
                        delivery="email")
-    trainings.sign_up(full.id, sitting, via="staff")
-    trainings.sign_up(full.id, waiting, via="staff")
+    trainings.sign_up(full.id, sitting, via="staff", actor=None)
+    trainings.sign_up(full.id, waiting, via="staff", actor=None)
     db.session.execute(update(OutboxMessage).values(status="sent"))  # what came before
     db.session.commit()
     env = web_env(process_env, MAIL_PORT=str(hanging_smtp.port), HOTNET_SMTP_TIMEOUT="3")
@@ -229,7 +229,7 @@ def test_a_refused_message_is_shown_to_staff_and_sent_by_retry(app, client, admi
     from tests.test_trainings import make_session
     session = make_session(capacity=5)
     person = make_supporter(email="refused@example.jp", delivery="email")
-    trainings.sign_up(session.id, person)
+    trainings.sign_up(session.id, person, actor=None)
     refusing = relay_factory(refuse="550")
     run_sender(dict(process_env, MAIL_PORT=str(refusing.port)), "--no-outbox")
     output = run_sender(dict(process_env, MAIL_PORT=str(refusing.port)))

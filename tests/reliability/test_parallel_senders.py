@@ -15,7 +15,7 @@ def test_three_senders_share_the_work_without_duplicates(geography, mailbox, pro
     newsletter = services.save_draft(None, {
         "layout": "announcement", "number": "", "title": "並行", "subject": "並行送信",
         "body_md": "本文"}, services.audiences.Audience(), None)
-    services.start_send(newsletter.id)
+    services.start_send(newsletter.id, actor=None)
     env = dict(process_env, HOTNET_SEND_BATCH="10")
     senders = [flask_process(env, "sender", "--until-idle") for _ in range(3)]
     outputs = [s.communicate(timeout=180)[0].decode() for s in senders]

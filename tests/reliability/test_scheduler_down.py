@@ -17,7 +17,7 @@ def test_send_due_while_scheduler_was_down_goes_out_once(geography, mailbox, pro
     newsletter = services.save_draft(None, {
         "layout": "regular", "number": "第3号", "title": "春の通信", "subject": "春の通信",
         "body_md": "桜が咲きました。"}, services.audiences.Audience(), None)
-    services.schedule(newsletter, utcnow() + timedelta(seconds=2))
+    services.schedule(newsletter, utcnow() + timedelta(seconds=2), actor=None)
     time.sleep(3)  # the due time passes; no scheduler is running
     assert mailbox == []
     # The scheduler has been down a long while: far beyond APScheduler's default grace time.

@@ -19,7 +19,7 @@ def test_sender_killed_with_sigkill_resumes_without_loss(geography, mailbox, pro
     newsletter = services.save_draft(None, {
         "layout": "announcement", "number": "", "title": "停電対策", "subject": "停電対策のお知らせ",
         "body_md": "懐中電灯の用意を。"}, services.audiences.Audience(), None)
-    assert services.start_send(newsletter.id) == RECIPIENTS
+    assert services.start_send(newsletter.id, actor=None) == RECIPIENTS
     env = dict(process_env, HOTNET_SEND_BATCH="20", HOTNET_SEND_RATE="150",
                HOTNET_SEND_LEASE_SECONDS="3600")  # only the dead-process check can free claims
     kills = 0

@@ -44,17 +44,17 @@ def run_together(app, jobs) -> list[Exception]:
 
 def test_200_at_once_for_30_seats_then_10_cancellations(app, geography, mailbox, backend):
     training = services.save_training(None, {"title": "登録研修", "kind": "registration",
-                                             "published": True})
+                                             "published": True}, actor=None)
     session = services.add_session(training, {
         "day": today_tokyo() + timedelta(days=20), "start_time": time(10), "end_time": time(12),
-        "venue_name": "田無公民館", "capacity": SEATS})
+        "venue_name": "田無公民館", "capacity": SEATS}, actor=None)
     ids = []
     for n in range(PEOPLE):
         person = supporters.add_supporter({
             "kind": "person", "name": f"参加 {n:03d}", "kana": "さんか", "delivery": "email",
             "email": f"p{n:03d}@example.jp", "status": "active", "joined_via": "staff",
             "district_id": district("d01").id, "phone": "", "postal_code": "", "address": ""},
-            "created")
+            "created", actor=None)
         ids.append(person.id)
     db.session.commit()
     session_id = session.id
@@ -65,9 +65,9 @@ def test_200_at_once_for_30_seats_then_10_cancellations(app, geography, mailbox,
 
     def sign_up(supporter_id):
         return lambda: services.sign_up(session_id, db.session.get(
-            services.Supporter, supporter_id))
+            services.Supporter, supporter_id), actor=None)
 
-    errors = run_together(worker_app, [sign_up(i) for i in ids])
+    errors = run_together(worker_app, [sign_up(i, actor=None) for i in ids])
     assert errors == []
     db.session.expire_all()
     rows = list(db.session.scalars(select(Registration).where(Registration.session_id == session_id)))
@@ -83,9 +83,9 @@ def test_200_at_once_for_30_seats_then_10_cancellations(app, geography, mailbox,
     mailbox.clear()
 
     def cancel(registration_id):
-        return lambda: services.cancel(registration_id)
+        return lambda: services.cancel(registration_id, actor=None)
 
-    errors = run_together(worker_app, [cancel(i) for i in leaving])
+    errors = run_together(worker_app, [cancel(i, actor=None) for i in leaving])
     assert errors == []
     db.session.expire_all()
     promoted = sorted(r.supporter_id for r in db.session.scalars(
