@@ -56,7 +56,7 @@ def _person(fake: Faker) -> tuple[str, str]:
 def seed_demo() -> dict:
     """Load the demo; running it again changes nothing (idempotent)."""
     load_geography(current_app.config["HOTNET_GEOGRAPHY"])
-    supporters.ensure_default_categories()
+    supporters.ensure_business_categories()
     fake = Faker("ja_JP")
     Faker.seed(20261126)
     rng = random.Random(20261126)
@@ -70,7 +70,7 @@ def seed_demo() -> dict:
                    area.station_id, [area])
     db.session.commit()
 
-    concerns.ensure_default_categories()
+    concerns.ensure_concern_categories()
     if db.session.scalar(select(func.count(Supporter.id))) >= PERSONS:
         return {"created": 0}
     districts = list(db.session.scalars(select(District)))

@@ -38,8 +38,3 @@ def ngettext(singular: str, plural: str, num: int, **variables) -> str:
 
 def lazy_gettext(string: str, **variables) -> LazyString:
     return LazyString(gettext, string, **variables)
-
-
-def forget_locale() -> None:
-    """Call after changing the language within a request."""
-    g.pop("_hotnet_translations", None)

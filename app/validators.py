@@ -5,7 +5,7 @@ from email_validator import EmailNotValidError, validate_email
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from app.i18n import lazy_gettext as _l
-from app.text import digits, is_kana
+from app.text import is_kana
 
 
 def required(message=None):
@@ -47,19 +47,5 @@ class Kana:
             raise ValidationError(_l("ふりがなは、ひらがなかカタカナで入力してください。"))
 
 
-class Phone:
-    def __call__(self, form, field):
-        if field.data:
-            n = len(digits(field.data))
-            if n < 10 or n > 11:
-                raise ValidationError(_l("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。"))
-
-
-class PostalCode:
-    def __call__(self, form, field):
-        if field.data and len(digits(field.data)) != 7:
-            raise ValidationError(_l("郵便番号は7桁で入力してください（例: 188-0012）。"))
-
-
-__all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana", "Phone",
-           "PostalCode", "StopValidation", "is_valid_email"]
+__all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana",
+           "StopValidation", "is_valid_email"]

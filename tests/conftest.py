@@ -281,12 +281,12 @@ def client(app):
 
 @pytest.fixture
 def geography(app):
-    from app.concerns.services import ensure_default_categories as ensure_concern_categories
+    from app.concerns.services import ensure_concern_categories
     from app.geography.services import load_geography
-    from app.supporters.services import ensure_default_categories
+    from app.supporters.services import ensure_business_categories
 
     load_geography(app.config["HOTNET_GEOGRAPHY"])
-    ensure_default_categories()
+    ensure_business_categories()
     ensure_concern_categories()
 
 

@@ -3,7 +3,6 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
-    HiddenField,
     RadioField,
     SelectField,
     StringField,
@@ -70,10 +69,6 @@ class MessageForm(Form):
 
 class LinkForm(Form):
     reference = StringField(_l("関連する受付番号"), validators=[optional(), max_length(20)])
-
-
-class UnlinkForm(Form):
-    other_id = HiddenField()
 
 
 class CategoryForm(Form):

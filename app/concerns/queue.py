@@ -23,7 +23,7 @@ from app.text import clean
 
 
 @dataclass
-class Filters:
+class QueueFilters:
     area_ids: list[int] | None = None  # None: every area
     status: str = ""                     # a status, "open", or "" for all
     category_id: int | None = None
@@ -42,7 +42,7 @@ def _visible(viewer: Viewer | None):
     return or_(Concern.area_id.in_(sorted(viewer.scope)), Concern.area_id.is_(None))
 
 
-def _filtered(query, f: Filters, me: Viewer | None):
+def _filtered(query, f: QueueFilters, me: Viewer | None):
     if f.area_ids is not None:
         if f.area_ids and f.with_unplaced:
             query = query.where(or_(Concern.area_id.in_(f.area_ids), Concern.area_id.is_(None)))
@@ -91,7 +91,7 @@ def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bo
                 ) -> list[Concern]:
     """Urgent concerns not yet closed, newest first: pinned above the queue so none waits
     behind routine ones (a short index range: urgent open concerns are few)."""
-    query = _filtered(select(Concern), Filters(area_ids=area_ids, status="open",
+    query = _filtered(select(Concern), QueueFilters(area_ids=area_ids, status="open",
                                                urgency="urgent", with_unplaced=with_unplaced), me)
     return list(db.session.scalars(
         query.options(load_only(*LIST_COLUMNS),
@@ -103,7 +103,7 @@ def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bo
         .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(URGENT_PINNED)))
 
 
-def one_page(f: Filters, me: Viewer | None, page: int = 1, per_page: int = 25
+def one_page(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
           ) -> tuple[list[Concern], int]:
     """One page of concerns, newest first, and how many match (counted up to COUNT_CAP + 1)."""
     base = _filtered(select(Concern), f, me)
@@ -120,7 +120,7 @@ def one_page(f: Filters, me: Viewer | None, page: int = 1, per_page: int = 25
     return list(rows), total
 
 
-def export_query(f: Filters, me: Viewer):
+def export_query(f: QueueFilters, me: Viewer):
     """What the CSV export holds: the matching concerns whose personal details the viewer
     may see (concerns of other areas are left out)."""
     query = _filtered(select(Concern), f, me)
@@ -128,12 +128,12 @@ def export_query(f: Filters, me: Viewer):
     return query if visible is None else query.where(visible)
 
 
-def count_export(f: Filters, me: Viewer) -> int:
+def count_export(f: QueueFilters, me: Viewer) -> int:
     return db.session.scalar(select(func.count()).select_from(
         export_query(f, me).with_only_columns(Concern.id).subquery())) or 0
 
 
-def iter_export(f: Filters, me: Viewer):
+def iter_export(f: QueueFilters, me: Viewer):
     """Concerns for the CSV export, newest first as on the screen, in pages so that memory
     stays flat. `me` is a Viewer
     (plain values), so nothing here needs an account the session has let go of."""
@@ -152,7 +152,7 @@ def iter_export(f: Filters, me: Viewer):
         db.session.expunge_all()
 
 
-def record_export(f: Filters, count: int, *, actor) -> None:
+def record_export(f: QueueFilters, count: int, *, actor) -> None:
     audit.record("concern.export", "concern", None,
                  params={"count": count, "filters": {k: v for k, v in asdict(f).items() if v}},
                  actor=actor)
@@ -167,10 +167,10 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
     Each part is a short index range: 受付 concerns are few, the unassigned are counted up
     to COUNT_CAP + 1, and mine come from the assignee index.
     """
-    scope = Filters(area_ids=area_ids, with_unplaced=with_unplaced)
+    scope = QueueFilters(area_ids=area_ids, with_unplaced=with_unplaced)
     received = _filtered(select(Concern.created_at, Concern.status), scope, me).where(
         Concern.status == "received").subquery()
-    unassigned = _filtered(select(Concern.id), Filters(area_ids=area_ids, status="open",
+    unassigned = _filtered(select(Concern.id), QueueFilters(area_ids=area_ids, status="open",
                                                        assignee="none",
                                                        with_unplaced=with_unplaced), me
                            ).limit(COUNT_CAP + 1).subquery()
@@ -185,7 +185,7 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
     return {"new": new, "overdue": overdue, "unassigned": loose, "mine": mine}
 
 
-def count_matching(f: Filters, me: Viewer | None, cap: int | None = None) -> int:
+def count_matching(f: QueueFilters, me: Viewer | None, cap: int | None = None) -> int:
     """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap").
 
     Over a million concerns an exact count of a whole area costs more than the page itself.

@@ -61,7 +61,7 @@ EARLIEST = date(2000, 1, 1)
 
 # --- categories --------------------------------------------------------------------------
 
-def ensure_default_categories() -> None:
+def ensure_concern_categories() -> None:
     """Add the standard categories that are missing (by code); never renames."""
     existing = set(db.session.scalars(select(ConcernCategory.code)))
     for position, (code, name, name_en) in enumerate(DEFAULT_CATEGORIES):

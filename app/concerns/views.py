@@ -163,7 +163,7 @@ def my_report(reference: str):
 
 # --- staff: the dashboard -------------------------------------------------------------------------
 
-def _filters() -> tuple[queue.Filters, str]:
+def _filters() -> tuple[queue.QueueFilters, str]:
     args = request.args
     scope = area_scope(current_user)
     my_areas = sorted(scope) if scope is not None else [a.id for a in current_user.areas]
@@ -178,7 +178,7 @@ def _filters() -> tuple[queue.Filters, str]:
         area, area_ids = "all", None
     # The queue opens on what is still being worked on; "all" shows closed ones too.
     status = args.get("status", "open")
-    return queue.Filters(
+    return queue.QueueFilters(
         area_ids=area_ids,
         status=status if status in STATUSES or status == "open" else "",
         category_id=int_arg("category"),

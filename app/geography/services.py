@@ -31,7 +31,7 @@ def _read(path: str | Path) -> dict:
         raise InvalidInput(f"地域ファイルの書式に誤りがあります: {exc}") from exc
 
 
-def _check(data: dict) -> None:
+def _check_geography(data: dict) -> None:
     stations = {s.get("code") for s in data.get("station", [])}
     areas = {a.get("code") for a in data.get("area", [])}
     problems = []
@@ -78,7 +78,7 @@ def load_geography(path: str | Path) -> LoadResult:
     file are left in place (a district that disappears may still have supporters).
     """
     data = _read(path)
-    _check(data)
+    _check_geography(data)
     result = LoadResult()
     stations = {}
     for pos, item in enumerate(data["station"]):

@@ -62,7 +62,7 @@ def list_newsletters() -> list[Newsletter]:
                                                                Newsletter.id.desc())))
 
 
-def _check(data: dict) -> dict:
+def _checked_newsletter(data: dict) -> dict:
     problems = {}
     data = dict(data)
     for key in ("number", "title", "subject"):  # kept as typed (full-width brackets and all)
@@ -96,7 +96,7 @@ def save_draft(newsletter: Newsletter | None, data: dict, audience: audiences.Au
     A picture is checked and re-encoded before anything is written, so a bad file loses
     nothing else the coordinator typed.
     """
-    data = _check(data)
+    data = _checked_newsletter(data)
     cleaned = None
     if image:
         cleaned = clean_image(image, current_app.config["HOTNET_IMAGE_MAX_MB"] * 1024 * 1024)

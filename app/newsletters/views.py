@@ -409,7 +409,3 @@ def public_issue(newsletter_id: int):
         abort(404)
     return render_template("newsletters/public_issue.html", newsletter=newsletter,
                            content=content(newsletter))
-
-
-def image_url(newsletter) -> str:
-    return url_for("newsletters.image", newsletter_id=newsletter.id) if newsletter.image else ""

@@ -280,7 +280,7 @@ def _cell(s: Supporter, key: str) -> str:
     return value or ""
 
 
-def export_rows(filters: services.Filters) -> Iterator[list[str]]:
+def export_rows(filters: services.RegistryFilters) -> Iterator[list[str]]:
     """The rows of the export (without the header), read lazily.
 
     The query runs inside the generator, so that it uses the session of the streaming
@@ -294,7 +294,7 @@ def export_header() -> list[str]:
     return [header for header, _key in COLUMNS]
 
 
-def record_export(filters: services.Filters, count: int, action: str = "supporter.export", *,
+def record_export(filters: services.RegistryFilters, count: int, action: str = "supporter.export", *,
                   actor) -> None:
     audit.record(action, "supporter", None, params={"count": count, "filters": filters.codes()},
                  actor=actor)

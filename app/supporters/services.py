@@ -247,7 +247,7 @@ def history(s: Supporter) -> list[SupporterChange]:
 
 # --- create / change -------------------------------------------------------------------------
 
-def _check(data: dict, exclude_id: int | None = None) -> dict:
+def _checked(data: dict, exclude_id: int | None = None) -> dict:
     data = normalise(data)
     raise_problems(validate(data, exclude_id=exclude_id))
     return data
@@ -267,7 +267,7 @@ def add_supporter(data: dict, action: str, *, actor) -> Supporter:
 
 def create_supporter(data: dict, *, actor) -> Supporter:
     """Register a supporter from staff-entered data; raises InvalidInput with every problem."""
-    supporter = add_supporter(_check(data), "created", actor=actor)
+    supporter = add_supporter(_checked(data), "created", actor=actor)
     audit.record("supporter.create", "supporter", supporter.id, actor=actor)
     db.session.commit()
     return supporter
@@ -279,7 +279,7 @@ def update_supporter(s: Supporter, data: dict, *, actor, fields=EDITABLE) -> dic
         raise InvalidState(_("退会した推進員の情報は変更できません。"))
     merged = {key: getattr(s, key) for key in EDITABLE}
     merged.update({k: v for k, v in data.items() if k in fields})
-    merged = _check(merged, exclude_id=s.id)
+    merged = _checked(merged, exclude_id=s.id)
     changes = {}
     for key in fields:
         old, new = getattr(s, key), merged[key]
@@ -475,7 +475,7 @@ def held_addresses(scope: frozenset[int] | None = None) -> list[Supporter]:
 # --- search ------------------------------------------------------------------------------
 
 @dataclass
-class Filters:
+class RegistryFilters:
     q: str = ""
     area_id: int | None = None
     district_id: int | None = None
@@ -602,7 +602,7 @@ def where_matches(query, q: str):
     return query
 
 
-def _filtered(query, f: Filters, *, geography: bool = True):
+def _filtered(query, f: RegistryFilters, *, geography: bool = True):
     query = in_scope(query, f.scope)
     if f.q:
         query = where_matches(query, f.q)
@@ -619,7 +619,7 @@ def _filtered(query, f: Filters, *, geography: bool = True):
     return query
 
 
-def count(f: Filters) -> int:
+def count(f: RegistryFilters) -> int:
     return db.session.scalar(_filtered(select(func.count(Supporter.id)), f)) or 0
 
 
@@ -629,7 +629,7 @@ LIST_COLUMNS = (Supporter.id, Supporter.kind, Supporter.name, Supporter.kana,
                 Supporter.delivery, Supporter.phone, Supporter.district_id, Supporter.joined_on)
 
 
-def search(f: Filters, page: int = 1, per_page: int = 25,
+def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
            areas: list[Area] | None = None) -> Page:
     """One page of supporters in 五十音 order, with the total and the totals per area."""
     page = max(1, page)
@@ -644,7 +644,7 @@ def search(f: Filters, page: int = 1, per_page: int = 25,
     return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
 
 
-def _ordered(query, f: Filters):
+def _ordered(query, f: RegistryFilters):
     """The chosen column's order, then 五十音 and id (stable pages)."""
     columns = SORTS.get(f.sort, SORTS["kana"])
     if f.sort == "district":
@@ -654,7 +654,7 @@ def _ordered(query, f: Filters):
     return query.order_by(*keys, Supporter.sort_key, Supporter.id)
 
 
-def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
+def area_totals(f: RegistryFilters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
     """How many supporters match in each area (with every filter, so they add up to the
     total); areas with none are left out when a place filter is set."""
     counts = dict(db.session.execute(
@@ -672,7 +672,7 @@ def area_totals(f: Filters, areas: list[Area] | None = None) -> list[tuple[str, 
     return result
 
 
-def iter_filtered(f: Filters):
+def iter_filtered(f: RegistryFilters):
     """Every matching supporter in the chosen order, streamed (for exports and printing)."""
     query = _ordered(_filtered(select(Supporter), f), f).options(joinedload(Supporter.district))
     return db.session.scalars(query.execution_options(yield_per=500))
@@ -720,7 +720,7 @@ DEFAULT_CATEGORIES = (
 )
 
 
-def ensure_default_categories() -> None:
+def ensure_business_categories() -> None:
     """Create the shipped business categories that are missing (idempotent)."""
     for position, (code, name, name_en) in enumerate(DEFAULT_CATEGORIES):
         if db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)) is None:

@@ -229,9 +229,9 @@ def withdrawn():
 
 # --- staff registry ---------------------------------------------------------------------------
 
-def _filters() -> services.Filters:
+def _filters() -> services.RegistryFilters:
     args = request.args
-    return services.Filters(
+    return services.RegistryFilters(
         q=args.get("q", "")[:100],
         area_id=int_arg("area"),
         district_id=int_arg("district"),

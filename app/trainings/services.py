@@ -100,15 +100,15 @@ SESSION_FIELDS = ("day", "start_time", "end_time", "station_id", "venue_name", "
                   "capacity", "signup_deadline", "cancel_deadline", "notes")
 
 
-def session_form_values(session: TrainingSession) -> dict:
+def session_form_values(training_session: TrainingSession) -> dict:
     """The session as its form shows it (Japan time): the inverse of session_values."""
-    start, end = session.starts_at.astimezone(TOKYO), session.ends_at.astimezone(TOKYO)
+    start, end = training_session.starts_at.astimezone(TOKYO), training_session.ends_at.astimezone(TOKYO)
     return {"day": start.date(), "start_time": start.time(), "end_time": end.time(),
-            "station_id": session.station_id or 0, "venue_name": session.venue_name,
-            "venue_address": session.venue_address, "capacity": session.capacity,
-            "signup_deadline": session.signup_deadline.astimezone(TOKYO).date(),
-            "cancel_deadline": session.cancel_deadline.astimezone(TOKYO).date(),
-            "notes": session.notes}
+            "station_id": training_session.station_id or 0, "venue_name": training_session.venue_name,
+            "venue_address": training_session.venue_address, "capacity": training_session.capacity,
+            "signup_deadline": training_session.signup_deadline.astimezone(TOKYO).date(),
+            "cancel_deadline": training_session.cancel_deadline.astimezone(TOKYO).date(),
+            "notes": training_session.notes}
 
 
 def session_values(data: dict) -> dict:
@@ -151,13 +151,13 @@ def session_values(data: dict) -> dict:
 
 def add_session(training: Training, data: dict, *, actor) -> TrainingSession:
     values = session_values(data)
-    session = TrainingSession(training_id=training.id, confirmed=0, **values)
-    db.session.add(session)
+    training_session = TrainingSession(training_id=training.id, confirmed=0, **values)
+    db.session.add(training_session)
     db.session.flush()
-    audit.record("training.session_add", "training_session", session.id, training.title,
+    audit.record("training.session_add", "training_session", training_session.id, training.title,
                  actor=actor)
     db.session.commit()
-    return session
+    return training_session
 
 
 def _lock(session_id: int) -> TrainingSession:
@@ -183,46 +183,46 @@ def change_session(session_id: int, data: dict, *, actor) -> TrainingSession:
     nothing else (a capacity, a deadline, the notes) is announced. The returned session says
     how many were told (`told_of_change`) and promoted (`promoted_now`)."""
     values = session_values(data)
-    session = _lock(session_id)
-    if session.cancelled_at is not None:
+    training_session = _lock(session_id)
+    if training_session.cancelled_at is not None:
         raise InvalidState(_("中止した回は変更できません。"))
-    if values["capacity"] < session.confirmed:
+    if values["capacity"] < training_session.confirmed:
         raise InvalidInput(_("定員を、申込みが確定している %(n)d 人より少なくはできません。",
-                             n=session.confirmed), field="capacity")
+                             n=training_session.confirmed), field="capacity")
     told = ("starts_at", "ends_at", "station_id", "venue_name", "venue_address")
-    changed = any(getattr(session, k) != values[k] for k in told)
+    changed = any(getattr(training_session, k) != values[k] for k in told)
     for key, value in values.items():
-        setattr(session, key, value)
-    promoted = _promote(session)
+        setattr(training_session, key, value)
+    promoted = _promote(training_session)
     if changed:
-        db.session.execute(update(Registration).where(Registration.session_id == session.id)
+        db.session.execute(update(Registration).where(Registration.session_id == training_session.id)
                            .values(reminder_sent_at=None))
-    audit.record("training.session_change", "training_session", session.id,
-                 session.training.title, actor=actor)
+    audit.record("training.session_change", "training_session", training_session.id,
+                 training_session.training.title, actor=actor)
     _tell_promoted(promoted)
-    session.told_of_change = 0
-    session.promoted_now = len(promoted)
+    training_session.told_of_change = 0
+    training_session.promoted_now = len(promoted)
     if changed:
-        for registration in registrations(session, ACTIVE):
-            session.told_of_change += _mail(
+        for registration in registrations(training_session, ACTIVE):
+            training_session.told_of_change += _mail(
                 registration, "training_changed", _("【ほっとネット】研修の日時・会場が変わりました"),
                 ics=True)
     db.session.commit()
-    return session
+    return training_session
 
 
 def cancel_session(session_id: int, *, actor) -> int:
     """Call off a session: every registration is cancelled and told. Returns how many."""
-    session = _lock(session_id)
-    if session.cancelled_at is not None:
+    training_session = _lock(session_id)
+    if training_session.cancelled_at is not None:
         raise InvalidState(_("この回はすでに中止になっています。"))
-    session.cancelled_at = utcnow()
-    people = registrations(session, ACTIVE)
+    training_session.cancelled_at = utcnow()
+    people = registrations(training_session, ACTIVE)
     for registration in people:
         registration.status, registration.cancelled_at = "cancelled", utcnow()
-    session.confirmed = 0
-    audit.record("training.session_cancel", "training_session", session.id,
-                 session.training.title, actor=actor)
+    training_session.confirmed = 0
+    audit.record("training.session_cancel", "training_session", training_session.id,
+                 training_session.training.title, actor=actor)
     for registration in people:
         _mail(registration, "training_session_cancelled", _("【ほっとネット】研修を中止します"),
               ics=True)
@@ -243,35 +243,35 @@ def upcoming_sessions(published_only: bool = True, limit: int | None = None
     return list(db.session.scalars(query))
 
 
-def registrations(session: TrainingSession, statuses=ACTIVE) -> list[Registration]:
+def registrations(training_session: TrainingSession, statuses=ACTIVE) -> list[Registration]:
     """Confirmed first, then the waitlist in its order."""
     order = func.coalesce(Registration.confirmed_at, Registration.queued_at)
     return list(db.session.scalars(
         select(Registration)
         .options(joinedload(Registration.supporter).joinedload(Supporter.district))
-        .where(Registration.session_id == session.id, Registration.status.in_(statuses))
+        .where(Registration.session_id == training_session.id, Registration.status.in_(statuses))
         .order_by(Registration.status, order, Registration.id)))
 
 
-def place_of(session: TrainingSession, supporter: Supporter) -> Registration | None:
+def place_of(training_session: TrainingSession, supporter: Supporter) -> Registration | None:
     """The supporter's confirmed or waitlisted place on the session, if any."""
     return db.session.scalar(select(Registration).where(
-        Registration.session_id == session.id, Registration.supporter_id == supporter.id,
+        Registration.session_id == training_session.id, Registration.supporter_id == supporter.id,
         Registration.status.in_(ACTIVE)))
 
 
-def roster(session: TrainingSession, *, actor) -> list[Registration]:
+def roster(training_session: TrainingSession, *, actor) -> list[Registration]:
     """The confirmed people with their contact details; reading it is audit-logged."""
-    people = registrations(session, ("confirmed",))
-    audit.record("training.roster", "training_session", session.id, params={"people": len(people)},
+    people = registrations(training_session, ("confirmed",))
+    audit.record("training.roster", "training_session", training_session.id, params={"people": len(people)},
                  actor=actor)
     db.session.commit()
     return people
 
 
-def waitlist(session: TrainingSession) -> list[Registration]:
+def waitlist(training_session: TrainingSession) -> list[Registration]:
     return list(db.session.scalars(
-        select(Registration).where(Registration.session_id == session.id,
+        select(Registration).where(Registration.session_id == training_session.id,
                                    Registration.status == "waitlisted")
         .order_by(Registration.queued_at, Registration.id)))
 
@@ -283,33 +283,33 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self",
     """Take a seat, or the next place on the waitlist when the session is full."""
     if supporter.status not in ("applied", "active", "paused"):
         raise InvalidState(_("この方は申し込めません（退会済みなど）。"))
-    session = _lock(session_id)
+    training_session = _lock(session_id)
     now = utcnow()
-    if session.cancelled_at is not None:
+    if training_session.cancelled_at is not None:
         raise InvalidState(_("この回は中止になりました。"))
-    if session.starts_at <= now:
+    if training_session.starts_at <= now:
         raise InvalidState(_("この回はすでに始まっているか、終わっています。"))
-    if now > session.signup_deadline and via != "staff":
+    if now > training_session.signup_deadline and via != "staff":
         raise InvalidState(_("申込みの締切（%(day)s）を過ぎています。事務局にお電話でご相談ください。",
-                             day=format_date(session.signup_deadline)))
+                             day=format_date(training_session.signup_deadline)))
     registration = db.session.scalar(select(Registration).where(
-        Registration.session_id == session.id, Registration.supporter_id == supporter.id))
+        Registration.session_id == training_session.id, Registration.supporter_id == supporter.id))
     if registration is not None and registration.status in ACTIVE:
         raise InvalidState(_("すでに申し込んでいます。") if registration.status == "confirmed"
                            else _("すでにキャンセル待ちに入っています。"))
     if registration is None:
-        registration = Registration(session_id=session.id, supporter_id=supporter.id)
+        registration = Registration(session_id=training_session.id, supporter_id=supporter.id)
         db.session.add(registration)
     registration.via, registration.queued_at = via, now
     registration.cancelled_at, registration.attendance = None, ""
     registration.reminder_sent_at = None
-    if session.confirmed < session.capacity:
+    if training_session.confirmed < training_session.capacity:
         registration.status, registration.confirmed_at = "confirmed", now
-        session.confirmed = TrainingSession.confirmed + 1
+        training_session.confirmed = TrainingSession.confirmed + 1
     else:
         registration.status, registration.confirmed_at = "waitlisted", None
     audit.record("training.sign_up", "training_registration", None,
-                 f"session {session.id} supporter {supporter.id} {registration.status} via {via}",
+                 f"session {training_session.id} supporter {supporter.id} {registration.status} via {via}",
                  actor=actor)
     db.session.flush()
     submissions.record(slot, registration.id)
@@ -331,42 +331,42 @@ def cancel(registration_id: int, *, actor) -> Registration:
     registration = db.session.get(Registration, registration_id)
     if registration is None or (supporter is not None and registration.supporter_id != supporter.id):
         raise NotFound(registration_id)
-    session = _lock(registration.session_id)
+    training_session = _lock(registration.session_id)
     db.session.refresh(registration)
     if registration.status not in ACTIVE:
         raise InvalidState(_("この申込みはすでに取り消されています。"))
     now = utcnow()
-    if session.starts_at <= now:
+    if training_session.starts_at <= now:
         raise InvalidState(_("始まった回の申込みは取り消せません。"))
-    if supporter is not None and now > session.cancel_deadline:
+    if supporter is not None and now > training_session.cancel_deadline:
         raise InvalidState(_("取消しの締切（%(day)s）を過ぎています。事務局にお電話でご連絡ください。",
-                             day=format_date(session.cancel_deadline)))
+                             day=format_date(training_session.cancel_deadline)))
     was_confirmed = registration.status == "confirmed"
     registration.status, registration.cancelled_at = "cancelled", now
     if was_confirmed:
-        session.confirmed = TrainingSession.confirmed - 1
-    promoted = _promote(session)
+        training_session.confirmed = TrainingSession.confirmed - 1
+    promoted = _promote(training_session)
     audit.record("training.cancel", "training_registration", registration.id,
-                 f"session {session.id} supporter {registration.supporter_id}", actor=actor)
+                 f"session {training_session.id} supporter {registration.supporter_id}", actor=actor)
     _mail(registration, "training_cancelled", _("【ほっとネット】研修のお申込みを取り消しました"))
     _tell_promoted(promoted)
     db.session.commit()
     return registration
 
 
-def _promote(session: TrainingSession) -> list[Registration]:
+def _promote(training_session: TrainingSession) -> list[Registration]:
     """Fill free seats from the head of the waitlist (the caller holds the lock and commits)."""
     db.session.flush()
-    db.session.refresh(session, ["confirmed"])
-    free = session.capacity - session.confirmed
+    db.session.refresh(training_session, ["confirmed"])
+    free = training_session.capacity - training_session.confirmed
     if free <= 0:
         return []
-    promoted = waitlist(session)[:free]
+    promoted = waitlist(training_session)[:free]
     now = utcnow()
     for registration in promoted:
         registration.status, registration.confirmed_at = "confirmed", now
     if promoted:
-        session.confirmed = TrainingSession.confirmed + len(promoted)
+        training_session.confirmed = TrainingSession.confirmed + len(promoted)
         db.session.flush()
     return promoted
 
@@ -380,14 +380,14 @@ def _tell_promoted(promoted: list[Registration]) -> None:
 def sign_up_visitor(session_id: int, data: dict, submission_key: str | None = None) -> Registration:
     """A visitor signs up for a registration training: an application plus a registration,
     in one transaction. The same `submission_key` twice raises AlreadySubmitted."""
-    session = get_session(session_id)
-    if session.training.kind != "registration" or not session.training.published:
+    training_session = get_session(session_id)
+    if training_session.training.kind != "registration" or not training_session.training.published:
         raise InvalidState(_("この研修は、推進員として登録した方が申し込めます。"))
-    if session.cancelled_at is not None or utcnow() > session.signup_deadline:
+    if training_session.cancelled_at is not None or utcnow() > training_session.signup_deadline:
         raise InvalidState(_("この回は申込みを受け付けていません。"))
     slot = submissions.claim(submission_key, "visitor_sign_up")
     supporter = supporters.apply(data, commit=False)
-    return sign_up(session.id, supporter, via="visitor", slot=slot, actor=None)
+    return sign_up(training_session.id, supporter, via="visitor", slot=slot, actor=None)
 
 
 # --- attendance ---------------------------------------------------------------------------------
@@ -402,12 +402,12 @@ def mark_attendance(registration_id: int, attendance: str, *, actor) -> Registra
     return registration
 
 
-def record_attendance(session: TrainingSession, marks: dict[int, str], *, actor) -> int:
+def record_attendance(training_session: TrainingSession, marks: dict[int, str], *, actor) -> int:
     """The roster's marks (registration id → attended / no_show / ""), in one transaction.
 
     Every mark is checked before anything is written; returns how many changed.
     """
-    people = {r.id: r for r in registrations(session, ("confirmed",))}
+    people = {r.id: r for r in registrations(training_session, ("confirmed",))}
     changed = [(people[i], mark) for i, mark in marks.items()
                if i in people and mark != people[i].attendance]
     for _registration, mark in changed:
@@ -423,9 +423,9 @@ def _check_mark(attendance: str) -> None:
         raise InvalidInput(_("出欠を選んでください。"), field="attendance")
 
 
-def attendance_open(session: TrainingSession) -> bool:
+def attendance_open(training_session: TrainingSession) -> bool:
     """Marks can be set from the session's day (Japan time) on, not before."""
-    return session.starts_at.astimezone(TOKYO).date() <= today_tokyo()
+    return training_session.starts_at.astimezone(TOKYO).date() <= today_tokyo()
 
 
 def _mark(registration: Registration, attendance: str, *, actor) -> None:
@@ -433,14 +433,14 @@ def _mark(registration: Registration, attendance: str, *, actor) -> None:
     _check_mark(attendance)
     if registration.status != "confirmed":
         raise InvalidState(_("確定した申込みだけ出欠をつけられます。"))
-    session = registration.session
-    if attendance and not attendance_open(session):
+    training_session = registration.session
+    if attendance and not attendance_open(training_session):
         raise InvalidState(_("出欠は開催日（%(day)s）からつけられます。",
-                             day=format_date(session.starts_at)))
+                             day=format_date(training_session.starts_at)))
     registration.attendance = attendance
     supporter = registration.supporter
-    day = session.starts_at.astimezone(TOKYO).date()
-    if attendance == "attended" and session.training.kind == "registration":
+    day = training_session.starts_at.astimezone(TOKYO).date()
+    if attendance == "attended" and training_session.training.kind == "registration":
         changes = {}
         if supporter.status == "applied":
             changes["status"] = ["applied", "active"]
@@ -492,16 +492,16 @@ def _mail(registration: Registration, template: str, subject: str, ics: bool = F
     supporter = registration.supporter
     if not supporter.email:
         return False
-    session = registration.session
+    training_session = registration.session
     attachments = []
     if ics:
         attachments.append(("hotnet-training.ics", "text/calendar; charset=utf-8; method=PUBLISH",
-                            session_calendar([session])))
+                            session_calendar([training_session])))
     return outbox.enqueue(
         supporter.email, subject, template, supporter_id=supporter.id, attachments=attachments,
-        registration=registration, session=session, supporter=supporter,
-        when=f"{format_datetime(session.starts_at)}〜{session.ends_at.astimezone(TOKYO):%H:%M}",
-        url=external_url("trainings.session", session_id=session.id)) is not None
+        registration=registration, session=training_session, supporter=supporter,
+        when=f"{format_datetime(training_session.starts_at)}〜{training_session.ends_at.astimezone(TOKYO):%H:%M}",
+        url=external_url("trainings.session", session_id=training_session.id)) is not None
 
 
 def send_reminders(now: datetime | None = None) -> int:

@@ -265,7 +265,7 @@ def staff_session(session_id: int):
     q = request.args.get("q", "")[:100]
     matches = []
     if q.strip():
-        matches = supporters.search(supporters.Filters(q=q, scope=area_scope(current_user)),
+        matches = supporters.search(supporters.RegistryFilters(q=q, scope=area_scope(current_user)),
                                     page=1, per_page=10).rows
     return render_template("trainings/staff_session.html", session=found, q=q, matches=matches,
                            viewer=Viewer.of(current_user),
