@@ -67,7 +67,7 @@ def test_200_at_once_for_30_seats_then_10_cancellations(app, geography, mailbox,
         return lambda: services.sign_up(session_id, db.session.get(
             services.Supporter, supporter_id), actor=None)
 
-    errors = run_together(worker_app, [sign_up(i, actor=None) for i in ids])
+    errors = run_together(worker_app, [sign_up(i) for i in ids])
     assert errors == []
     db.session.expire_all()
     rows = list(db.session.scalars(select(Registration).where(Registration.session_id == session_id)))
@@ -85,7 +85,7 @@ def test_200_at_once_for_30_seats_then_10_cancellations(app, geography, mailbox,
     def cancel(registration_id):
         return lambda: services.cancel(registration_id, actor=None)
 
-    errors = run_together(worker_app, [cancel(i, actor=None) for i in leaving])
+    errors = run_together(worker_app, [cancel(i) for i in leaving])
     assert errors == []
     db.session.expire_all()
     promoted = sorted(r.supporter_id for r in db.session.scalars(
