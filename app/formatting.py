@@ -4,21 +4,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from babel import dates
 from flask import Flask
-from flask_babel import get_locale
 
+from app.i18n import current_language
 from app.text import show_postal
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-_WEEKDAYS_JA = "月火水木金土日"
-_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _is_english() -> bool:
-    locale = get_locale()
-    return locale is not None and locale.language == "en"
+# Babel's patterns (CLDR): 2026年12月5日(土) in Japanese, Sat 5 Dec 2026 in English.
+_DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y"}
 
 
 def to_tokyo(value: datetime) -> datetime:
@@ -31,9 +25,8 @@ def format_date(value: date | datetime | None) -> str:
         return ""
     if isinstance(value, datetime):
         value = to_tokyo(value).date()
-    if _is_english():
-        return f"{_WEEKDAYS_EN[value.weekday()]} {value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
-    return f"{value.year}年{value.month}月{value.day}日({_WEEKDAYS_JA[value.weekday()]})"
+    language = current_language()
+    return dates.format_date(value, _DATE_PATTERNS[language], locale=language)
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -41,12 +34,14 @@ def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
     local = to_tokyo(value)
-    return f"{format_date(local.date())} {local:%H:%M}"
+    return f"{format_date(local.date())} {format_time(local)}"
 
 
 def format_time(value: datetime | None) -> str:
     """14:30 in Japan time."""
-    return "" if value is None else f"{to_tokyo(value):%H:%M}"
+    if value is None:
+        return ""
+    return dates.format_time(to_tokyo(value), "HH:mm", locale=current_language())
 
 
 def today_tokyo() -> date:

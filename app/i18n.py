@@ -38,3 +38,12 @@ def ngettext(singular: str, plural: str, num: int, **variables) -> str:
 
 def lazy_gettext(string: str, **variables) -> LazyString:
     return LazyString(gettext, string, **variables)
+
+
+def current_language() -> str:
+    """"en" or "ja": the reader's language (Japanese outside a request)."""
+    if not has_app_context():
+        return "ja"
+    from flask_babel import get_locale
+    locale = get_locale()
+    return "en" if locale is not None and locale.language == "en" else "ja"

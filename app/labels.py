@@ -125,6 +125,7 @@ FILTER_NAME = {
     "station_id": _l("ステーション"), "status": _l("状態"), "category_id": _l("分類"),
     "assignee": _l("担当者"), "overdue": _l("確認期限切れのみ"), "urgency": _l("急ぎ具合"),
     "kind": _l("種別"), "delivery": _l("受け取り方"),
+    "with_unplaced": _l("地区不明のものも含む"),
 }
 
 _BY_FIELD = {"kind": KIND, "status": STATUS, "delivery": DELIVERY, "joined_via": JOINED_VIA}

@@ -169,7 +169,10 @@ def test_urgent_warns_before_and_after_and_mails_the_areas_coordinators(
 
 
 def test_normal_reports_send_no_alert(client, coordinator, mailbox):
-    send_report(client)
+    response = send_report(client, reporter_email="neighbour@example.jp")
+    assert response.status_code == 302 and only_concern() is not None  # it was taken
+    # Mail did go out (the reporter's receipt), only no alert to the coordinator.
+    assert len(mails_to(mailbox, "neighbour@example.jp")) == 1
     assert mails_to(mailbox, coordinator.email) == []
 
 
@@ -515,3 +518,26 @@ def test_a_digest_the_mail_server_refused_is_tried_again(app, coordinator, mailb
     assert len(mails_to(mailbox, coordinator.email)) == 1
     assert send_daily_digests(nine + timedelta(minutes=20)) == 0
     assert len(mails_to(mailbox, coordinator.email)) == 1
+
+
+def test_the_timeline_is_stored_as_codes_and_read_in_the_readers_language(
+        client, coordinator, mailbox):
+    send_report(client)
+    concern = only_concern()
+    services.assign(concern, None, actor=coordinator)  # already nobody's: nothing happens
+    services.assign(concern, coordinator.id, actor=None)
+    services.assign(concern, None, actor=coordinator)
+    created = services.timeline(concern)[0]
+    # Stored: codes and data, in no one's language.
+    assert (created.kind, created.body, created.actor_kind, created.actor) == (
+        "created", "web", "reporter", "")
+    login_staff(client, coordinator)
+    japanese = page_text(client.get(f"/staff/concerns/{concern.id}"))
+    assert "ウェブで受け付けました。" in japanese and "報告者" in japanese
+    assert "担当者なし" in japanese and "中部圏域" in japanese
+    post(client, "/language", {"lang": "en", "next": "/"})
+    english = page_text(client.get(f"/staff/concerns/{concern.id}"))
+    assert "Received by Web." in english and "Reporter" in english
+    assert "Nobody" in english and "System (automatic)" in english
+    assert "Central area" in english and "中部圏域" not in english
+    assert coordinator.name in english  # staff names are data, shown as written

@@ -361,7 +361,7 @@ def test_the_audit_log_reads_in_japanese_and_filters_every_kind(client, coordina
     login_staff(client, admin)
     page = page_text(client.get("/admin/audit"))
     assert "受付 → 重複" in page and "気になることをCSVに書き出した" in page
-    assert "条件: 状態: 完了・重複以外、担当者: 自分" in page or "担当者: 自分" in page
+    assert "条件: 圏域: 中部圏域、担当者: 自分、状態: 完了・重複以外、地区不明のものも含む: はい" in page
     assert "Filters(" not in page and "received -> duplicate" not in page
     assert "システム（自動の処理）" in page  # the status change made outside a request
     options = page.split('id="action"')[1].split("</select>")[0]

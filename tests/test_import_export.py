@@ -116,7 +116,7 @@ def test_export_opens_in_excel_and_is_audited(client, coordinator):
     assert rows[0]["圏域"] == "中部圏域"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "supporter.export"))
     from app.audit.services import describe
-    assert entry.staff_id == coordinator.id and describe(entry).startswith("1件")
+    assert entry.staff_id == coordinator.id and describe(entry).startswith("1人")
 
 
 def test_exported_file_imports_back_and_is_seen_as_duplicate(client, coordinator):

@@ -99,7 +99,8 @@ def create_staff(email: str, name: str, password: str, role: str, kana: str = ""
     user.set_password(password)
     user.areas = _areas(area_ids)
     db.session.add(user)
-    audit.record("staff.create", "staff_user", None, f"{email} ({role})", actor=actor)
+    audit.record("staff.create", "staff_user", None, params={"name": email, "role": role},
+                 actor=actor)
     db.session.commit()
     return user
 
@@ -208,7 +209,8 @@ def grant_cover(actor: StaffUser, user: StaffUser, area_id: int | None, until) -
     raise_problems(problems)
     cover = StaffCover(staff_id=user.id, area_id=area.id, until=until, granted_by_id=actor.id)
     db.session.add(cover)
-    audit.record("staff.cover", "staff_user", user.id, f"{area.name} 〜{until.isoformat()}",
+    audit.record("staff.cover", "staff_user", user.id,
+                 params={"area_id": area.id, "until": until.isoformat()},
                  actor=actor)
     db.session.commit()
     return cover
@@ -219,7 +221,8 @@ def end_cover(actor: StaffUser, user: StaffUser, cover_id: int) -> None:
     if cover is None or cover.staff_id != user.id:
         raise NotFound(cover_id)
     db.session.delete(cover)
-    audit.record("staff.cover_end", "staff_user", user.id, cover.area.name, actor=actor)
+    audit.record("staff.cover_end", "staff_user", user.id, params={"area_id": cover.area_id},
+                 actor=actor)
     end_sessions(user)
     db.session.commit()
 

@@ -47,8 +47,8 @@ def logout():
 
 def _staff_form(form: StaffForm) -> StaffForm:
     form.role.choices = [(r, ROLE[r]) for r in ROLES]
-    form.station_id.choices = [(0, _("なし"))] + [(s.id, s.name) for s in list_stations()]
-    form.area_ids.choices = [(a.id, a.name) for a in list_areas()]
+    form.station_id.choices = [(0, _("なし"))] + [(s.id, s.label) for s in list_stations()]
+    form.area_ids.choices = [(a.id, a.label) for a in list_areas()]
     return form
 
 
@@ -110,7 +110,7 @@ def staff_edit(user_id: int):
 
 def _cover_form(form: CoverForm | None = None) -> CoverForm:
     form = form or CoverForm(formdata=None)
-    form.area_id.choices = [(0, _("選んでください"))] + [(a.id, a.name) for a in list_areas()]
+    form.area_id.choices = [(0, _("選んでください"))] + [(a.id, a.label) for a in list_areas()]
     return form
 
 

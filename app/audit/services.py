@@ -86,6 +86,8 @@ def describe(entry: AuditEntry, places: dict | None = None) -> str:
         params = json.loads(text)
     except ValueError:
         return text
+    from app.labels import REGISTRATION_STATUS, ROLE
+
     parts = []
     if "from" in params and "to" in params:
         parts.append(f"{CONCERN_STATUS.get(params['from'], params['from'])} → "
@@ -98,12 +100,42 @@ def describe(entry: AuditEntry, places: dict | None = None) -> str:
         parts.append(params["reference"])
     if params.get("name"):
         parts.append(params["name"])
+    if params.get("role"):
+        parts.append(str(ROLE.get(params["role"], params["role"])))
+    if params.get("area_id"):
+        parts.append(_value("area_id", params["area_id"], places))
+    if params.get("session"):
+        parts.append(_("研修の回 #%(id)s", id=params["session"]))
+    if params.get("supporter"):
+        parts.append(_("推進員 #%(id)s", id=params["supporter"]))
+    if params.get("registration"):
+        parts.append(str(REGISTRATION_STATUS.get(params["registration"], params["registration"])))
+    if params.get("when"):
+        parts.append(_when(params["when"], clock=True))
+    if params.get("until"):
+        parts.append(_("%(day)sまで", day=_when(params["until"], clock=False)))
+    if params.get("before"):
+        parts.append(_("%(day)sより前に完了したもの", day=_when(params["before"], clock=False)))
     filters = params.get("filters") or {}
     shown = [f"{FILTER_NAME.get(k, k)}: {_value(k, v, places)}" for k, v in filters.items()
              if _value(k, v, places)]
     if shown:
         parts.append(_("条件: %(list)s", list="、".join(shown)))
     return " ".join(parts) or text
+
+
+def _when(text: str, *, clock: bool) -> str:
+    """A stored ISO date or moment, as the reader reads dates."""
+    from datetime import datetime
+
+    from app.formatting import format_date, format_datetime
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if value.tzinfo is None:
+        return format_date(value.date())
+    return format_datetime(value) if clock else format_date(value)
 
 
 def actor_name(entry: AuditEntry) -> str:

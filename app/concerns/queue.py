@@ -97,8 +97,8 @@ def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bo
         query.options(load_only(*LIST_COLUMNS),
                       joinedload(Concern.category).load_only(ConcernCategory.name,
                                                              ConcernCategory.name_en),
-                      joinedload(Concern.district).load_only(District.name),
-                      joinedload(Concern.area).load_only(Area.name),
+                      joinedload(Concern.district).load_only(District.name, District.name_en),
+                      joinedload(Concern.area).load_only(Area.name, Area.name_en),
                       joinedload(Concern.assignee).load_only(StaffUser.name))
         .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(URGENT_PINNED)))
 
@@ -112,8 +112,8 @@ def one_page(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 
         base.options(load_only(*LIST_COLUMNS),
                      joinedload(Concern.category).load_only(ConcernCategory.name,
                                                             ConcernCategory.name_en),
-                     joinedload(Concern.district).load_only(District.name),
-                     joinedload(Concern.area).load_only(Area.name),
+                     joinedload(Concern.district).load_only(District.name, District.name_en),
+                     joinedload(Concern.area).load_only(Area.name, Area.name_en),
                      joinedload(Concern.assignee).load_only(StaffUser.name))
         .order_by(Concern.created_at.desc(), Concern.id.desc())
         .limit(per_page).offset((page - 1) * per_page))
@@ -210,7 +210,7 @@ def pick_lists() -> tuple[list[Choice], list[Choice]]:
 
     found = cache.get(PICK_LISTS_KEY)
     if found is None:
-        areas = [Choice(a.id, a.name) for a in db.session.scalars(
+        areas = [Choice(a.id, a.label) for a in db.session.scalars(
             select(Area).order_by(Area.position, Area.id))]
         categories = [Choice(c.id, c.name, c.name_en) for c in db.session.scalars(
             select(ConcernCategory).order_by(ConcernCategory.position, ConcernCategory.id))]

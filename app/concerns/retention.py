@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from dateutil.relativedelta import relativedelta
 from flask import current_app
 from sqlalchemy import select, update
 
@@ -20,13 +21,15 @@ from app.formatting import TOKYO, today_tokyo
 
 
 def fiscal_year(day: date) -> int:
-    return day.year if day.month >= 4 else day.year - 1
+    """Japan's fiscal year (April to March) that a day falls in: the year it began."""
+    return (day - relativedelta(months=3)).year
 
 
 def erase_before(today: date | None = None) -> datetime:
     """Concerns closed before this moment have passed their retention period."""
     years = current_app.config["HOTNET_CONCERN_RETENTION_YEARS"]
-    start = date(fiscal_year(today or today_tokyo()) - years, 4, 1)
+    this_year_began = date(fiscal_year(today or today_tokyo()), 4, 1)
+    start = this_year_began - relativedelta(years=years)
     return datetime(start.year, start.month, start.day, tzinfo=TOKYO)
 
 
@@ -61,7 +64,7 @@ def purge_expired_concerns(today: date | None = None, batch: int = 200) -> int:
         for concern in rows:
             erase_concern(concern)
         audit.record("concern.erase", "concern", None,
-                     f"{len(rows)} concerns closed before {cutoff.date()}", actor=None)
+                     params={"count": len(rows), "before": cutoff.isoformat()}, actor=None)
         db.session.commit()
         erased += len(rows)
     return erased

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
 from app.concerns.models import STATUSES, Concern, ConcernCategory
@@ -22,15 +23,8 @@ from app.smallcounts import SMALL_COUNT, Shown, shown, total  # noqa: F401 - SMA
 
 def months_back(n: int, until: date | None = None) -> list[str]:
     """The last n months as "YYYY-MM", oldest first, ending with the month of `until`."""
-    until = until or today_tokyo()
-    year, month = until.year, until.month
-    out = []
-    for _ in range(n):
-        out.append(f"{year:04d}-{month:02d}")
-        month -= 1
-        if month == 0:
-            year, month = year - 1, 12
-    return out[::-1]
+    first = (until or today_tokyo()).replace(day=1)
+    return [f"{first - relativedelta(months=k):%Y-%m}" for k in range(n - 1, -1, -1)]
 
 
 @dataclass
@@ -91,7 +85,7 @@ def per_area_per_month(area_ids: list[int] | None, months: int = 12) -> Chart:
     chart = Chart(columns=span)
     for area in areas:
         if area_ids is None or area.id in area_ids:
-            chart.series.append(Series(area.name,
+            chart.series.append(Series(area.label,
                                        [counts.get((area.id, m), 0) for m in span]))
     if area_ids is None and any(a is None for a, _m in counts):
         from app.i18n import gettext as _
@@ -130,7 +124,7 @@ class NewsletterStatistics:
 
 
 def _month(d: date) -> str:
-    return f"{d.year:04d}-{d.month:02d}"
+    return f"{d:%Y-%m}"
 
 
 def newsletter_statistics(start: date, end: date) -> NewsletterStatistics:

@@ -84,7 +84,7 @@ def load_geography(path: str | Path) -> LoadResult:
     for pos, item in enumerate(data["station"]):
         stations[item["code"]] = _upsert(
             Station, item["code"],
-            {"name": item["name"], "address": item.get("address", ""),
+            {"name": item["name"], "name_en": item.get("name_en", ""), "address": item.get("address", ""),
              "phone": item.get("phone", ""), "position": pos},
             result,
         )
@@ -92,13 +92,13 @@ def load_geography(path: str | Path) -> LoadResult:
     for pos, item in enumerate(data["area"]):
         areas[item["code"]] = _upsert(
             Area, item["code"],
-            {"name": item["name"], "station_id": stations[item["station"]].id, "position": pos},
+            {"name": item["name"], "name_en": item.get("name_en", ""), "station_id": stations[item["station"]].id, "position": pos},
             result,
         )
     for pos, item in enumerate(data.get("district", [])):
         _upsert(
             District, item["code"],
-            {"name": item["name"], "kana": item.get("kana", ""),
+            {"name": item["name"], "name_en": item.get("name_en", ""), "kana": item.get("kana", ""),
              "area_id": areas[item["area"]].id, "position": pos},
             result,
         )
@@ -112,7 +112,8 @@ DISTRICT_COUNTS: dict[str, Callable[[], dict[int, int]]] = {}
 
 
 def _names(model) -> Callable[[], dict[int, str]]:
-    return lambda: dict(db.session.execute(select(model.id, model.name)).all())
+    """{id: name} in the reader's language."""
+    return lambda: {row.id: row.label for row in db.session.scalars(select(model))}
 
 
 # The audit log names the places its filters refer to by id.
@@ -141,4 +142,4 @@ def list_districts() -> list[District]:
 
 def district_choices() -> list[tuple[int, str]]:
     """(id, "district (area)") pairs for pick lists, grouped by area order."""
-    return [(d.id, f"{d.name}（{d.area.name}）") for d in list_districts()]
+    return [(d.id, f"{d.label}（{d.area.label}）") for d in list_districts()]

@@ -53,10 +53,10 @@ def describe(audience: Audience) -> str:
         parts.append(station.name if station else "")
     if audience.area_id:
         area = db.session.get(Area, audience.area_id)
-        parts.append(area.name if area else "")
+        parts.append(area.label if area else "")
     districts = audience.district_ids + ([audience.district_id] if audience.district_id else [])
     if districts:
-        parts.append("、".join(d.name for d in db.session.scalars(
+        parts.append("、".join(d.label for d in db.session.scalars(
             select(District).where(District.id.in_(districts)))))
     if audience.kind:
         parts.append(str(KIND.get(audience.kind, audience.kind)))

@@ -199,7 +199,8 @@ def schedule(newsletter: Newsletter, when: datetime, *, actor) -> Newsletter:
     if when <= utcnow():
         raise InvalidInput(_("予約の日時は、これから先の日時にしてください。"), field="send_at")
     newsletter.status, newsletter.scheduled_at = "scheduled", when
-    audit.record("newsletter.schedule", "newsletter", newsletter.id, when.isoformat(), actor=actor)
+    audit.record("newsletter.schedule", "newsletter", newsletter.id, params={"when": when.isoformat()},
+                 actor=actor)
     db.session.commit()
     return newsletter
 
@@ -422,7 +423,7 @@ def address_labels(newsletter: Newsletter, scope: frozenset[int] | None = None, 
     for s in audiences.postal_recipients(audiences.Audience.from_dict(newsletter.audience), scope):
         labels.append(Label(postal_code=show_postal(s.postal_code), address=s.address,
                             name=s.salutation))
-    audit.record("newsletter.labels", "newsletter", newsletter.id, params={"count": len(labels)},
+    audit.record("newsletter.labels", "newsletter", newsletter.id, params={"people": len(labels)},
                  actor=actor)
     db.session.commit()
     return labels

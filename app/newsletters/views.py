@@ -48,9 +48,9 @@ def _get(newsletter_id: int):
 def _choices(form: NewsletterForm) -> NewsletterForm:
     everyone = _("すべて")
     form.layout.choices = list(layouts().items())
-    form.station_id.choices = [(0, everyone)] + [(s.id, s.name) for s in list_stations()]
-    form.area_id.choices = [(0, everyone)] + [(a.id, a.name) for a in list_areas()]
-    form.district_ids.choices = [(d.id, f"{d.name}（{d.area.name}）") for d in list_districts()]
+    form.station_id.choices = [(0, everyone)] + [(s.id, s.label) for s in list_stations()]
+    form.area_id.choices = [(0, everyone)] + [(a.id, a.label) for a in list_areas()]
+    form.district_ids.choices = [(d.id, f"{d.label}（{d.area.label}）") for d in list_districts()]
     form.kind.choices = [("", everyone)] + [(k, str(v)) for k, v in KIND.items()]
     form.category_id.choices = [(0, everyone)] + [(c.id, localized(c.name, c.name_en))
                                                    for c in list_categories()]

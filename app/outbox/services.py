@@ -114,7 +114,7 @@ def undelivered(actor, limit: int = 200) -> list[tuple[str, int, list[Undelivere
     for name, source in SOURCES.items():
         found.append((name, *source(limit)))
     audit.record("mail.undelivered_view", "outbox_message", None,
-                 f"{sum(total for _name, total, _rows in found)}", actor=actor)
+                 params={"count": sum(total for _name, total, _rows in found)}, actor=actor)
     db.session.commit()
     return found
 

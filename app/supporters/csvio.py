@@ -250,7 +250,7 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
             services.add_supporter(row.data, "imported", actor=actor)
             count += 1
         audit.record("supporter.import", "supporter_import", pending.id,
-                     f"{pending.filename}: {count}", actor=actor)
+                     params={"people": count, "name": pending.filename}, actor=actor)
         db.session.delete(pending)
         db.session.commit()
     except Exception:
@@ -296,6 +296,6 @@ def export_header() -> list[str]:
 
 def record_export(filters: services.RegistryFilters, count: int, action: str = "supporter.export", *,
                   actor) -> None:
-    audit.record(action, "supporter", None, params={"count": count, "filters": filters.codes()},
+    audit.record(action, "supporter", None, params={"people": count, "filters": filters.codes()},
                  actor=actor)
     db.session.commit()

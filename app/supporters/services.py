@@ -505,10 +505,10 @@ class RegistryFilters:
         district = db.session.get(District, self.district_id) if self.district_id else None
         if district is not None and self.scope is not None and district.area_id not in self.scope:
             return _("地区「%(district)s」はあなたの担当する圏域の外です。担当の圏域の地区を選んでください。",
-                     district=district.name)
+                     district=district.label)
         area = db.session.get(Area, self.area_id) if self.area_id else None
         if area is not None and self.scope is not None and area.id not in self.scope:
-            return _("%(area)sはあなたの担当する圏域の外です。", area=area.name)
+            return _("%(area)sはあなたの担当する圏域の外です。", area=area.label)
         if not self.district_id or not (self.area_id or self.station_id):
             return ""
         if district is None:
@@ -516,11 +516,11 @@ class RegistryFilters:
         if self.area_id and district.area_id != self.area_id:
             area = db.session.get(Area, self.area_id)
             return _("地区「%(district)s」は%(area)sではなく%(its)sにあります。地区か圏域を選び直してください。",
-                     district=district.name, area=area.name if area else "",
-                     its=district.area.name)
+                     district=district.label, area=area.label if area else "",
+                     its=district.area.label)
         if self.station_id and district.area.station_id != self.station_id:
             return _("地区「%(district)s」は、選んだステーションの担当ではありません。地区かステーションを選び直してください。",
-                     district=district.name)
+                     district=district.label)
         return ""
 
 
@@ -638,7 +638,7 @@ def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
     total = sum(n for _name, n in totals)
     rows = list(db.session.scalars(
         _ordered(_filtered(select(Supporter), f), f)
-        .options(load_only(*LIST_COLUMNS), joinedload(Supporter.district).load_only(District.name))
+        .options(load_only(*LIST_COLUMNS), joinedload(Supporter.district).load_only(District.name, District.name_en))
         .limit(per_page).offset((page - 1) * per_page)
     ))
     return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
@@ -665,7 +665,7 @@ def area_totals(f: RegistryFilters, areas: list[Area] | None = None) -> list[tup
     if areas is None:
         areas = list(db.session.scalars(select(Area).order_by(Area.position)))
     placed = bool(f.area_id or f.district_id or f.station_id)
-    result = [(a.name, counts.get(a.id, 0)) for a in areas
+    result = [(a.label, counts.get(a.id, 0)) for a in areas
               if (f.scope is None or a.id in f.scope) and (not placed or counts.get(a.id))]
     if counts.get(None):
         result.append((_("地区未設定"), counts[None]))

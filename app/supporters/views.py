@@ -442,7 +442,7 @@ def import_review(import_id: int):
                            mobile=sum(1 for r in result.valid
                                       if services.is_mobile_carrier(r.data.get("email"))),
                            sender_domain=services.sender_domain(),
-                           districts={d.id: d.name for d in list_districts()})
+                           districts={d.id: d.label for d in list_districts()})
 
 
 @bp.post("/staff/supporters/import/<int:import_id>")

@@ -309,8 +309,8 @@ def sign_up(session_id: int, supporter: Supporter, via: str = "self",
     else:
         registration.status, registration.confirmed_at = "waitlisted", None
     audit.record("training.sign_up", "training_registration", None,
-                 f"session {training_session.id} supporter {supporter.id} {registration.status} via {via}",
-                 actor=actor)
+                 params={"session": training_session.id, "supporter": supporter.id,
+                         "registration": registration.status, "via": via}, actor=actor)
     db.session.flush()
     submissions.record(slot, registration.id)
     if registration.status == "confirmed":
@@ -347,7 +347,8 @@ def cancel(registration_id: int, *, actor) -> Registration:
         training_session.confirmed = TrainingSession.confirmed - 1
     promoted = _promote(training_session)
     audit.record("training.cancel", "training_registration", registration.id,
-                 f"session {training_session.id} supporter {registration.supporter_id}", actor=actor)
+                 params={"session": training_session.id, "supporter": registration.supporter_id},
+                 actor=actor)
     _mail(registration, "training_cancelled", _("【ほっとネット】研修のお申込みを取り消しました"))
     _tell_promoted(promoted)
     db.session.commit()

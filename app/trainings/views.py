@@ -189,7 +189,7 @@ def staff_edit(training_id: int):
 def _session_form(formdata=None, values: dict | None = None) -> SessionForm:
     form = SessionForm(formdata=formdata, data=values)
     form.station_id.choices = [(0, _("ステーション以外（下に会場名）"))] + [
-        (s.id, s.name) for s in list_stations()]
+        (s.id, s.label) for s in list_stations()]
     return form
 
 

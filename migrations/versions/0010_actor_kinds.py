@@ -1,4 +1,4 @@
-"""Codes, not words, in history rows: who acted (actor_kind), how a concern came in.
+"""Codes, not words: who acted (actor_kind), how a concern came in; English place names.
 
 Supporter history and the concern timeline stored translated text ("本人", "報告者",
 "ウェブで受け付けました。", "担当者なし") in the language of whoever acted. They now store
@@ -27,6 +27,11 @@ def upgrade():
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('actor_kind', sa.String(length=10), nullable=False,
                                           server_default="staff"))
+    # Place names for readers of English (geography file: name_en); empty: the name itself.
+    for table in ("station", "area", "district"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('name_en', sa.String(length=100), nullable=False,
+                                          server_default=""))
     for table, others in (("supporter_change", SELF), ("concern_event", REPORTER)):
         kind = "self" if table == "supporter_change" else "reporter"
         rows = sa.table(table, sa.column("actor", sa.String), sa.column("actor_kind", sa.String),
@@ -49,6 +54,9 @@ def upgrade():
 
 
 def downgrade():
+    for table in ("station", "area", "district"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column('name_en')
     for table in ("supporter_change", "concern_event"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column('actor_kind')
