@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import StaffUser
 from app.concerns import services as concerns
+from app.concerns.rules import CLOSED_STATUSES
 from app.extensions import db
 from app.geography.models import Area, District
 from app.geography.services import load_geography
@@ -183,7 +184,7 @@ CONCERN_TEXTS = {
 def _concerns(rng: random.Random, count: int = 320) -> None:
     """About 14 months of concerns in every state, so that the dashboard has something to show."""
     from app.concerns.models import Concern, ConcernCategory, ConcernEvent
-    from app.concerns.services import _next_reference
+    from app.concerns.intake import next_reference
     from app.dbtypes import utcnow
     from app.formatting import TOKYO
 
@@ -209,7 +210,7 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
             status = rng.choices(["closed", "connected", "duplicate"], [80, 15, 5])[0]
         local = created.astimezone(TOKYO)
         concern = Concern(
-            reference=_next_reference(local.year), category_id=category.id,
+            reference=next_reference(local.year), category_id=category.id,
             body=rng.choice(CONCERN_TEXTS.get(category.code, CONCERN_TEXTS["other"])),
             district_id=district.id, area_id=district.area_id, place=rng.choice(PLACES),
             urgency=rng.choices(["normal", "soon", "urgent"], [80, 15, 5])[0],
@@ -217,7 +218,7 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
             may_contact=False, created_at=created, month=f"{local:%Y-%m}",
             connected_to="地域包括支援センター" if status == "connected" else "",
             acknowledged_at=None if status == "received" else created + timedelta(days=1),
-            closed_at=created + timedelta(days=10) if status in ("closed", "duplicate") else None,
+            closed_at=created + timedelta(days=10) if status in CLOSED_STATUSES else None,
         )
         if status != "received" and staff.get(district.area_id):
             concern.assignee_id = rng.choice(staff[district.area_id]).id

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.audit import services as audit
+from app.concerns import rules
 from app.concerns.models import Concern, ConcernEvent
 from app.concerns.services import photo_folder
 from app.dbtypes import utcnow
@@ -56,7 +57,7 @@ def purge_expired_concerns(today: date | None = None, batch: int = 200) -> int:
     erased = 0
     while True:
         rows = db.session.scalars(
-            select(Concern).where(Concern.status.in_(("closed", "duplicate")),
+            select(Concern).where(Concern.status.in_(rules.CLOSED_STATUSES),
                                   Concern.closed_at < cutoff, Concern.erased_at.is_(None))
             .order_by(Concern.id).limit(batch)).all()
         if not rows:

@@ -1,0 +1,64 @@
+"""Business categories (業種) of registered businesses."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.audit import services as audit
+from app.errors import InvalidInput
+from app.extensions import db
+from app.i18n import gettext as _
+from app.supporters.models import (
+    BusinessCategory,
+)
+from app.text import clean
+
+
+def list_categories() -> list[BusinessCategory]:
+    return list(db.session.scalars(select(BusinessCategory).order_by(BusinessCategory.position,
+                                                                     BusinessCategory.id)))
+
+
+def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
+    name = clean(name)
+    if not name:
+        raise InvalidInput(_("業種名を入力してください。"), field="name")
+    if db.session.scalar(select(BusinessCategory).where(BusinessCategory.name == name)):
+        raise InvalidInput(_("同じ名前の業種があります。"), field="name")
+    position = (db.session.scalar(select(func.max(BusinessCategory.position))) or 0) + 1
+    code = f"c{position:03d}"
+    while db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)):
+        position += 1
+        code = f"c{position:03d}"
+    category = BusinessCategory(code=code, name=name, name_en=clean(name_en), position=position)
+    db.session.add(category)
+    audit.record("category.create", "business_category", None, name, actor=actor)
+    db.session.commit()
+    return category
+
+
+def rename_category(category: BusinessCategory, name: str, name_en: str = "", *, actor) -> None:
+    name = clean(name)
+    if not name:
+        raise InvalidInput(_("業種名を入力してください。"), field="name")
+    category.name, category.name_en = name, clean(name_en)
+    audit.record("category.update", "business_category", category.id, name, actor=actor)
+    db.session.commit()
+
+
+DEFAULT_CATEGORIES = (
+    ("real_estate", "不動産", "Real estate"),
+    ("cleanup", "清掃・片付け", "Clean-up"),
+    ("gardening", "造園・植木", "Gardening"),
+    ("shop", "商店・飲食", "Shop"),
+    ("care", "介護・福祉サービス", "Care provider"),
+    ("other", "その他", "Other"),
+)
+
+
+def ensure_business_categories() -> None:
+    """Create the shipped business categories that are missing (idempotent)."""
+    for position, (code, name, name_en) in enumerate(DEFAULT_CATEGORIES):
+        if db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)) is None:
+            db.session.add(BusinessCategory(code=code, name=name, name_en=name_en,
+                                            position=position))
+    db.session.commit()

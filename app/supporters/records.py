@@ -1,0 +1,238 @@
+"""Supporter records: the fields, their checks, creating, changing and reading them."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.audit import services as audit
+from app.errors import InvalidState, NotFound, raise_problems
+from app.extensions import db
+from app.formatting import today_tokyo
+from app.geography.models import District
+from app.geography.services import DISTRICT_COUNTS
+from app.i18n import gettext as _
+from app.i18n import lazy_gettext as _l
+from app.supporters.history import display_value, record_change
+from app.supporters.models import (
+    DELIVERIES,
+    JOINED_VIA,
+    KINDS,
+    STATUSES,
+    Supporter,
+    SupporterSearchTerm,
+)
+from app.text import clean, digits, fold, is_kana, postal_digits, tidy
+from app.validators import is_valid_email
+
+# Fields a staff member may edit, in form order.
+EDITABLE = (
+    "kind", "name", "kana", "business_name", "business_kana", "business_category_id",
+    "contact_person", "email", "phone", "postal_code", "address", "district_id", "delivery",
+    "status", "joined_via", "joined_on", "registration_training_on", "notes",
+)
+# Fields a supporter may edit on their own page.
+SELF_EDITABLE = ("email", "phone", "postal_code", "address", "district_id", "delivery")
+LIVE_STATUSES = ("applied", "active", "paused")
+ERASED_STATUSES = ("withdrawn", "declined")
+TEXT_FIELDS = ("name", "kana", "business_name", "business_kana", "contact_person",
+                "phone", "postal_code", "address")
+# Kept exactly as typed (only spaces tidied): ㈱, ①, 髙 and ～ are what people wrote.
+_AS_TYPED = ("name", "kana", "business_name", "business_kana", "contact_person", "address")
+
+
+# --- validation ------------------------------------------------------------------------
+
+def normalise(data: dict) -> dict:
+    """Tidy typed values: names and addresses as typed (spaces tidied), the phone number with
+    ASCII digits, the postal code as its 7 digits, empty e-mail → None."""
+    out = dict(data)
+    for key in _AS_TYPED:
+        if key in out:
+            out[key] = tidy(out[key])
+    if "phone" in out:
+        out["phone"] = clean(out["phone"])
+    if "postal_code" in out:
+        code = postal_digits(out["postal_code"])
+        out["postal_code"] = code if code is not None else tidy(out["postal_code"])
+    if "email" in out:
+        out["email"] = (out["email"] or "").strip() or None
+    if "notes" in out:
+        out["notes"] = (out["notes"] or "").strip()
+    for key in ("district_id", "business_category_id"):
+        if key in out and not out[key]:
+            out[key] = None
+    return out
+
+
+def validate(data: dict, *, exclude_id: int | None = None,
+             check_duplicates: bool = True) -> dict[str, str]:
+    """Problems with a supporter's data, as {field: message in the user's language}."""
+    problems: dict[str, str] = {}
+    kind = data.get("kind", "person")
+    if kind not in KINDS:
+        problems["kind"] = _("種別を選んでください。")
+    if kind == "person":
+        if not data.get("name"):
+            problems["name"] = _("氏名を入力してください。")
+        if not data.get("kana"):
+            problems["kana"] = _("ふりがなを入力してください。")
+    if kind == "business" and not data.get("business_name"):
+        problems["business_name"] = _("事業所名を入力してください。")
+    for key in ("kana", "business_kana"):
+        if data.get(key) and not is_kana(data[key]) and key not in problems:
+            problems[key] = _("ふりがなは、ひらがなかカタカナで入力してください。")
+    email = data.get("email")
+    if email and not is_valid_email(email):
+        problems["email"] = _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。")
+    phone = digits(data.get("phone"))
+    if data.get("phone") and not 10 <= len(phone) <= 11:
+        problems["phone"] = _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
+    if data.get("postal_code") and postal_digits(data["postal_code"]) is None:
+        problems["postal_code"] = _("郵便番号は7桁の数字で入力してください（例: 188-0012）。")
+    delivery = data.get("delivery", "post")
+    if delivery not in DELIVERIES:
+        problems["delivery"] = _("通信の受け取り方を選んでください。")
+    if delivery in ("email", "both") and not email and "email" not in problems:
+        problems["email"] = _("メールで受け取るには、メールアドレスが必要です。")
+    if delivery in ("post", "both"):
+        if not data.get("address") and "address" not in problems:
+            problems["address"] = _("郵送で受け取るには、住所が必要です。")
+        if not data.get("postal_code") and "postal_code" not in problems:
+            problems["postal_code"] = _("郵送で受け取るには、郵便番号が必要です。")
+    if data.get("status", "applied") not in STATUSES:
+        problems["status"] = _("状態を選んでください。")
+    if data.get("joined_via", "staff") not in JOINED_VIA:
+        problems["joined_via"] = _("登録のきっかけを選んでください。")
+    if data.get("district_id") and db.session.get(District, data["district_id"]) is None:
+        problems["district_id"] = _("地区を選び直してください。")
+    if check_duplicates and "email" not in problems and email:
+        other = find_by_email(email, exclude_id=exclude_id)
+        if other is not None:
+            problems["email"] = _("このメールアドレスはすでに登録されています（%(name)s）。",
+                                  name=other.display_name)
+    return problems
+
+
+def find_by_email(email: str, exclude_id: int | None = None) -> Supporter | None:
+    query = select(Supporter).where(Supporter.email_key == email.strip().lower(),
+                                    Supporter.status.in_(LIVE_STATUSES))
+    if exclude_id:
+        query = query.where(Supporter.id != exclude_id)
+    return db.session.scalars(query.limit(1)).first()
+
+
+def find_by_name_and_phone(name: str, phone: str, exclude_id: int | None = None) -> Supporter | None:
+    """A live supporter with the same name (ignoring spaces and width) and phone digits."""
+    phone_digits = digits(phone)
+    if not name or not phone_digits:
+        return None
+    folded = fold(name)
+    candidates = select(SupporterSearchTerm.supporter_id).where(
+        SupporterSearchTerm.term == phone_digits)
+    query = select(Supporter).where(Supporter.id.in_(candidates),
+                                    Supporter.status.in_(LIVE_STATUSES))
+    if exclude_id:
+        query = query.where(Supporter.id != exclude_id)
+    for other in db.session.scalars(query):
+        if digits(other.phone) == phone_digits and folded in (fold(other.name),
+                                                              fold(other.business_name)):
+            return other
+    return None
+
+
+def possible_duplicates(s: Supporter, scope: frozenset[int] | None = None) -> list[Supporter]:
+    """Other live supporters with the same e-mail, or the same name and phone (only those
+    the viewer may see)."""
+    found = []
+    if s.email:
+        other = find_by_email(s.email, exclude_id=s.id)
+        if other:
+            found.append(other)
+    other = find_by_name_and_phone(s.display_name, s.phone, exclude_id=s.id)
+    if other and other not in found:
+        found.append(other)
+    return [o for o in found if scope is None or area_of(o) is None or area_of(o) in scope]
+
+
+# --- create / change -------------------------------------------------------------------------
+
+def _checked(data: dict, exclude_id: int | None = None) -> dict:
+    data = normalise(data)
+    raise_problems(validate(data, exclude_id=exclude_id))
+    return data
+
+
+def add_supporter(data: dict, action: str, *, actor) -> Supporter:
+    """Add a supporter from checked data with its first history entry (the caller commits)."""
+    supporter = Supporter(**{k: v for k, v in data.items()
+                             if k in EDITABLE or k in ("consent_at", "consent_version")})
+    if supporter.status == "active" and supporter.joined_on is None:
+        supporter.joined_on = today_tokyo()
+    db.session.add(supporter)
+    db.session.flush()
+    record_change(supporter, action, actor=actor)
+    return supporter
+
+
+def create_supporter(data: dict, *, actor) -> Supporter:
+    """Register a supporter from staff-entered data; raises InvalidInput with every problem."""
+    supporter = add_supporter(_checked(data), "created", actor=actor)
+    audit.record("supporter.create", "supporter", supporter.id, actor=actor)
+    db.session.commit()
+    return supporter
+
+
+def update_supporter(s: Supporter, data: dict, *, actor, fields=EDITABLE) -> dict:
+    """Change the given fields; returns {field: [old, new]} as written to the history."""
+    if s.status in ERASED_STATUSES:
+        raise InvalidState(_("退会した推進員の情報は変更できません。"))
+    merged = {key: getattr(s, key) for key in EDITABLE}
+    merged.update({k: v for k, v in data.items() if k in fields})
+    merged = _checked(merged, exclude_id=s.id)
+    changes = {}
+    for key in fields:
+        old, new = getattr(s, key), merged[key]
+        if (old or None) != (new or None):
+            changes[key] = [display_value(key, old), display_value(key, new)]
+            setattr(s, key, new)
+    if "delivery" in changes and s.delivery in ("email", "both"):
+        s.unsubscribed_at = None  # chose e-mail again after unsubscribing
+    if "email" in changes:  # a new address is tried afresh
+        s.email_held_at, s.email_hold_reason, s.soft_bounces = None, "", 0
+    if "notes" in changes:  # staff-only notes: say that they changed, not what they said
+        changes["notes"] = ["…", "…"]
+    if changes:
+        record_change(s, "updated", changes, actor=actor)
+        db.session.commit()
+    return changes
+
+
+def get_supporter(supporter_id: int) -> Supporter:
+    s = db.session.get(Supporter, supporter_id)
+    if s is None:
+        raise NotFound(supporter_id)
+    return s
+
+
+def view_supporter(supporter_id: int, *, actor) -> Supporter:
+    """Get a record for a staff member to read; the view is written to the audit log."""
+    s = get_supporter(supporter_id)
+    audit.record("supporter.view", "supporter", s.id, actor=actor)
+    db.session.commit()
+    return s
+
+
+
+
+def live_per_district() -> dict[int, int]:
+    """How many live supporters each district has (the geography overview)."""
+    return dict(db.session.execute(
+        select(Supporter.district_id, func.count(Supporter.id))
+        .where(Supporter.status.in_(LIVE_STATUSES)).group_by(Supporter.district_id)).all())
+
+
+DISTRICT_COUNTS[_l("推進員（申込中・活動中・休止中）")] = live_per_district
+
+
+def area_of(s: Supporter) -> int | None:
+    """The area a supporter's district lies in (None: no district)."""
+    return s.district.area_id if s.district is not None else None

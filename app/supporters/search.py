@@ -1,0 +1,270 @@
+"""Finding supporters: search terms and sort keys kept in step, filters, pages, exports."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from sqlalchemy import case, event, func, or_, select
+from sqlalchemy.orm import Session, joinedload, load_only
+
+from app.extensions import db
+from app.geography.models import Area, District
+from app.i18n import gettext as _
+from app.supporters.models import (
+    STATUSES,
+    Supporter,
+    SupporterSearchTerm,
+)
+from app.supporters.records import LIVE_STATUSES
+from app.text import digits, fold, fold_words, sort_key
+
+# --- search terms and sort key ------------------------------------------------------------
+
+def _suffixes(word: str) -> list[str]:
+    return [word[i:] for i in range(len(word))]
+
+
+def search_terms_for(s: Supporter) -> set[str]:
+    """Folded terms under which a supporter is found by a prefix search.
+
+    Every suffix of a name, reading or business name (so "田" finds 山田 and "不動産" finds
+    山田不動産), each word of them, the phone digits and their last four, and the e-mail
+    address with its local part and domain.
+    """
+    terms: set[str] = set()
+    for text in (s.name, s.kana, s.business_name, s.business_kana, s.contact_person):
+        terms.update(fold_words(text))
+        terms.update(_suffixes(fold(text)))
+    phone = digits(s.phone)
+    if phone:
+        terms.update({phone, phone[-4:]})
+    if s.email:
+        email = s.email.strip().lower()
+        local, _, domain = email.partition("@")
+        terms.update({email, local, domain})
+    return {t[:254] for t in terms if t}
+
+
+def sort_key_for(s: Supporter) -> str:
+    """五十音 order (as a dictionary sorts): by the reading, by the name when there is none."""
+    reading = s.business_kana if s.kind == "business" else s.kana
+    return sort_key(reading or s.display_name)[:200]
+
+
+@event.listens_for(Session, "before_flush")
+def _refresh_derived(session: Session, flush_context, instances) -> None:
+    """Keep sort key, e-mail key and search terms in step with every supporter change."""
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, Supporter):
+            continue
+        obj.sort_key = sort_key_for(obj)
+        obj.email_key = obj.email.strip().lower() if obj.email else None
+        wanted = search_terms_for(obj)
+        have = {t.term: t for t in obj.search_terms}
+        for term, row in have.items():
+            if term not in wanted:
+                obj.search_terms.remove(row)
+        for term in wanted - have.keys():
+            obj.search_terms.append(SupporterSearchTerm(term=term))
+
+
+# --- search ------------------------------------------------------------------------------
+
+@dataclass
+class RegistryFilters:
+    q: str = ""
+    area_id: int | None = None
+    district_id: int | None = None
+    kind: str = ""
+    status: str = ""
+    delivery: str = ""
+    category_id: int | None = None
+    station_id: int | None = None
+    # The areas whose supporters the viewer may see (None: all); those with no district yet
+    # are seen by every staff member, who place them.
+    scope: frozenset[int] | None = None
+    sort: str = "kana"        # one of SORTS
+    descending: bool = False
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items()
+                         if v and k not in ("scope", "sort", "descending"))
+
+    def codes(self) -> dict:
+        """The filters that are set, as codes (for the audit log)."""
+        return {k: v for k, v in self.__dict__.items()
+                if v and k not in ("scope", "sort", "descending")}
+
+    def contradiction(self) -> str:
+        """Why the place filters cannot match anyone together ("" when they can): a district
+        outside the chosen area or station, or outside the areas the viewer serves."""
+        district = db.session.get(District, self.district_id) if self.district_id else None
+        if district is not None and self.scope is not None and district.area_id not in self.scope:
+            return _("地区「%(district)s」はあなたの担当する圏域の外です。担当の圏域の地区を選んでください。",
+                     district=district.label)
+        area = db.session.get(Area, self.area_id) if self.area_id else None
+        if area is not None and self.scope is not None and area.id not in self.scope:
+            return _("%(area)sはあなたの担当する圏域の外です。", area=area.label)
+        if not self.district_id or not (self.area_id or self.station_id):
+            return ""
+        if district is None:
+            return ""
+        if self.area_id and district.area_id != self.area_id:
+            area = db.session.get(Area, self.area_id)
+            return _("地区「%(district)s」は%(area)sではなく%(its)sにあります。地区か圏域を選び直してください。",
+                     district=district.label, area=area.label if area else "",
+                     its=district.area.label)
+        if self.station_id and district.area.station_id != self.station_id:
+            return _("地区「%(district)s」は、選んだステーションの担当ではありません。地区かステーションを選び直してください。",
+                     district=district.label)
+        return ""
+
+
+# The registry list's sortable columns: the default is 五十音 (the reading).
+SORTS = {
+    "kana": (Supporter.sort_key,),
+    "district": (District.position,),
+    # 申込中 → 活動中 → 休止中 → 退会 → 見送り (the order of a supporter's life, not A–Z)
+    "status": (case({code: n for n, code in enumerate(STATUSES)}, value=Supporter.status,
+                    else_=len(STATUSES)),),
+    "joined": (Supporter.joined_on,),
+}
+
+
+@dataclass
+class Page:
+    rows: list[Supporter]
+    total: int
+    page: int
+    per_page: int
+    area_totals: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.per_page))
+
+
+def _query_term(q: str) -> str:
+    """The folded form of what was typed; phone-like input becomes bare digits."""
+    stripped = q.strip()
+    if stripped and all(ch.isdigit() or ch in "-‐－ー ()（）　" for ch in stripped):
+        return digits(stripped)
+    return fold(stripped)
+
+
+def where_place_and_kind(query, *, area_id: int | None = None, district_id: int | None = None,
+                         kind: str = "", category_id: int | None = None,
+                         station_id: int | None = None, district_ids=None):
+    """Narrow a supporter query by station, area, district(s), person/business and business
+    category. Shared by the registry's filters and newsletter audiences.
+    """
+    if district_id:
+        query = query.where(Supporter.district_id == district_id)
+    if district_ids:
+        query = query.where(Supporter.district_id.in_(list(district_ids)))
+    if area_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).where(District.area_id == area_id)))
+    if station_id:
+        query = query.where(Supporter.district_id.in_(
+            select(District.id).join(Area).where(Area.station_id == station_id)))
+    if kind:
+        query = query.where(Supporter.kind == kind)
+    if category_id:
+        query = query.where(Supporter.business_category_id == category_id)
+    return query
+
+
+def in_scope(query, scope: frozenset[int] | None):
+    """Narrow a supporter query to the areas a staff member serves (None: no narrowing)."""
+    if scope is None:
+        return query
+    return query.where(or_(Supporter.district_id.is_(None), Supporter.district_id.in_(
+        select(District.id).where(District.area_id.in_(sorted(scope))))))
+
+
+def where_matches(query, q: str):
+    """Narrow a supporter query to those found by what was typed in a search box (a prefix
+    range scan on the folded search terms)."""
+    term = _query_term(q or "")
+    if term:
+        matches = select(SupporterSearchTerm.supporter_id).where(
+            SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
+        query = query.where(Supporter.id.in_(matches))
+    return query
+
+
+def _filtered(query, f: RegistryFilters, *, geography: bool = True):
+    query = in_scope(query, f.scope)
+    if f.q:
+        query = where_matches(query, f.q)
+    query = where_place_and_kind(
+        query, area_id=f.area_id if geography else None,
+        district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id,
+        station_id=f.station_id if geography else None)
+    if f.status:
+        query = query.where(Supporter.status == f.status)
+    else:
+        query = query.where(Supporter.status.in_(LIVE_STATUSES))
+    if f.delivery:
+        query = query.where(Supporter.delivery == f.delivery)
+    return query
+
+
+def count(f: RegistryFilters) -> int:
+    return db.session.scalar(_filtered(select(func.count(Supporter.id)), f)) or 0
+
+
+# What a row of the registry list shows; loading only these keeps big pages quick.
+LIST_COLUMNS = (Supporter.id, Supporter.kind, Supporter.name, Supporter.kana,
+                Supporter.business_name, Supporter.business_kana, Supporter.status,
+                Supporter.delivery, Supporter.phone, Supporter.district_id, Supporter.joined_on)
+
+
+def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
+           areas: list[Area] | None = None) -> Page:
+    """One page of supporters in 五十音 order, with the total and the totals per area."""
+    page = max(1, page)
+    totals = area_totals(f, areas)
+    # The per-area totals follow every filter: the total is their sum.
+    total = sum(n for _name, n in totals)
+    rows = list(db.session.scalars(
+        _ordered(_filtered(select(Supporter), f), f)
+        .options(load_only(*LIST_COLUMNS), joinedload(Supporter.district).load_only(District.name, District.name_en))
+        .limit(per_page).offset((page - 1) * per_page)
+    ))
+    return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
+
+
+def _ordered(query, f: RegistryFilters):
+    """The chosen column's order, then 五十音 and id (stable pages)."""
+    columns = SORTS.get(f.sort, SORTS["kana"])
+    if f.sort == "district":
+        query = query.outerjoin(District, District.id == Supporter.district_id)
+    keys = [(c.desc() if f.descending else c.asc()).nulls_last() if f.sort == "joined"
+            else (c.desc() if f.descending else c) for c in columns]
+    return query.order_by(*keys, Supporter.sort_key, Supporter.id)
+
+
+def area_totals(f: RegistryFilters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
+    """How many supporters match in each area (with every filter, so they add up to the
+    total); areas with none are left out when a place filter is set."""
+    counts = dict(db.session.execute(
+        _filtered(select(District.area_id, func.count(Supporter.id))
+                  .select_from(Supporter).outerjoin(District), f)
+        .group_by(District.area_id)
+    ).all())
+    if areas is None:
+        areas = list(db.session.scalars(select(Area).order_by(Area.position)))
+    placed = bool(f.area_id or f.district_id or f.station_id)
+    result = [(a.label, counts.get(a.id, 0)) for a in areas
+              if (f.scope is None or a.id in f.scope) and (not placed or counts.get(a.id))]
+    if counts.get(None):
+        result.append((_("地区未設定"), counts[None]))
+    return result
+
+
+def iter_filtered(f: RegistryFilters):
+    """Every matching supporter in the chosen order, streamed (for exports and printing)."""
+    query = _ordered(_filtered(select(Supporter), f), f).options(joinedload(Supporter.district))
+    return db.session.scalars(query.execution_options(yield_per=500))
