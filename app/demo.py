@@ -183,8 +183,8 @@ CONCERN_TEXTS = {
 
 def _concerns(rng: random.Random, count: int = 320) -> None:
     """About 14 months of concerns in every state, so that the dashboard has something to show."""
-    from app.concerns.models import Concern, ConcernCategory, ConcernEvent
     from app.concerns.intake import next_reference
+    from app.concerns.models import Concern, ConcernCategory, ConcernEvent
     from app.dbtypes import utcnow
     from app.formatting import TOKYO
 

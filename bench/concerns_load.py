@@ -41,14 +41,14 @@ def fill(url: str, supporters: int, concerns: int) -> None:
     started = time.time()
     with app.app_context():
         from app.accounts.services import create_staff
-        from app.concerns.services import ensure_default_categories as concern_categories
+        from app.concerns.services import ensure_concern_categories as concern_categories
         from app.geography.models import District
         from app.geography.services import load_geography
-        from app.supporters.services import ensure_default_categories
+        from app.supporters.services import ensure_business_categories
 
         db.create_all()
         load_geography(app.config["HOTNET_GEOGRAPHY"])
-        ensure_default_categories()
+        ensure_business_categories()
         concern_categories()
         districts = [(d.id, d.area_id) for d in
                      db.session.scalars(db.select(District).order_by(District.id))]

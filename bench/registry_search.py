@@ -30,7 +30,7 @@ from app.extensions import db
 from app.geography.models import District
 from app.geography.services import load_geography
 from app.supporters.models import Supporter, SupporterSearchTerm
-from app.supporters.services import ensure_default_categories, search_terms_for, sort_key_for
+from app.supporters.services import ensure_business_categories, search_terms_for, sort_key_for
 from bench.common import PG_URL, create_database, drop_database, postgres_reachable
 
 PREFIXES = [("山", "やま"), ("川", "かわ"), ("石", "いし"), ("松", "まつ"), ("竹", "たけ"), ("森", "もり"),
@@ -69,7 +69,7 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
     with app.app_context():
         db.create_all()
         load_geography(app.config["HOTNET_GEOGRAPHY"])
-        ensure_default_categories()
+        ensure_business_categories()
         districts = list(db.session.scalars(select(District.id)))
         family = rng.choices(names, weights, k=size)
         for i in range(size):
