@@ -111,3 +111,14 @@ def test_expired_links_are_purged(app, geography):
     db.session.commit()
     assert purge_expired_links() == 1
     assert [link.token_hash[0] for link in db.session.scalars(select(LoginLink))] == ["b"]
+
+
+def test_every_benchmark_imports():
+    """`make bench` is not part of `make test`: at least its scripts must load."""
+    import importlib
+    import pathlib
+
+    scripts = sorted(p.stem for p in pathlib.Path("bench").glob("*.py") if p.stem != "__init__")
+    assert "newsletter_send" in scripts and "registry_search" in scripts
+    for name in scripts:
+        importlib.import_module(f"bench.{name}")
