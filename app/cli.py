@@ -64,10 +64,11 @@ def seed_demo_command(if_empty: bool) -> None:
 
 @hotnet.command("scheduler")
 def scheduler_command() -> None:
-    """Run the one scheduler process (keep exactly one running)."""
+    """Run a scheduler. Several may run (for failover): one is active, the others stand by
+    and take over within seconds when it stops."""
     from app.scheduler import run
 
-    run(current_app._get_current_object())
+    raise SystemExit(run(current_app._get_current_object()))
 
 
 @hotnet.command("mailcatcher")

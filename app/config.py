@@ -111,6 +111,10 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_CONNECTED_BODIES_FILE": os.environ.get("HOTNET_CONNECTED_BODIES_FILE", ""),
         "HOTNET_CONCERN_RETENTION_YEARS": _int("HOTNET_CONCERN_RETENTION_YEARS", 5),
         "HOTNET_DIGEST_HOUR": _int("HOTNET_DIGEST_HOUR", 8),
+        # Failover: standbys poll every POLL seconds; on SQLite the active scheduler's lease
+        # lasts LEASE seconds (on PostgreSQL the advisory lock ends with the process).
+        "HOTNET_SCHEDULER_POLL_SECONDS": _int("HOTNET_SCHEDULER_POLL_SECONDS", 2),
+        "HOTNET_SCHEDULER_LEASE_SECONDS": _int("HOTNET_SCHEDULER_LEASE_SECONDS", 10),
         "HOTNET_TRAINING_REMINDER_DAYS": _int("HOTNET_TRAINING_REMINDER_DAYS", 2),
         # Dashboard figures are cached this many seconds; HOTNET_CACHE_URL=redis://… shares
         # them between workers (SimpleCache keeps them per process).

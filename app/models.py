@@ -10,6 +10,7 @@ from app.concerns.models import (  # noqa: F401
     ReferenceCounter,
 )
 from app.geography.models import Area, District, Station  # noqa: F401
+from app.heartbeat import ServiceStatus  # noqa: F401
 from app.newsletters.models import Bounce, Delivery, Newsletter  # noqa: F401
 from app.outbox.models import OutboxMessage  # noqa: F401
 from app.submissions import SubmissionKey  # noqa: F401

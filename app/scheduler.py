@@ -1,13 +1,16 @@
-"""The one scheduler process (`flask hotnet scheduler`) and the jobs it may run.
+"""The scheduler process (`flask hotnet scheduler`) and the jobs it runs.
 
-APScheduler 3 keeps its jobs in the application database (SQLAlchemyJobStore), so a
-restart picks up where it stopped. It runs in exactly one process, never in web workers.
+Several may run for failover; exactly one is active (app/heartbeat.py: a PostgreSQL advisory
+lock, or a lease row on SQLite), so APScheduler's job store — in the application database
+(SQLAlchemyJobStore), so a restart picks up where it stopped — is only ever used by one
+scheduler at a time. Never in web workers.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -142,13 +145,52 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
     return scheduler
 
 
-def run(app: Flask) -> None:
+def run(app: Flask) -> int:
+    """Wait to become the active scheduler, then run the jobs while the lock or lease holds.
+
+    Returns 0 when stopped (SIGTERM, Ctrl-C), 1 when the lock or lease was lost: the process
+    then exits, and systemd starts it again as a standby."""
+    import time
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from app.heartbeat import Leadership, beat
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Every run of a 10-second job is not news; failures still are (WARNING and up).
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-    scheduler = build_scheduler(app)
-    log.info("scheduler started")
+    import signal
+    import sys
+
+    # systemd stops with SIGTERM: let go of the lock or lease at once for the standby.
+    signal.signal(signal.SIGTERM, lambda *_args: sys.exit(0))
+    every = app.config["HOTNET_SCHEDULER_POLL_SECONDS"]
+    leader = Leadership(app.config["HOTNET_SCHEDULER_LEASE_SECONDS"])
     try:
+        if not leader.try_acquire():
+            log.info("scheduler standing by: another scheduler is active")
+            while not leader.try_acquire():
+                time.sleep(every)
+        log.info("scheduler active (%s)", leader.me)
+        beat("scheduler", {"role": "active"}, holder=leader.me)
+        scheduler = build_scheduler(app, BackgroundScheduler)
+        runs: dict[str, dict] = {}  # job id → its last run, in the heartbeat (health checks)
+
+        def note_run(event) -> None:
+            runs[event.job_id] = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                  "ok": event.exception is None}
+
+        scheduler.add_listener(note_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.start()
+        try:
+            while True:
+                time.sleep(every)
+                if not leader.renew({"jobs": dict(runs)}):
+                    log.error("scheduler lost its lock or lease: stopping, another takes over")
+                    return 1
+        finally:
+            scheduler.shutdown(wait=False)
     except (KeyboardInterrupt, SystemExit):
-        pass
+        return 0
+    finally:
+        leader.release()

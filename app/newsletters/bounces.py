@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import heartbeat
 from app.dbtypes import utcnow
 from app.extensions import db
 from app.newsletters.models import Bounce, Delivery
@@ -165,6 +166,16 @@ def read_mailbox() -> ReadReport:
     result = ReadReport()
     if not config.get("HOTNET_BOUNCE_IMAP_HOST"):
         return result
+    try:
+        _read_into(result, config)
+    except (OSError, imaplib.IMAP4.error) as exc:
+        heartbeat.beat("bounces", {"error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise
+    heartbeat.beat("bounces", {"read": result.read, "bounces": result.bounces, "held": result.held})
+    return result
+
+
+def _read_into(result: ReadReport, config) -> None:
     cls = imaplib.IMAP4_SSL if config["HOTNET_BOUNCE_IMAP_SSL"] else imaplib.IMAP4
     imap = cls(config["HOTNET_BOUNCE_IMAP_HOST"], config["HOTNET_BOUNCE_IMAP_PORT"], timeout=30)
     try:
@@ -190,16 +201,9 @@ def read_mailbox() -> ReadReport:
             imap.logout()
         except (imaplib.IMAP4.error, OSError):
             pass
-    mark_read(result)
-    return result
 
 
 def _held_count() -> int:
     from sqlalchemy import func
     return db.session.scalar(select(func.count(Supporter.id)).where(
         Supporter.email_held_at.is_not(None))) or 0
-
-
-def mark_read(result: ReadReport) -> None:
-    """Remember when the mailbox was last read (health checks)."""
-    current_app.extensions.setdefault("hotnet_bounces", {})["last_read"] = (utcnow(), result)
