@@ -12,6 +12,7 @@ from app import config as config_module
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+__version__ = "1.14.0"  # written into backups; raise it with every release
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -110,12 +111,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
     from app.concerns.views import bp as concerns_bp
     from app.geography.views import bp as geography_bp
+    from app.health import bp as health_bp
     from app.mailcatcher.views import bp as mailcatcher_bp
     from app.newsletters.views import bp as newsletters_bp
     from app.outbox.views import bp as outbox_bp
     from app.supporters.views import bp as supporters_bp
     from app.trainings.views import bp as trainings_bp
 
-    for bp in (accounts_bp, audit_bp, concerns_bp, geography_bp, mailcatcher_bp, newsletters_bp,
-               outbox_bp, supporters_bp, trainings_bp):
+    for bp in (accounts_bp, audit_bp, concerns_bp, geography_bp, health_bp, mailcatcher_bp,
+               newsletters_bp, outbox_bp, supporters_bp, trainings_bp):
         app.register_blueprint(bp)

@@ -115,6 +115,10 @@ def from_environment(instance_path: str) -> dict:
         # lasts LEASE seconds (on PostgreSQL the advisory lock ends with the process).
         "HOTNET_SCHEDULER_POLL_SECONDS": _int("HOTNET_SCHEDULER_POLL_SECONDS", 2),
         "HOTNET_SCHEDULER_LEASE_SECONDS": _int("HOTNET_SCHEDULER_LEASE_SECONDS", 10),
+        # Nightly backups (flask hotnet backup): where, how many to keep, at what hour (Japan).
+        "HOTNET_BACKUP_DIR": os.environ.get("HOTNET_BACKUP_DIR", ""),
+        "HOTNET_BACKUP_KEEP": _int("HOTNET_BACKUP_KEEP", 14),
+        "HOTNET_BACKUP_HOUR": _int("HOTNET_BACKUP_HOUR", 2),
         "HOTNET_TRAINING_REMINDER_DAYS": _int("HOTNET_TRAINING_REMINDER_DAYS", 2),
         # Dashboard figures are cached this many seconds; HOTNET_CACHE_URL=redis://… shares
         # them between workers (SimpleCache keeps them per process).

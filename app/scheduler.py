@@ -107,6 +107,16 @@ def training_reminders_job() -> None:
         log.info("sent %d training reminders", sent)
 
 
+def backup_job() -> None:
+    """The nightly backup (from HOTNET_BACKUP_HOUR, once a day), keeping the newest N."""
+    from app.backup import nightly_backup
+
+    with _app.app_context():
+        result = nightly_backup()
+    if result is not None:
+        log.info("backup written: %s (%d bytes)", result.path, result.bytes)
+
+
 def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseScheduler:
     """The scheduler with its job store in the application database and every job added."""
     global _app
@@ -142,6 +152,8 @@ def build_scheduler(app: Flask, scheduler_class=BlockingScheduler) -> BaseSchedu
                       id="housekeeping", replace_existing=True)
     scheduler.add_job(read_bounces_job, "interval", minutes=5, next_run_time=now,
                       id="read_bounces", replace_existing=True)
+    scheduler.add_job(backup_job, "interval", minutes=15, next_run_time=now,
+                      id="backup", replace_existing=True)
     return scheduler
 
 

@@ -76,7 +76,8 @@ def test_mailbox_page_is_off_without_the_catcher(client, admin):
 
 
 JOBS = {"purge_expired_links", "start_due_newsletters", "deliver_newsletters", "concern_digest",
-        "purge_expired_concerns", "training_reminders", "deliver_outbox", "housekeeping", "read_bounces"}
+        "purge_expired_concerns", "training_reminders", "deliver_outbox", "housekeeping", "read_bounces",
+        "backup"}
 
 
 def test_scheduler_keeps_its_jobs_in_the_database(app):
