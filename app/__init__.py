@@ -41,6 +41,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app.cli import hotnet
     app.cli.add_command(hotnet)
+    proxies = app.config["HOTNET_PROXY_COUNT"]
+    if proxies:  # the client's address and https come from the proxy's headers, no others
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     return app
 
 

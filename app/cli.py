@@ -170,3 +170,18 @@ def restore_command(archive: str) -> None:
                f"{sum(1 for name in manifest['files'] if name.startswith('uploads/'))} files "
                f"from {archive} (made {manifest['created_at']} by Hot-Net "
                f"{manifest['app_version']}, schema {manifest['alembic_revision']}).")
+
+
+@hotnet.command("check")
+def check_command() -> None:
+    """Say what is unsafe or missing for production; exits 1 when anything is unsafe."""
+    from app.checks import production_findings
+
+    findings = production_findings(current_app._get_current_object())
+    for finding in findings:
+        click.echo(f"{finding.level.upper():8} {finding.subject}: {finding.advice}")
+    errors = sum(f.level == "error" for f in findings)
+    click.echo(f"{errors} unsafe, {len(findings) - errors} to improve"
+               if findings else "ready for production: nothing unsafe or missing found")
+    if errors:
+        raise SystemExit(1)

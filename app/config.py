@@ -136,6 +136,8 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        # Behind nginx: how many proxies set X-Forwarded-For/-Proto/-Host (0: none, trust no header).
+        "HOTNET_PROXY_COUNT": _int("HOTNET_PROXY_COUNT", 0),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "app" / "translations"),
