@@ -119,9 +119,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.mailcatcher.views import bp as mailcatcher_bp
     from app.newsletters.views import bp as newsletters_bp
     from app.outbox.views import bp as outbox_bp
+    from app.partners.views import bp as partners_bp
     from app.supporters.views import bp as supporters_bp
     from app.trainings.views import bp as trainings_bp
 
     for bp in (accounts_bp, audit_bp, concerns_bp, geography_bp, health_bp, mailcatcher_bp,
-               newsletters_bp, outbox_bp, supporters_bp, trainings_bp):
+               newsletters_bp, outbox_bp, partners_bp, supporters_bp, trainings_bp):
         app.register_blueprint(bp)

@@ -107,8 +107,6 @@ def from_environment(instance_path: str) -> dict:
         # Concerns
         "HOTNET_CONCERN_PHOTO_MAX_MB": _int("HOTNET_CONCERN_PHOTO_MAX_MB", 5),
         "HOTNET_CONCERN_ACK_DAYS": _int("HOTNET_CONCERN_ACK_DAYS", 2),
-        # The usual つなぎ先 (a TOML list; app/concerns/connected_bodies.toml when empty)
-        "HOTNET_CONNECTED_BODIES_FILE": os.environ.get("HOTNET_CONNECTED_BODIES_FILE", ""),
         "HOTNET_CONCERN_RETENTION_YEARS": _int("HOTNET_CONCERN_RETENTION_YEARS", 5),
         "HOTNET_DIGEST_HOUR": _int("HOTNET_DIGEST_HOUR", 8),
         # Failover: standbys poll every POLL seconds; on SQLite the active scheduler's lease

@@ -12,7 +12,7 @@ from app.accounts.models import StaffUser
 from app.concerns import services as concerns
 from app.concerns.rules import CLOSED_STATUSES
 from app.extensions import db
-from app.geography.models import Area, District
+from app.geography.models import Area, District, Station
 from app.geography.services import load_geography
 from app.supporters import services as supporters
 from app.supporters.models import BusinessCategory, Supporter, SupporterChange
@@ -112,6 +112,7 @@ def seed_demo() -> dict:
                                        changes={}))
         created += 1
     db.session.commit()
+    _partners()
     _concerns(rng)
     _trainings(rng)
     return {"created": created}
@@ -196,6 +197,12 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
     for user in db.session.scalars(select(StaffUser).where(StaffUser.role == "coordinator")):
         for area in user.areas:
             staff[area.id].append(user)
+    from app.concerns.models import Referral
+    from app.partners.models import Agency
+    centres = {}
+    for agency in db.session.scalars(select(Agency).where(Agency.kind == "houkatsu")):
+        for area in agency.areas:
+            centres[area.id] = agency
     now = utcnow()
     for i in sorted(rng.uniform(0, 420) for _ in range(count))[::-1]:
         created = now - timedelta(days=i, hours=rng.randint(0, 12))
@@ -216,7 +223,8 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
             urgency=rng.choices(["normal", "soon", "urgent"], [80, 15, 5])[0],
             channel=rng.choice(["web", "web", "phone", "visit", "counter"]), status=status,
             may_contact=False, created_at=created, month=f"{local:%Y-%m}",
-            connected_to="地域包括支援センター" if status == "connected" else "",
+            connected_to=(centres[district.area_id].name if status == "connected"
+                          and centres.get(district.area_id) else ""),
             acknowledged_at=None if status == "received" else created + timedelta(days=1),
             closed_at=created + timedelta(days=10) if status in CLOSED_STATUSES else None,
         )
@@ -232,4 +240,70 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
                                         actor_kind="system",
                                         at=created + timedelta(days=1),
                                         status_from="received", status_to=status))
+        if status == "connected" and centres.get(district.area_id):
+            # Passed on to the area's 地域包括支援センター, to be followed up a week later.
+            day = (created + timedelta(days=1)).astimezone(TOKYO).date()
+            db.session.add(Referral(
+                concern_id=concern.id, agency_id=centres[district.area_id].id, referred_on=day,
+                method="phone", consent="consent", staff_name="",
+                passed_on="ご本人の了解を得て、訪問をお願いしました。", status="accepted",
+                accepted_on=day + timedelta(days=1), follow_up_on=day + timedelta(days=7)))
+            db.session.add(ConcernEvent(concern_id=concern.id, kind="referral", actor="",
+                                        actor_kind="system", at=created + timedelta(days=1),
+                                        status_to="requested",
+                                        body=centres[district.area_id].name))
     db.session.commit()
+
+
+# A fictional directory of partner agencies for the four areas (names marked 例, numbers in
+# the unused 042-000 range): one 地域包括支援センター and one 民生委員 contact per area, the
+# town-wide counters, and two 障害者相談支援 offices by station.
+PARTNERS_PER_AREA = (
+    ("houkatsu", "地域包括支援センター {area}（例）", "ちいきほうかつしえんせんたー {kana}",
+     ("watch", "elderly", "isolation"), "平日 8:30〜17:15"),
+    ("minsei", "{area}民生委員・児童委員協議会（例）", "{kana}みんせいいいん", (), "会長・地区担当へ電話"),
+)
+PARTNERS_TOWN = (
+    ("life_support", "生活サポート相談窓口（例）", "せいかつさぽーとそうだんまどぐち",
+     ("living", "housing", "isolation"), "平日 9:00〜17:00"),
+    ("children", "子ども家庭支援センター（例）", "こどもかていしえんせんたー", ("children",),
+     "月〜土 9:00〜18:00"),
+    ("health_center", "多摩地域保健所 西東京担当（例）", "たまちいきほけんじょ", (), "平日 8:30〜17:15"),
+    ("medical", "南町ひだまり診療所（例）", "みなみちょうひだまりしんりょうじょ", ("elderly",),
+     "月〜金 9:00〜12:00・15:00〜18:00"),
+    ("police_fire", "警察署 生活安全課（例）", "けいさつしょ せいかつあんぜんか", ("community",),
+     "緊急は110番・119番"),
+)
+
+
+def _partners() -> None:
+    from app.partners.models import Agency
+    from app.partners.services import save_agency
+
+    if db.session.scalar(select(func.count(Agency.id))):
+        return
+    n = 0
+    areas = list(db.session.scalars(select(Area).order_by(Area.position)))
+    kana = {"chubu": "ちゅうぶ", "nanbu": "なんぶ", "hokutobu": "ほくとうぶ", "seibu": "せいぶ"}
+    for area in areas:
+        for kind, name, reading, codes, hours in PARTNERS_PER_AREA:
+            n += 1
+            save_agency(None, {
+                "kind": kind, "name": name.format(area=area.name),
+                "kana": reading.format(kana=kana.get(area.code, "")),
+                "phone": f"042-000-{1000 + n:04d}", "fax": f"042-000-{2000 + n:04d}",
+                "hours": hours, "area_ids": [area.id], "category_codes": list(codes),
+                "address": f"西東京市{area.name.replace('圏域', '')}1-{n}（例）"}, actor=None)
+    for station in db.session.scalars(select(Station).order_by(Station.position)):
+        n += 1
+        save_agency(None, {
+            "kind": "disability", "name": f"障害者相談支援事業所 {station.name}（例）",
+            "kana": "しょうがいしゃそうだんしえん", "phone": f"042-000-{1000 + n:04d}",
+            "fax": f"042-000-{2000 + n:04d}", "hours": "平日 9:00〜17:00",
+            "area_ids": [a.id for a in station.areas], "category_codes": ["disability"]},
+            actor=None)
+    for kind, name, reading, codes, hours in PARTNERS_TOWN:
+        n += 1
+        save_agency(None, {"kind": kind, "name": name, "kana": reading, "hours": hours,
+                           "phone": f"042-000-{1000 + n:04d}", "fax": f"042-000-{2000 + n:04d}",
+                           "category_codes": list(codes)}, actor=None)

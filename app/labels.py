@@ -49,7 +49,8 @@ CONCERN_CHANNEL = {"web": _l("ウェブ"), "phone": _l("電話"), "visit": _l("�
                    "counter": _l("窓口")}
 CONCERN_EVENT = {"created": _l("受付"), "status": _l("状態の変更"), "assigned": _l("担当者"),
                  "note": _l("内部メモ"), "message": _l("報告者へのメッセージ"),
-                 "linked": _l("関連づけ"), "erased": _l("保存期間終了による消去")}
+                 "linked": _l("関連づけ"), "erased": _l("保存期間終了による消去"),
+                 "referral": _l("つなぎ")}
 TRAINING_KIND = {"registration": _l("登録研修"), "communication": _l("コミュニケーション研修"),
                  "follow_up": _l("フォローアップ研修"), "other": _l("その他の研修")}
 REGISTRATION_STATUS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"),
@@ -112,14 +113,36 @@ AUDIT_ACTION = {
     "staff.create": _l("職員を登録した"), "staff.update": _l("職員の情報を変えた"),
     "staff.cover": _l("一時的な応援の圏域を追加した"), "staff.cover_end": _l("一時的な応援の圏域を外した"),
     "category.create": _l("業種を追加した"), "category.update": _l("業種を変えた"),
+    "partner.save": _l("つなぎ先を保存した"), "partner.import": _l("つなぎ先をCSVから取り込んだ"),
+    "partner.export": _l("つなぎ先をCSVに書き出した"),
+    "referral.create": _l("つなぎ（紹介）を記録した"), "referral.update": _l("つなぎの経過を記録した"),
+    "referral.sheet": _l("連絡票を印刷した"),
 }
 AUDIT_TARGET = {
     "supporter": _l("推進員"), "concern": _l("気になること"), "staff_user": _l("職員"),
     "newsletter": _l("通信"), "training": _l("研修"), "training_session": _l("研修の回"),
     "training_registration": _l("研修の申込み"), "outbox_message": _l("メール"),
     "supporter_import": _l("CSV取込"), "concern_category": _l("分類"),
-    "business_category": _l("業種"),
+    "business_category": _l("業種"), "agency": _l("つなぎ先"), "referral": _l("つなぎ"),
 }
+# Partner agencies (つなぎ先) by kind.
+AGENCY_KIND = {
+    "houkatsu": _l("地域包括支援センター"), "life_support": _l("生活サポート相談窓口"),
+    "disability": _l("障害者相談支援"), "children": _l("子ども家庭支援センター"),
+    "minsei": _l("民生委員・児童委員"), "health_center": _l("保健所"), "medical": _l("医療機関"),
+    "police_fire": _l("警察・消防"), "other": _l("その他"),
+}
+# Referrals: how they were made, on what basis, and how far they have come.
+REFERRAL_METHOD = {"phone": _l("電話"), "fax": _l("FAX"), "visit": _l("訪問"),
+                   "meeting": _l("会議・同行")}
+REFERRAL_CONSENT = {
+    "consent": _l("本人同意あり"),
+    "vital": _l("本人同意なし（生命・身体の保護のため）"),
+    "meeting": _l("支援会議での共有"),
+    "anonymous": _l("個人が分からない形で相談"),
+}
+REFERRAL_STATUS = {"requested": _l("依頼中"), "accepted": _l("受理"), "in_progress": _l("対応中"),
+                   "done": _l("終了"), "returned": _l("対象外（戻り）")}
 FILTER_NAME = {
     "q": _l("検索"), "area_ids": _l("圏域"), "area_id": _l("圏域"), "district_id": _l("地区"),
     "station_id": _l("ステーション"), "status": _l("状態"), "category_id": _l("分類"),
@@ -153,4 +176,6 @@ def all_labels() -> dict:
         "REGISTRATION_STATUS": REGISTRATION_STATUS, "ATTENDANCE": ATTENDANCE, "CONCERN_CHANNEL": CONCERN_CHANNEL, "CONCERN_EVENT": CONCERN_EVENT,
         "localized": localized, "value": value, "plain": plain,
         "AUDIT_ACTION": AUDIT_ACTION, "AUDIT_TARGET": AUDIT_TARGET,
+        "AGENCY_KIND": AGENCY_KIND, "REFERRAL_METHOD": REFERRAL_METHOD,
+        "REFERRAL_CONSENT": REFERRAL_CONSENT, "REFERRAL_STATUS": REFERRAL_STATUS,
     }

@@ -13,6 +13,7 @@ from app.geography.models import Area, District, Station  # noqa: F401
 from app.heartbeat import ServiceStatus  # noqa: F401
 from app.newsletters.models import Bounce, Delivery, Newsletter  # noqa: F401
 from app.outbox.models import OutboxMessage  # noqa: F401
+from app.partners.models import Agency  # noqa: F401
 from app.submissions import SubmissionKey  # noqa: F401
 from app.supporters.models import (  # noqa: F401
     BusinessCategory,

@@ -14,6 +14,9 @@ from typing import Iterable, Iterator
 
 from flask import Response, stream_with_context
 
+from app.errors import InvalidInput
+from app.i18n import gettext as _
+
 # Full-width forms too: some spreadsheets turn them into the ASCII operator.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 BOM = "\ufeff"
@@ -57,3 +60,20 @@ def csv_response(header: Iterable, rows: Iterable[Iterable], filename: str) -> R
     response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+ENCODING_NAMES = {"utf-8-sig": "UTF-8", "cp932": "Shift_JIS（Windows / CP932）"}
+
+
+def decode(raw: bytes) -> tuple[str, str]:
+    """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
+    if b"\x00" in raw[:4096] or raw.startswith(b"PK\x03\x04") or raw.startswith(b"%PDF"):
+        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file")
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return raw.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput(_("文字コードを読み取れませんでした。UTF-8 か Shift_JIS の CSV を選んでください。"),
+                       field="file")

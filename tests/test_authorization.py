@@ -44,6 +44,11 @@ ACCESS = {
     "concerns.staff_detail": STAFF, "concerns.photo": STAFF, "concerns.change_status": STAFF,
     "concerns.assign": STAFF, "concerns.add_note": STAFF, "concerns.send_message": STAFF,
     "concerns.link": STAFF, "concerns.unlink": STAFF, "concerns.categories": ADMIN,
+    "concerns.add_referral": STAFF, "concerns.update_referral": STAFF,
+    "concerns.referral_sheet": STAFF, "concerns.follow_ups": STAFF,
+    # partners
+    "partners.index": STAFF, "partners.show": STAFF, "partners.export": STAFF,
+    "partners.new": ADMIN, "partners.edit": ADMIN, "partners.import_csv": ADMIN,
     # newsletters
     "newsletters.public_archive": PUBLIC, "newsletters.public_issue": PUBLIC,
     "newsletters.image": PUBLIC, "newsletters.unsubscribe": PUBLIC,
@@ -119,8 +124,13 @@ def ids(app, coordinator, admin, mailbox, tmp_path):
     pending = SupporterImport(staff_id=admin.id, filename="x.csv", encoding="utf-8",
                               content="氏名,地区\n")
     db.session.add(pending)
+    from app.partners.services import save_agency
+    agency = save_agency(None, {"kind": "houkatsu", "name": "中部地域包括支援センター"}, actor=admin)
+    referral = concerns.record_referral(concern, {
+        "agency_id": agency.id, "referred_on": today_tokyo(), "method": "phone",
+        "consent": "consent"}, actor=coordinator)
     db.session.commit()
-    return {"concern_id": concern.id, "other_id": other.id, "supporter_id": supporter.id,
+    return {"agency_id": agency.id, "referral_id": referral.id,"concern_id": concern.id, "other_id": other.id, "supporter_id": supporter.id,
             "session_id": session.id, "registration_id": registration.id,
             "training_id": session.training_id, "newsletter_id": newsletter.id,
             "user_id": colleague.id, "cover_id": cover.id, "import_id": pending.id,

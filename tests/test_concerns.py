@@ -296,11 +296,21 @@ def test_status_workflow_rules_and_who_and_when(client, coordinator):
     with pytest.raises(InvalidState):
         services.change_status(concern, "closed", actor=None)  # received cannot jump to closed
     response = post(client, f"/staff/concerns/{concern.id}/status", {"status": "connected"})
-    assert response.status_code == 400 and "つなぎ先を選ぶか入力してください。" in page_text(response)
+    assert response.status_code == 400 and "つなぎ済にする前に" in page_text(response)
     post(client, f"/staff/concerns/{concern.id}/status", {"status": "acknowledged"})
-    post(client, f"/staff/concerns/{concern.id}/status",
-         {"status": "connected", "connected_to": "地域包括支援センター"})
-    post(client, f"/staff/concerns/{concern.id}/status", {"status": "closed"})
+    from app.partners.services import save_agency
+    agency = save_agency(None, {"kind": "houkatsu", "name": "地域包括支援センター"}, actor=None)
+    response = post(client, f"/staff/concerns/{concern.id}/referrals", {
+        "agency_id": str(agency.id), "referred_on": date.today().isoformat(), "method": "phone",
+        "consent": "consent", "passed_on": ""})
+    assert response.status_code == 302
+    post(client, f"/staff/concerns/{concern.id}/status", {"status": "connected"})
+    # The referral is still open: closing asks first, then goes ahead when confirmed.
+    asked = post(client, f"/staff/concerns/{concern.id}/status", {"status": "closed"})
+    assert asked.status_code == 200 and "まだ終わっていないつなぎが 1 件" in page_text(asked)
+    db.session.refresh(concern)
+    assert concern.status == "connected"
+    post(client, f"/staff/concerns/{concern.id}/status", {"status": "closed", "confirmed": "1"})
     db.session.refresh(concern)
     assert concern.status == "closed" and concern.connected_to == "地域包括支援センター"
     assert concern.acknowledged_at is not None and concern.closed_at is not None

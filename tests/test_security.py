@@ -127,6 +127,10 @@ def test_formulas_planted_anonymously_are_inert_in_every_export(client, admin, g
                 "urgency": "normal", "reporter_name": evil, "place": evil,
                 "csrf_token": csrf(client, "/report")}
         assert client.post("/report", data=data).status_code == 302
+    # The partner directory is typed by admins only: a pasted formula must be inert too.
+    from app.partners.services import save_agency
+    for body in FORMULAS:
+        save_agency(None, {"kind": "other", "name": body.strip()[:200], "notes": body}, actor=admin)
     login_staff(client, admin)
     exports = [rule.rule for rule in client.application.url_map.iter_rules()
                if rule.rule.endswith(".csv") and not rule.arguments]

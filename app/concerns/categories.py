@@ -12,6 +12,8 @@ from app.dbtypes import utcnow
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.i18n import gettext as _
+from app.labels import localized
+from app.partners import services as partners
 from app.text import clean
 
 DEFAULT_CATEGORIES = (
@@ -42,6 +44,11 @@ def list_categories(active_only: bool = False) -> list[ConcernCategory]:
     if active_only:
         query = query.where(ConcernCategory.active.is_(True))
     return list(db.session.scalars(query))
+
+
+# Partner agencies record which categories they take, by code.
+partners.CATEGORY_SOURCES.append(
+    lambda: [(c.code, localized(c.name, c.name_en)) for c in list_categories(active_only=True)])
 
 
 def _category_name(name: str) -> str:

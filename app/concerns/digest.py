@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
 from app.concerns.models import Concern, DigestSent
+from app.concerns.referrals import follow_ups
 from app.concerns.rules import is_overdue, overdue_before
 from app.dbtypes import insert_unless_present, utcnow
 from app.extensions import db
@@ -61,7 +62,9 @@ def send_daily_digests(now: datetime | None = None) -> int:
                                        .order_by(StaffUser.id)).all()
     for staff in staff_members:
         new, waiting = digest_for(staff, now)
-        if not new and not waiting:
+        # Referrals whose follow-up date has come, in the same areas (unknown area: office).
+        due = follow_ups(frozenset(a.id for a in staff.areas), local.date(), due_only=True)
+        if not new and not waiting and not due:
             continue
         late = overdue_before()
         overdue = [c for c in waiting if is_overdue(c, late)]
@@ -74,7 +77,8 @@ def send_daily_digests(now: datetime | None = None) -> int:
                          day=format_date(local.date()), new=len(new), waiting=len(waiting),
                          late=len(overdue)),
                        "concern_digest", staff_id=staff.id, staff=staff, new=new,
-                       waiting=waiting, is_overdue=lambda c, late=late: is_overdue(c, late), url=external_url("concerns.dashboard"),
+                       waiting=waiting, due=due, follow_ups_url=external_url("concerns.follow_ups"),
+                       is_overdue=lambda c, late=late: is_overdue(c, late), url=external_url("concerns.dashboard"),
                        detail_url=lambda c: external_url("concerns.staff_detail", concern_id=c.id))
         db.session.commit()
         sent += 1

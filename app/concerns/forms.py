@@ -3,6 +3,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    HiddenField,
     RadioField,
     SelectField,
     StringField,
@@ -50,9 +51,26 @@ class StaffConcernForm(ConcernForm):
 
 class StatusForm(Form):
     status = SelectField(_l("新しい状態"), choices=list(CONCERN_STATUS.items()))
-    connected_to = StringField(_l("つなぎ先（つなぎ済のとき）"), validators=[optional(), max_length(200)])
     duplicate_of = StringField(_l("重複元の受付番号（重複のとき）"), validators=[optional(), max_length(20)])
     note = TextAreaField(_l("内部メモ（任意）"), validators=[optional(), max_length(5000)])
+    confirmed = HiddenField()  # "1" once the person confirmed closing with open referrals
+
+
+class ReferralForm(Form):
+    agency_id = SelectField(_l("つなぎ先"), coerce=bounded_int, choices=[], validate_choice=False)
+    referred_on = DateField(_l("つないだ日"), validators=[optional()])
+    # Checked by the service with messages in the user's language (referral_problems).
+    method = RadioField(_l("つないだ方法"), choices=[], validate_choice=False)
+    consent = RadioField(_l("情報を伝えた根拠"), choices=[], validate_choice=False)
+    passed_on = TextAreaField(_l("伝えたこと"), validators=[optional(), max_length(2000)])
+    follow_up_on = DateField(_l("様子を確かめる日（任意）"), validators=[optional()])
+
+
+class ReferralStatusForm(Form):
+    status = SelectField(_l("経過"), choices=[], validate_choice=False)
+    on = DateField(_l("日付"), validators=[optional()])
+    follow_up_on = DateField(_l("次に確かめる日（任意）"), validators=[optional()])
+    note = TextAreaField(_l("メモ（任意）"), validators=[optional(), max_length(2000)])
 
 
 class AssignForm(Form):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.dbtypes import UTCDateTime, utcnow
 from app.extensions import db
 from app.geography.models import Area, District
+from app.partners.models import Agency
 
 STATUSES = ("received", "acknowledged", "in_progress", "connected", "closed", "duplicate")
 OPEN_STATUSES = ("received", "acknowledged", "in_progress", "connected")
@@ -150,3 +151,39 @@ class DigestSent(db.Model):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("day", "staff_id", name="uq_concern_digest_day_staff"),)
+
+
+REFERRAL_METHODS = ("phone", "fax", "visit", "meeting")
+# The basis on which personal data was passed on (APPI art. 27): it decides what the
+# referral sheet may carry.
+REFERRAL_CONSENTS = ("consent", "vital", "meeting", "anonymous")
+REFERRAL_STATUSES = ("requested", "accepted", "in_progress", "done", "returned")
+OPEN_REFERRAL_STATUSES = ("requested", "accepted", "in_progress")
+
+
+class Referral(db.Model):
+    """A concern passed on to a partner agency (つなぎ), followed to its end. Internal only:
+    never shown to the reporter or to staff outside the concern's area."""
+
+    __tablename__ = "referral"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concern.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    referred_on: Mapped[date] = mapped_column(Date)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    staff_name: Mapped[str] = mapped_column(String(100), default="")
+    method: Mapped[str] = mapped_column(String(20))
+    consent: Mapped[str] = mapped_column(String(20))
+    passed_on: Mapped[str] = mapped_column(Text, default="")
+    follow_up_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="requested", index=True)
+    accepted_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    concern = relationship("Concern", backref="referrals")
+    agency = relationship(Agency)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REFERRAL_STATUSES

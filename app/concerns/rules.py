@@ -5,10 +5,7 @@ Queries, pages, mails and the digest all ask here (docs/architecture.md, "one so
 rule"); nothing else spells out a list of statuses or the overdue test."""
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import and_
@@ -17,7 +14,7 @@ from app.concerns.models import OPEN_STATUSES, STATUSES, Concern
 from app.dbtypes import utcnow
 
 __all__ = ["OPEN_STATUSES", "CLOSED_STATUSES", "STATUSES", "TRANSITIONS", "overdue_before",
-           "is_overdue", "overdue_clause", "connected_bodies", "PICK_LISTS_KEY"]
+           "is_overdue", "overdue_clause", "PICK_LISTS_KEY"]
 
 # Finished: the concern left the queue (it may be reopened, see TRANSITIONS).
 CLOSED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
@@ -51,17 +48,3 @@ def is_overdue(concern: Concern, before: datetime | None = None) -> bool:
 def overdue_clause(columns=Concern.__table__.c):
     """The same rule as an SQL condition, on the concern table or a subquery of it."""
     return and_(columns.status == "received", columns.created_at < overdue_before())
-
-
-@lru_cache(maxsize=4)
-def _load_bodies(path: str) -> tuple[str, ...]:
-    with open(path, "rb") as fh:
-        return tuple(str(name) for name in tomllib.load(fh).get("bodies", []))
-
-
-def connected_bodies() -> tuple[str, ...]:
-    """The bodies a concern is usually handed to (つなぎ先), offered as choices; staff may
-    also type another. Data, not code: HOTNET_CONNECTED_BODIES_FILE (a TOML list)."""
-    path = current_app.config.get("HOTNET_CONNECTED_BODIES_FILE") or \
-        str(Path(__file__).with_name("connected_bodies.toml"))
-    return _load_bodies(path)

@@ -47,6 +47,17 @@ from app.concerns.records import (
     reports_of,
     view_concern,
 )
+from app.concerns.referrals import (
+    OpenReferrals,
+    follow_ups,
+    get_referral,
+    open_referrals,
+    record_referral,
+    referrals_of,
+    sheet,
+    suggested_agencies,
+    update_referral,
+)
 from app.concerns.timeline import (
     add_event,
     timeline,

@@ -30,16 +30,29 @@ from app.concerns.forms import (
     LinkForm,
     MessageForm,
     NoteForm,
+    ReferralForm,
+    ReferralStatusForm,
     StaffConcernForm,
     StatusForm,
 )
 from app.concerns.models import STATUSES, URGENCIES
+from app.concerns.referrals import NEXT as REFERRAL_NEXT
+from app.concerns.referrals import referral_problems
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
-from app.formatting import TOKYO, format_datetime
+from app.formatting import TOKYO, format_datetime, today_tokyo
 from app.geography.services import district_choices
 from app.i18n import gettext as _
-from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY, localized
+from app.labels import (
+    AGENCY_KIND,
+    CONCERN_CHANNEL,
+    CONCERN_STATUS,
+    REFERRAL_CONSENT,
+    REFERRAL_METHOD,
+    REFERRAL_STATUS,
+    URGENCY,
+    localized,
+)
 from app.site import (
     add_error,
     busy,
@@ -279,6 +292,7 @@ def _detail(concern, status_code: int = 200, **forms):
     forms.setdefault("note_form", NoteForm(formdata=None))
     forms.setdefault("message_form", MessageForm(formdata=None))
     forms.setdefault("link_form", LinkForm(formdata=None))
+    forms["referral_form"] = _referral_form(concern, forms.get("referral_form"))
     next_statuses = rules.TRANSITIONS[concern.status]
     forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
     forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
@@ -287,7 +301,11 @@ def _detail(concern, status_code: int = 200, **forms):
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
-        overdue=rules.is_overdue(concern), connected_bodies=rules.connected_bodies(),
+        overdue=rules.is_overdue(concern), referrals=services.referrals_of(concern),
+        referral_status_forms={r.id: _referral_status_form(r, forms.get("referral_status_form")
+                                                            if forms.get("referral_id") == r.id
+                                                            else None)
+                               for r in services.referrals_of(concern)},
         **forms), status_code
 
 
@@ -322,10 +340,28 @@ def _act(concern_id: int, form_name: str, form, action, done: str):
 @bp.post("/staff/concerns/<int:concern_id>/status")
 @staff_required
 def change_status(concern_id: int):
-    return _act(concern_id, "status_form", StatusForm(), lambda c, f: services.change_status(
-        c, f.status.data, connected_to=f.connected_to.data or "",
-        duplicate_of=f.duplicate_of.data or "", note=f.note.data or "", actor=current_user),
-        _("状態を変更しました。"))
+    def change(concern, form):
+        try:
+            services.change_status(concern, form.status.data,
+                                   duplicate_of=form.duplicate_of.data or "",
+                                   note=form.note.data or "", actor=current_user,
+                                   confirmed=form.confirmed.data == "1")
+        except services.OpenReferrals as exc:
+            raise _AskFirst(concern, form, exc.referrals) from exc
+
+    try:
+        return _act(concern_id, "status_form", StatusForm(), change, _("状態を変更しました。"))
+    except _AskFirst as ask:
+        # Closing with referrals still open: say which, and ask (also without JavaScript).
+        db.session.rollback()
+        return render_template("concerns/close_confirm.html", concern=ask.concern,
+                               form=ask.form, referrals=ask.referrals)
+
+
+class _AskFirst(Exception):
+    def __init__(self, concern, form, referrals):
+        super().__init__("ask first")
+        self.concern, self.form, self.referrals = concern, form, referrals
 
 
 @bp.post("/staff/concerns/<int:concern_id>/assign")
@@ -407,3 +443,94 @@ def categories():
     return render_template("concerns/categories.html", form=form,
                            categories=services.list_categories())
 
+
+
+# --- staff: referrals (つなぎ) -----------------------------------------------------------------
+
+def _referral_form(concern, form: ReferralForm | None = None) -> ReferralForm:
+    """Agencies suggested for the concern (its district, its category) first, then the rest."""
+    from app.partners.services import list_agencies
+
+    form = form or ReferralForm(formdata=None, referred_on=today_tokyo())
+    suggested = services.suggested_agencies(concern)
+    rest = [a for a in list_agencies(active_only=True) if a not in suggested]
+    form.agency_id.choices = [(0, _("選んでください"))] + [
+        (a.id, f"★ {a.name}（{AGENCY_KIND[a.kind]}）") for a in suggested] + [
+        (a.id, f"{a.name}（{AGENCY_KIND[a.kind]}）") for a in rest]
+    form.method.choices = [(k, str(v)) for k, v in REFERRAL_METHOD.items()]
+    form.consent.choices = [(k, str(v)) for k, v in REFERRAL_CONSENT.items()]
+    return form
+
+
+def _referral_status_form(referral, form: ReferralStatusForm | None = None) -> ReferralStatusForm:
+    form = form or ReferralStatusForm(formdata=None, on=today_tokyo(),
+                                      follow_up_on=referral.follow_up_on)
+    form.status.choices = [(s, str(REFERRAL_STATUS[s])) for s in REFERRAL_NEXT[referral.status]]
+    return form
+
+
+@bp.post("/staff/concerns/<int:concern_id>/referrals")
+@staff_required
+def add_referral(concern_id: int):
+    concern = _get(concern_id)
+    form = _referral_form(concern, ReferralForm())
+
+    def data() -> dict:
+        return {"agency_id": form.agency_id.data or None, "referred_on": form.referred_on.data,
+                "method": form.method.data, "consent": form.consent.data,
+                "passed_on": form.passed_on.data, "follow_up_on": form.follow_up_on.data}
+
+    if validate_with_rules(form, lambda: referral_problems(data())):
+        try:
+            services.record_referral(concern, data(), actor=current_user)
+        except (InvalidInput, InvalidState) as exc:
+            db.session.rollback()
+            add_error(form, exc)
+        else:
+            flash(_("つなぎを記録しました。"), "success")
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#referrals")
+    return _detail(concern, 400, referral_form=form)
+
+
+@bp.post("/staff/concerns/<int:concern_id>/referrals/<int:referral_id>")
+@staff_required
+def update_referral(concern_id: int, referral_id: int):
+    concern = _get(concern_id)
+    referral = services.get_referral(concern, referral_id)
+    form = _referral_status_form(referral, ReferralStatusForm())
+    back = request.form.get("back") == "follow_ups"
+    if form.validate_on_submit():
+        try:
+            services.update_referral(referral, form.status.data, on=form.on.data,
+                                     follow_up_on=form.follow_up_on.data,
+                                     note=form.note.data or "", actor=current_user)
+        except (InvalidInput, InvalidState) as exc:
+            db.session.rollback()
+            add_error(form, exc)
+        else:
+            flash(_("つなぎの経過を記録しました（%(agency)s: %(status)s）。",
+                    agency=referral.agency.name, status=REFERRAL_STATUS[referral.status]), "success")
+            if back:
+                return redirect(url_for("concerns.follow_ups"))
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#referrals")
+    return _detail(concern, 400, referral_status_form=form, referral_id=referral.id)
+
+
+@bp.get("/staff/concerns/<int:concern_id>/referrals/<int:referral_id>/sheet")
+@staff_required
+def referral_sheet(concern_id: int, referral_id: int):
+    concern = _get(concern_id)
+    referral = services.get_referral(concern, referral_id)
+    content = services.sheet(referral, actor=current_user)
+    return render_template("concerns/referral_sheet.html", concern=concern, referral=referral,
+                           content=content, today=today_tokyo())
+
+
+@bp.get("/staff/referrals")
+@staff_required
+def follow_ups():
+    """Open referrals in my areas, those due for a follow-up call first."""
+    referrals = services.follow_ups(area_scope(current_user))
+    today = today_tokyo()
+    return render_template("concerns/follow_ups.html", referrals=referrals, today=today,
+                           forms={r.id: _referral_status_form(r) for r in referrals})

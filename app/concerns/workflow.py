@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.accounts.models import StaffUser
 from app.audit import services as audit
-from app.concerns import rules
+from app.concerns import referrals, rules
 from app.concerns.intake import TEXT_LIMIT
 from app.concerns.linking import link_pair
 from app.concerns.models import (
@@ -18,7 +18,6 @@ from app.extensions import db
 from app.i18n import gettext as _
 from app.labels import CONCERN_STATUS
 from app.outbox import services as outbox
-from app.text import clean
 from app.urls import external_url
 
 # --- the workflow ---------------------------------------------------------------------------
@@ -28,9 +27,12 @@ def require_not_erased(concern: Concern) -> None:
         raise InvalidState(_("保存期間を過ぎて個人情報を消去した記録は変更できません。"))
 
 
-def change_status(concern: Concern, status: str, *, actor, connected_to: str = "",
-                  duplicate_of: str = "", note: str = "") -> None:
-    """Move a concern along its workflow; who and when go into the timeline."""
+def change_status(concern: Concern, status: str, *, actor, duplicate_of: str = "",
+                  note: str = "", confirmed: bool = False) -> None:
+    """Move a concern along its workflow; who and when go into the timeline.
+
+    つなぎ済 needs at least one referral (its agencies become `connected_to`); closing while
+    a referral is still open raises OpenReferrals unless `confirmed` (the page asks first)."""
     require_not_erased(concern)
     if status not in STATUSES:
         raise InvalidInput(_("状態を選んでください。"), field="status")
@@ -41,12 +43,17 @@ def change_status(concern: Concern, status: str, *, actor, connected_to: str = "
     if len(note) > TEXT_LIMIT:
         raise InvalidInput(_("%(max)d文字以内で入力してください。", max=TEXT_LIMIT), field="note")
     original = None
+    connected_to = ""
     if status == "connected":
-        connected_to = clean(connected_to)
-        if not connected_to:
-            raise InvalidInput(_("つなぎ先を選ぶか入力してください。"), field="connected_to")
-        if len(connected_to) > 200:
-            raise InvalidInput(_("%(max)d文字以内で入力してください。", max=200), field="connected_to")
+        made = referrals.referrals_of(concern)
+        if not made:
+            raise InvalidInput(_("つなぎ済にする前に、下の「つなぎ」でつなぎ先と本人の同意などを記録してください。"),
+                               field="status")
+        connected_to = "、".join(dict.fromkeys(r.agency.name for r in made))[:200]
+    if status in rules.CLOSED_STATUSES and not confirmed:
+        still_open = referrals.open_referrals(concern)
+        if still_open:
+            raise referrals.OpenReferrals(still_open)
     if status == "duplicate":
         original = find_by_reference(duplicate_of or "")
         if original is None:

@@ -14,7 +14,7 @@ from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
 from app.i18n import gettext as _
-from app.spreadsheet import restore
+from app.spreadsheet import ENCODING_NAMES, decode, restore  # noqa: F401 - used by views
 from app.supporters import services
 from app.supporters.models import BusinessCategory, Supporter, SupporterImport
 from app.text import digits, fold
@@ -51,23 +51,6 @@ WORDS = {
     "joined_via": {"application": "本人の申込み", "staff": "職員が登録",
                    "former_consultee": "元相談者"},
 }
-
-
-ENCODING_NAMES = {"utf-8-sig": "UTF-8", "cp932": "Shift_JIS（Windows / CP932）"}
-
-
-def decode(raw: bytes) -> tuple[str, str]:
-    """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
-    if b"\x00" in raw[:4096] or raw.startswith(b"PK\x03\x04") or raw.startswith(b"%PDF"):
-        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
-                           field="file")
-    for encoding in ("utf-8-sig", "cp932"):
-        try:
-            return raw.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput(_("文字コードを読み取れませんでした。UTF-8 か Shift_JIS の CSV を選んでください。"),
-                       field="file")
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Partner agencies (つなぎ先): who a concern can be referred to."""

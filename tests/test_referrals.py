@@ -1,0 +1,221 @@
+"""つなぎ (issue 15): the partner directory, referrals with their consent basis, the referral
+sheet, follow-up — and that nobody outside the concern's area ever reads a referral."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from app.audit.models import AuditEntry
+from app.concerns import services as concerns
+from app.concerns.digest import send_daily_digests
+from app.concerns.models import Referral
+from app.extensions import db
+from app.partners import services as partners
+from app.partners.models import Agency
+from tests.conftest import (
+    PASSWORD,
+    district,
+    login_staff,
+    login_supporter,
+    mails_to,
+    make_supporter,
+    page_text,
+    post,
+    text_of,
+)
+
+TODAY = date.today()
+
+
+def agency(name: str, kind: str = "houkatsu", **values) -> Agency:
+    return partners.save_agency(None, {"kind": kind, "name": name, **values}, actor=None)
+
+
+def concern_in(code: str = "d01", reporter=None):
+    category = concerns.list_categories()[0]
+    return concerns.submit_concern({"category_id": category.id, "body": "新聞がたまっている",
+                                    "district_id": district(code).id, "urgency": "normal",
+                                    "place": "北原公園の東", "address": "西東京市北原町1-2-3"},
+                                   reporter=reporter)
+
+
+def refer(client, concern, agency_id: int, consent: str = "consent", **values):
+    return post(client, f"/staff/concerns/{concern.id}/referrals", {
+        "agency_id": str(agency_id), "referred_on": TODAY.isoformat(), "method": "phone",
+        "consent": consent, "passed_on": "訪問をお願いしました", "follow_up_on": "", **values})
+
+
+# --- the directory ------------------------------------------------------------------------
+
+def test_admins_keep_the_directory_and_staff_search_it(client, admin, coordinator):
+    login_staff(client, admin)
+    bad = post(client, "/admin/partners/new", {"kind": "", "name": "南部地域包括支援センター",
+                                               "phone": "12", "email": "not-an-address"})
+    page = page_text(bad)
+    assert bad.status_code == 400 and "種類を選んでください。" in page
+    assert "電話番号は市外局番から" in page and 'value="南部地域包括支援センター"' in page
+    area = district("d06").area
+    done = post(client, "/admin/partners/new", {
+        "kind": "houkatsu", "name": "南部地域包括支援センター", "kana": "なんぶほうかつ",
+        "phone": "042-000-1234", "area_ids": str(area.id), "active": "y"})
+    assert done.status_code == 302
+    post(client, "/logout")
+    login_staff(client, coordinator)
+    assert client.get("/admin/partners/new").status_code == 403  # staff read, admins edit
+    listing = page_text(client.get("/staff/partners?q=ナンブ"))
+    assert "南部地域包括支援センター" in listing and "042-000-1234" in listing
+    assert "南部地域包括支援センター" not in page_text(client.get("/staff/partners?kind=minsei"))
+
+
+def test_csv_round_trip_and_a_bad_file_saves_nothing(client, admin, geography):
+    agency("=HYPERLINK(\"http://evil\")", kind="other", notes="@SUM(1)")
+    agency("中部地域包括支援センター", area_ids=[district("d01").area_id], phone="042-000-1111")
+    login_staff(client, admin)
+    exported = client.get("/staff/partners/export.csv").get_data()
+    rows = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"))))
+    assert rows[0][:2] == ["種類", "名称"] and "'=HYPERLINK(\"http://evil\")" in rows[1] + rows[2]
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "partner.export"))
+    # Changed in Excel and brought back: same names are updated, new ones added.
+    text = exported.decode("utf-8-sig").replace("042-000-1111", "042-000-2222")
+    text += "保健所,多摩地域保健所,,042-000-3333,,,,,,,,,,,はい\r\n"
+    response = client.post("/admin/partners/import", data={
+        "csrf_token": _csrf(client, "/admin/partners/import"),
+        "file": (io.BytesIO(text.encode("cp932", "replace")), "partners.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 302
+    centre = db.session.scalar(select(Agency).where(Agency.name == "中部地域包括支援センター"))
+    assert centre.phone == "042-000-2222" and centre.areas[0].id == district("d01").area_id
+    assert db.session.scalar(select(Agency).where(Agency.name == "多摩地域保健所")).kind == "health_center"
+    before = len(partners.list_agencies())
+    bad = "種類,名称,電話番号\r\n地域包括支援センター,新しいセンター,042-000-4444\r\nなぞ,,12\r\n"
+    response = client.post("/admin/partners/import", data={
+        "csrf_token": _csrf(client, "/admin/partners/import"),
+        "file": (io.BytesIO(bad.encode()), "bad.csv")}, content_type="multipart/form-data")
+    page = page_text(response)
+    assert response.status_code == 400 and "3行目" in page and "種類を選んでください。" in page
+    assert len(partners.list_agencies()) == before  # all or nothing
+
+
+def _csrf(client, url: str) -> str:
+    import re
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page_text(client.get(url))).group(1)
+
+
+# --- referrals ------------------------------------------------------------------------------
+
+def test_suggestions_put_the_districts_own_agency_first(client, coordinator):
+    town = agency("生活サポート相談窓口", kind="life_support")
+    far = agency("西部地域包括支援センター", area_ids=[district("d16").area_id])
+    near = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    suggested = concerns.suggested_agencies(concern_in("d01"))
+    assert suggested[0] == near and town in suggested and far not in suggested
+    login_staff(client, coordinator)
+    page = page_text(client.get(f"/staff/concerns/{concern_in('d01').id}"))
+    assert f"★ {near.name}" in page and f"★ {far.name}" not in page
+
+
+def test_a_referral_needs_its_consent_basis_and_is_followed_to_its_end(client, coordinator):
+    centre = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    concern = concern_in("d01")
+    login_staff(client, coordinator)
+    missing = refer(client, concern, centre.id, consent="")
+    page = page_text(missing)
+    assert missing.status_code == 400 and "本人の同意など、情報を伝えた根拠を選んでください。" in page
+    assert "訪問をお願いしました" in page  # what was typed stays
+    assert refer(client, concern, centre.id, consent="vital").status_code == 302
+    referral = db.session.scalar(select(Referral))
+    assert (referral.status, referral.consent, referral.staff_name) == (
+        "requested", "vital", coordinator.name)
+    detail = page_text(client.get(f"/staff/concerns/{concern.id}"))
+    assert "本人同意なし（生命・身体の保護のため）" in detail and "依頼中" in detail
+    for status in ("accepted", "in_progress", "done"):
+        response = post(client, f"/staff/concerns/{concern.id}/referrals/{referral.id}",
+                        {"status": status, "on": TODAY.isoformat(), "note": ""})
+        assert response.status_code == 302, status
+    db.session.refresh(referral)
+    assert (referral.status, referral.accepted_on, referral.closed_on) == ("done", TODAY, TODAY)
+    steps = [(e.status_from, e.status_to) for e in concerns.timeline(concern) if e.kind == "referral"]
+    assert steps == [("", "requested"), ("requested", "accepted"), ("accepted", "in_progress"),
+                     ("in_progress", "done")]
+    # A step that does not follow is refused, and a date in the future too.
+    response = post(client, f"/staff/concerns/{concern.id}/referrals/{referral.id}",
+                    {"status": "accepted", "on": TODAY.isoformat()})
+    assert response.status_code == 400
+
+
+def test_nobody_outside_the_area_nor_the_reporter_reads_a_referral(client, coordinator, mailbox,
+                                                                     admin):
+    from app.accounts.services import create_staff
+    reporter = make_supporter(email="reporter@example.jp", delivery="email")
+    centre = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    concern = concern_in("d01", reporter=reporter)
+    concerns.record_referral(concern, {"agency_id": centre.id, "referred_on": TODAY,
+                                       "method": "phone", "consent": "consent",
+                                       "passed_on": "秘密の事情"}, actor=coordinator)
+    concerns.change_status(concern, "acknowledged", actor=coordinator)
+    concerns.change_status(concern, "connected", actor=coordinator)
+    far = create_staff("far@example.jp", "遠方 三郎", PASSWORD, "coordinator",
+                       area_ids=[district("d16").area_id], actor=None)
+    login_staff(client, far)
+    summary = page_text(client.get(f"/staff/concerns/{concern.id}"))
+    assert concern.reference in summary
+    for secret in ("中部地域包括支援センター", "本人同意あり", "秘密の事情"):
+        assert secret not in summary
+    referral = db.session.scalar(select(Referral))
+    assert client.get(f"/staff/concerns/{concern.id}/referrals/{referral.id}/sheet").status_code == 403
+    assert "中部地域包括支援センター" not in page_text(client.get("/staff/referrals"))
+    post(client, "/logout")
+    login_supporter(client, reporter, mailbox)
+    mine = page_text(client.get(f"/me/reports/{concern.reference}"))
+    assert "専門の窓口におつなぎしました" in mine
+    for secret in ("中部地域包括支援センター", "本人同意あり", "秘密の事情"):
+        assert secret not in mine
+
+
+def test_the_sheet_carries_only_what_the_consent_allows(client, coordinator):
+    centre = agency("中部地域包括支援センター", fax="042-000-9999")
+    concern = concern_in("d01")
+    login_staff(client, coordinator)
+    refer(client, concern, centre.id, consent="consent")
+    refer(client, concern, centre.id, consent="anonymous", passed_on="地域で見守りの相談")
+    full, anonymous = db.session.scalars(select(Referral).order_by(Referral.id)).all()
+    page = page_text(client.get(f"/staff/concerns/{concern.id}/referrals/{full.id}/sheet"))
+    assert "西東京市北原町1-2-3" in page and "新聞がたまっている" in page and "042-000-9999" in page
+    page = page_text(client.get(f"/staff/concerns/{concern.id}/referrals/{anonymous.id}/sheet"))
+    assert "地域で見守りの相談" in page and "個人が分からない形で相談" in page
+    for identifying in ("西東京市北原町1-2-3", "新聞がたまっている", "北原公園の東"):
+        assert identifying not in page
+    printed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "referral.sheet")).all()
+    assert len(printed) == 2 and all(e.staff_id == coordinator.id for e in printed)
+
+
+def test_follow_ups_come_due_on_the_list_and_in_the_digest(client, app, coordinator, mailbox):
+    centre = agency("中部地域包括支援センター")
+    due_concern, later_concern = concern_in("d01"), concern_in("d01")
+    for concern, follow_up in ((due_concern, TODAY), (later_concern, TODAY + timedelta(days=5))):
+        concerns.record_referral(concern, {"agency_id": centre.id, "referred_on": TODAY,
+                                           "method": "fax", "consent": "consent",
+                                           "follow_up_on": follow_up}, actor=coordinator)
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/referrals"))
+    assert page.index(due_concern.reference) < page.index(later_concern.reference)
+    assert page.count("確かめる日を過ぎています") == 1
+    referral = db.session.scalar(select(Referral).where(Referral.concern_id == due_concern.id))
+    response = post(client, f"/staff/concerns/{due_concern.id}/referrals/{referral.id}",
+                    {"status": "accepted", "on": TODAY.isoformat(), "back": "follow_ups"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/referrals")
+    db.session.refresh(referral)
+    assert referral.status == "accepted" and referral.follow_up_on is None
+    # The digest names what is due (the later one is not yet).
+    later = db.session.scalar(select(Referral).where(Referral.concern_id == later_concern.id))
+    later.follow_up_on = TODAY
+    db.session.commit()
+    app.config["HOTNET_DIGEST_HOUR"] = 0
+    mailbox.clear()
+    assert send_daily_digests() == 1
+    [digest] = mails_to(mailbox, coordinator.email)
+    body = text_of(digest)
+    assert "つなぎの様子を確かめる日が来たもの: 1件" in body and later_concern.reference in body
