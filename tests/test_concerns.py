@@ -551,3 +551,12 @@ def test_the_timeline_is_stored_as_codes_and_read_in_the_readers_language(
     assert "Nobody" in english and "System (automatic)" in english
     assert "Central area" in english and "中部圏域" not in english
     assert coordinator.name in english  # staff names are data, shown as written
+
+
+def test_the_area_filter_names_each_area_in_the_readers_language(client, coordinator):
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    assert re.search(r'<option value="\d+" >中部圏域</option>', page), "area names in the filter"
+    post(client, "/language", {"lang": "en", "next": "/"})
+    page = page_text(client.get("/staff/concerns"))
+    assert re.search(r'<option value="\d+" >Central area</option>', page)

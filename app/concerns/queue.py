@@ -210,7 +210,7 @@ def pick_lists() -> tuple[list[Choice], list[Choice]]:
 
     found = cache.get(PICK_LISTS_KEY)
     if found is None:
-        areas = [Choice(a.id, a.label) for a in db.session.scalars(
+        areas = [Choice(a.id, a.name, a.name_en) for a in db.session.scalars(
             select(Area).order_by(Area.position, Area.id))]
         categories = [Choice(c.id, c.name, c.name_en) for c in db.session.scalars(
             select(ConcernCategory).order_by(ConcernCategory.position, ConcernCategory.id))]
