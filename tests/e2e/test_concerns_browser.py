@@ -91,3 +91,65 @@ def test_supporter_signs_up_for_a_training_on_a_phone(live_server, phone, geogra
     page.get_by_role("button", name="この回に申し込む").click()
     assert "お申込みを受け付けました。" in page.content()
     assert "お申込み済みです" in page.content() and no_sideways_scroll(page)
+
+
+def test_coordinator_refers_a_concern_and_follows_it_up_on_a_phone(live_server, phone, coordinator,
+                                                                   tmp_path):
+    """つなぎ at 360 px: record a referral with its consent basis, print the sheet, mark it
+    つなぎ済, close it (asked first: one referral is still open), follow it up."""
+    from app.concerns.models import Referral
+    from app.concerns.services import submit_concern
+    from app.partners.services import save_agency
+    from tests.test_concerns import category, district
+
+    centre = save_agency(None, {"kind": "houkatsu", "name": "中部地域包括支援センター",
+                                "fax": "042-000-9999",
+                                "area_ids": [district("d01").area_id]}, actor=None)
+    save_agency(None, {"kind": "life_support", "name": "生活サポート相談窓口"}, actor=None)
+    concern = submit_concern({"category_id": category().id, "body": "郵便受けがいっぱいです。",
+                              "district_id": district("d01").id, "urgency": "normal",
+                              "address": "西東京市北原町1-2-3"})
+    page = phone
+    page.goto(live_server + "/login")
+    page.get_by_label("メールアドレス").fill(coordinator.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.goto(f"{live_server}/staff/concerns/{concern.id}")
+    # Without a consent basis the referral is refused; what was typed stays.
+    page.get_by_label("つなぎ先").select_option(label=f"★ {centre.name}（地域包括支援センター）")
+    page.get_by_label("電話").check()
+    page.get_by_label("伝えたこと").fill("訪問をお願いしました。")
+    page.get_by_role("button", name="つなぎを記録する").click()
+    assert "情報を伝えた根拠を選んでください" in page.locator("#referrals").inner_text()
+    assert page.get_by_label("伝えたこと").input_value() == "訪問をお願いしました。"
+    assert no_sideways_scroll(page)
+    page.get_by_label("個人が分からない形で相談").check()
+    page.get_by_role("button", name="つなぎを記録する").click()
+    referrals = page.locator("#referrals").inner_text()
+    assert "中部地域包括支援センター" in referrals and "個人が分からない形で相談" in referrals
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(tmp_path / "referral-360.png"), full_page=True)
+    # The FAX sheet leaves out what would identify the person.
+    page.get_by_role("link", name="連絡票（FAX用）を開く").click()
+    sheet = page.locator("main").inner_text()
+    assert "042-000-9999" in sheet and "西東京市北原町1-2-3" not in sheet
+    page.go_back()
+    page.get_by_label("新しい状態").select_option(label="確認済")
+    page.get_by_role("button", name="状態を変える").click()
+    page.get_by_label("新しい状態").select_option(label="つなぎ済")
+    page.get_by_role("button", name="状態を変える").click()
+    page.get_by_label("新しい状態").select_option(label="完了")
+    page.get_by_role("button", name="状態を変える").click()
+    assert "まだ終わっていないつなぎが 1 件" in page.locator("main").inner_text()
+    page.get_by_role("link", name="やめて、つなぎの経過を記録する").click()
+    # Follow-up: one click records today's step.
+    page.goto(live_server + "/staff/referrals")
+    page.get_by_label("経過").select_option(label="受理")
+    page.get_by_role("button", name="きょうの経過として記録する").click()
+    assert "受理" in page.locator(".flash").inner_text()
+    assert no_sideways_scroll(page)
+    db.session.rollback()
+    assert db.session.scalar(select(Referral)).status == "accepted"
+    if os.environ.get("HOTNET_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["HOTNET_SCREENSHOTS"], "follow-ups-360.png"),
+                        full_page=True)
