@@ -50,7 +50,7 @@ CONCERN_CHANNEL = {"web": _l("ウェブ"), "phone": _l("電話"), "visit": _l("�
 CONCERN_EVENT = {"created": _l("受付"), "status": _l("状態の変更"), "assigned": _l("担当者"),
                  "note": _l("内部メモ"), "message": _l("報告者へのメッセージ"),
                  "linked": _l("関連づけ"), "erased": _l("保存期間終了による消去"),
-                 "referral": _l("つなぎ")}
+                 "referral": _l("つなぎ"), "help": _l("協力のお願い")}
 TRAINING_KIND = {"registration": _l("登録研修"), "communication": _l("コミュニケーション研修"),
                  "follow_up": _l("フォローアップ研修"), "other": _l("その他の研修")}
 REGISTRATION_STATUS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"),
@@ -75,6 +75,7 @@ FIELD = {
     "business_name": _l("事業所名"),
     "business_kana": _l("事業所名のふりがな"),
     "business_category": _l("業種"),
+    "can_help": _l("協力できること"), "help_times": _l("協力できる時間帯"),
     "contact_person": _l("担当者"),
     "email": _l("メールアドレス"),
     "phone": _l("電話番号"),
@@ -116,7 +117,7 @@ AUDIT_ACTION = {
     "partner.save": _l("つなぎ先を保存した"), "partner.import": _l("つなぎ先をCSVから取り込んだ"),
     "partner.export": _l("つなぎ先をCSVに書き出した"),
     "referral.create": _l("つなぎ（紹介）を記録した"), "referral.update": _l("つなぎの経過を記録した"),
-    "referral.sheet": _l("連絡票を印刷した"),
+    "referral.sheet": _l("連絡票を印刷した"), "help.ask": _l("協力をお願いした"),
 }
 AUDIT_TARGET = {
     "supporter": _l("推進員"), "concern": _l("気になること"), "staff_user": _l("職員"),
@@ -124,7 +125,16 @@ AUDIT_TARGET = {
     "training_registration": _l("研修の申込み"), "outbox_message": _l("メール"),
     "supporter_import": _l("CSV取込"), "concern_category": _l("分類"),
     "business_category": _l("業種"), "agency": _l("つなぎ先"), "referral": _l("つなぎ"),
+    "help_request": _l("協力のお願い"),
 }
+# What supporters and businesses can help with (協力できること).
+HELP_KIND = {
+    "watch": _l("見守り・声かけ"), "talk": _l("話し相手"), "shopping": _l("買い物"),
+    "escort": _l("移動の付き添い"), "cleanup": _l("片付け"), "garden": _l("植木・庭"),
+    "housing": _l("住まい探し"), "repair": _l("修繕"), "other": _l("その他"),
+}
+HELP_STATUS = {"asked": _l("お願い中"), "accepted": _l("引き受け"), "declined": _l("見送り"),
+               "withdrawn": _l("取り下げ")}
 # Partner agencies (つなぎ先) by kind.
 AGENCY_KIND = {
     "houkatsu": _l("地域包括支援センター"), "life_support": _l("生活サポート相談窓口"),
@@ -159,6 +169,8 @@ def value(field: str, stored: str) -> str:
     mapping = _BY_FIELD.get(field)
     if mapping and stored in mapping:
         return str(mapping[stored])
+    if field == "can_help" and stored:
+        return "、".join(str(HELP_KIND.get(code, code)) for code in stored.split(","))
     return stored
 
 
@@ -178,4 +190,5 @@ def all_labels() -> dict:
         "AUDIT_ACTION": AUDIT_ACTION, "AUDIT_TARGET": AUDIT_TARGET,
         "AGENCY_KIND": AGENCY_KIND, "REFERRAL_METHOD": REFERRAL_METHOD,
         "REFERRAL_CONSENT": REFERRAL_CONSENT, "REFERRAL_STATUS": REFERRAL_STATUS,
+        "HELP_KIND": HELP_KIND, "HELP_STATUS": HELP_STATUS,
     }

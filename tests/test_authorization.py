@@ -46,6 +46,7 @@ ACCESS = {
     "concerns.link": STAFF, "concerns.unlink": STAFF, "concerns.categories": ADMIN,
     "concerns.add_referral": STAFF, "concerns.update_referral": STAFF,
     "concerns.referral_sheet": STAFF, "concerns.follow_ups": STAFF,
+    "concerns.ask_for_help": STAFF, "concerns.answer_mine": SUPPORTER, "concerns.help_answer": PUBLIC,
     # partners
     "partners.index": STAFF, "partners.show": STAFF, "partners.export": STAFF,
     "partners.new": ADMIN, "partners.edit": ADMIN, "partners.import_csv": ADMIN,
@@ -129,8 +130,11 @@ def ids(app, coordinator, admin, mailbox, tmp_path):
     referral = concerns.record_referral(concern, {
         "agency_id": agency.id, "referred_on": today_tokyo(), "method": "phone",
         "consent": "consent"}, actor=coordinator)
+    supporter.can_help = ["watch"]
     db.session.commit()
-    return {"agency_id": agency.id, "referral_id": referral.id,"concern_id": concern.id, "other_id": other.id, "supporter_id": supporter.id,
+    help_request = concerns.ask_for_help(concern, supporter.id, "watch", "見守りのお願い",
+                                         actor=coordinator)
+    return {"agency_id": agency.id, "referral_id": referral.id, "request_id": help_request.id,"concern_id": concern.id, "other_id": other.id, "supporter_id": supporter.id,
             "session_id": session.id, "registration_id": registration.id,
             "training_id": session.training_id, "newsletter_id": newsletter.id,
             "user_id": colleague.id, "cover_id": cover.id, "import_id": pending.id,

@@ -97,6 +97,10 @@ def fill_every_table(mailbox) -> int:
     agency = save_agency(None, {"kind": "houkatsu", "name": "中部地域包括支援センター",
                                 "area_ids": [district.area_id], "district_ids": [district.id]},
                          actor=admin)
+    people[4].can_help = ["watch"]
+    db.session.commit()
+    concerns.ask_for_help(concern, people[4].id, "watch", "北原公園の東のお宅に声かけを",
+                          actor=coordinator)
     concerns.record_referral(concern, {"agency_id": agency.id, "referred_on": date.today(),
                                        "method": "phone", "consent": "consent",
                                        "passed_on": "訪問をお願いしました"}, actor=coordinator)

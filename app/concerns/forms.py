@@ -73,6 +73,18 @@ class ReferralStatusForm(Form):
     note = TextAreaField(_l("メモ（任意）"), validators=[optional(), max_length(2000)])
 
 
+class HelpForm(Form):
+    need = SelectField(_l("お願いしたいこと"), choices=[], validate_choice=False)
+    supporter_id = RadioField(_l("お願いする方"), coerce=bounded_int, choices=[],
+                              validate_choice=False)
+    message = TextAreaField(_l("お願いの内容（この文だけが相手に届きます）"),
+                            validators=[optional(), max_length(1000)])
+
+
+class AnswerForm(Form):
+    answer = HiddenField()
+
+
 class AssignForm(Form):
     assignee_id = SelectField(_l("担当者"), coerce=bounded_int, choices=[])
 

@@ -187,3 +187,27 @@ class Referral(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_REFERRAL_STATUSES
+
+
+HELP_STATUSES = ("asked", "accepted", "declined", "withdrawn")
+
+
+class HelpRequest(db.Model):
+    """A request for help (協力依頼) from staff to a supporter or business near a concern.
+    The supporter reads only `message` — what staff chose to write — never the concern."""
+
+    __tablename__ = "help_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concern.id", ondelete="CASCADE"), index=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporter.id", ondelete="CASCADE"),
+                                              index=True)
+    need: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text, default="")
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    staff_name: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="asked", index=True)
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    concern = relationship("Concern")
+    supporter = relationship("Supporter")

@@ -17,6 +17,15 @@ from app.concerns.categories import (
     list_categories,
     update_category,
 )
+from app.concerns.helpers import (
+    answer,
+    ask_for_help,
+    get_own_request,
+    request_for_token,
+    requests_for,
+    requests_of_concern,
+    suggest_helpers,
+)
 from app.concerns.intake import (
     EARLIEST,
     TEXT_LIMIT,

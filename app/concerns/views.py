@@ -24,9 +24,11 @@ from app.access import admin_required, staff_required, supporter_required
 from app.accounts.services import Viewer, area_scope
 from app.concerns import queue, rules, services, statistics
 from app.concerns.forms import (
+    AnswerForm,
     AssignForm,
     CategoryForm,
     ConcernForm,
+    HelpForm,
     LinkForm,
     MessageForm,
     NoteForm,
@@ -47,6 +49,7 @@ from app.labels import (
     AGENCY_KIND,
     CONCERN_CHANNEL,
     CONCERN_STATUS,
+    HELP_KIND,
     REFERRAL_CONSENT,
     REFERRAL_METHOD,
     REFERRAL_STATUS,
@@ -293,6 +296,11 @@ def _detail(concern, status_code: int = 200, **forms):
     forms.setdefault("message_form", MessageForm(formdata=None))
     forms.setdefault("link_form", LinkForm(formdata=None))
     forms["referral_form"] = _referral_form(concern, forms.get("referral_form"))
+    forms["help_form"] = _help_form(forms.get("help_form"))
+    need = forms["help_form"].need.data or (request.args.get("need") or "")[:20]
+    forms["help_form"].need.data = need
+    helpers = services.suggest_helpers(concern, need) if need else []
+    forms["help_form"].supporter_id.choices = [(s.id, s.display_name) for s in helpers]
     next_statuses = rules.TRANSITIONS[concern.status]
     forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
     forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
@@ -302,6 +310,7 @@ def _detail(concern, status_code: int = 200, **forms):
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
         overdue=rules.is_overdue(concern), referrals=services.referrals_of(concern),
+        helpers=helpers, help_requests=services.requests_of_concern(concern),
         referral_status_forms={r.id: _referral_status_form(r, forms.get("referral_status_form")
                                                             if forms.get("referral_id") == r.id
                                                             else None)
@@ -534,3 +543,66 @@ def follow_ups():
     today = today_tokyo()
     return render_template("concerns/follow_ups.html", referrals=referrals, today=today,
                            forms={r.id: _referral_status_form(r) for r in referrals})
+
+
+# --- requests for help (協力依頼) ----------------------------------------------------------------
+
+def _help_form(form: HelpForm | None = None) -> HelpForm:
+    form = form or HelpForm(formdata=None)
+    form.need.choices = [("", _("選んでください"))] + [(k, str(v)) for k, v in HELP_KIND.items()]
+    return form
+
+
+@bp.post("/staff/concerns/<int:concern_id>/help")
+@staff_required
+def ask_for_help(concern_id: int):
+    concern = _get(concern_id)
+    form = _help_form(HelpForm())
+    if form.validate_on_submit():
+        try:
+            services.ask_for_help(concern, form.supporter_id.data or 0, form.need.data or "",
+                                  form.message.data or "", actor=current_user)
+        except (InvalidInput, InvalidState) as exc:
+            db.session.rollback()
+            add_error(form, exc)
+        else:
+            flash(_("協力をお願いしました（メールでお知らせします）。"), "success")
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#help")
+    return _detail(concern, 400, help_form=form)
+
+
+@bp.post("/me/help/<int:request_id>")
+@supporter_required
+def answer_mine(request_id: int):
+    help_request = services.get_own_request(current_user, request_id)
+    form = AnswerForm()
+    if form.validate_on_submit() and form.answer.data in ("accept", "decline"):
+        try:
+            services.answer(help_request, form.answer.data == "accept",
+                            actor=current_user._get_current_object())
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("お返事を伝えました。ありがとうございます。"), "success")
+    return redirect(url_for("supporters.me") + "#help-requests")
+
+
+@bp.route("/help/<token>", methods=["GET", "POST"])
+@limiter.limit(public_form_limit, methods=["POST"])
+def help_answer(token: str):
+    """Answer from the mailed link, without signing in: the link itself identifies the
+    request. A GET never answers."""
+    help_request = services.request_for_token(token)
+    form = AnswerForm()
+    if request.method == "POST" and form.validate_on_submit() and \
+            form.answer.data in ("accept", "decline"):
+        try:
+            services.answer(help_request, form.answer.data == "accept",
+                            actor=help_request.supporter)
+        except InvalidState as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("お返事を伝えました。ありがとうございます。"), "success")
+        return redirect(url_for("concerns.help_answer", token=token))
+    return render_template("concerns/help_answer.html", help_request=help_request, form=form,
+                           token=token)

@@ -33,6 +33,7 @@ def erase_personal_data(s: Supporter, status: str) -> None:
     for key in TEXT_FIELDS + ("notes",):
         setattr(s, key, "")
     s.email = None
+    s.can_help, s.help_times = [], ""
     s.business_category_id = s.business_category_id if s.kind == "business" else None
     s.delivery = "none"
     s.status = status

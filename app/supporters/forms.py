@@ -5,15 +5,17 @@ from wtforms import (
     EmailField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
 )
 from wtforms.validators import InputRequired
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
-from app.labels import DELIVERY, JOINED_VIA, KIND, STATUS
+from app.labels import DELIVERY, HELP_KIND, JOINED_VIA, KIND, STATUS
 from app.validators import Email, max_length, optional, required
 
 _DELIVERY_CHOICES = [(code, label) for code, label in DELIVERY.items()]
@@ -32,7 +34,17 @@ class ContactFields(Form):
                           validators=[InputRequired(message=_l("選んでください。"))])
 
 
-class ProfileForm(ContactFields):
+class HelpFields(Form):
+    """What a supporter or business can help with, and when (for requests for help)."""
+
+    can_help = SelectMultipleField(
+        _l("協力できること（いくつでも）"), choices=list(HELP_KIND.items()), validate_choice=False,
+        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+    help_times = StringField(_l("協力できる時間帯（例: 平日の午前、土曜日）"),
+                             validators=[optional(), max_length(200)])
+
+
+class ProfileForm(ContactFields, HelpFields):
     """What supporters edit about themselves."""
 
 
@@ -56,7 +68,7 @@ class BusinessApplicationForm(ContactFields, OneTimeForm):
                            validators=[InputRequired(message=_l("同意いただける場合はチェックしてください。"))])
 
 
-class SupporterForm(PersonFields):
+class SupporterForm(PersonFields, HelpFields):
     """The staff form: every field of the record."""
 
     kind = RadioField(_l("種別"), choices=list(KIND.items()), default="person")

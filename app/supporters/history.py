@@ -27,6 +27,8 @@ def display_value(key: str, value):
         return category.name if category else str(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, list):  # codes (can_help): words when the history is read
+        return ",".join(str(v) for v in value)
     return str(value)
 
 

@@ -50,6 +50,9 @@ class Supporter(db.Model):
     joined_on: Mapped[date | None] = mapped_column(Date)
     registration_training_on: Mapped[date | None] = mapped_column(Date)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # What they can help with (HELP_KIND codes) and when, for requests for help (協力依頼).
+    can_help: Mapped[list] = mapped_column(JSON, default=list)
+    help_times: Mapped[str] = mapped_column(String(200), default="")
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consent_version: Mapped[str] = mapped_column(String(40), default="")
     sort_key: Mapped[str] = mapped_column(binary_string(200), default="")

@@ -11,6 +11,7 @@ from app.geography.models import District
 from app.geography.services import DISTRICT_COUNTS
 from app.i18n import gettext as _
 from app.i18n import lazy_gettext as _l
+from app.labels import HELP_KIND
 from app.supporters.history import display_value, record_change
 from app.supporters.models import (
     DELIVERIES,
@@ -28,9 +29,11 @@ EDITABLE = (
     "kind", "name", "kana", "business_name", "business_kana", "business_category_id",
     "contact_person", "email", "phone", "postal_code", "address", "district_id", "delivery",
     "status", "joined_via", "joined_on", "registration_training_on", "notes",
+    "can_help", "help_times",
 )
 # Fields a supporter may edit on their own page.
-SELF_EDITABLE = ("email", "phone", "postal_code", "address", "district_id", "delivery")
+SELF_EDITABLE = ("email", "phone", "postal_code", "address", "district_id", "delivery",
+                 "can_help", "help_times")
 LIVE_STATUSES = ("applied", "active", "paused")
 ERASED_STATUSES = ("withdrawn", "declined")
 TEXT_FIELDS = ("name", "kana", "business_name", "business_kana", "contact_person",
@@ -60,6 +63,10 @@ def normalise(data: dict) -> dict:
     for key in ("district_id", "business_category_id"):
         if key in out and not out[key]:
             out[key] = None
+    if "can_help" in out:  # in HELP_KIND's order, once each
+        chosen = set(out["can_help"] or [])
+        out["can_help"] = [code for code in HELP_KIND if code in chosen] + sorted(
+            chosen - HELP_KIND.keys())
     return out
 
 
@@ -102,6 +109,10 @@ def validate(data: dict, *, exclude_id: int | None = None,
         problems["status"] = _("状態を選んでください。")
     if data.get("joined_via", "staff") not in JOINED_VIA:
         problems["joined_via"] = _("登録のきっかけを選んでください。")
+    if any(code not in HELP_KIND for code in data.get("can_help") or []):
+        problems["can_help"] = _("協力できることを選び直してください。")
+    if len(data.get("help_times") or "") > 200:
+        problems["help_times"] = _("%(max)d文字以内で入力してください。", max=200)
     if data.get("district_id") and db.session.get(District, data["district_id"]) is None:
         problems["district_id"] = _("地区を選び直してください。")
     if check_duplicates and "email" not in problems and email:
