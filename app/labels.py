@@ -118,6 +118,7 @@ AUDIT_ACTION = {
     "partner.export": _l("つなぎ先をCSVに書き出した"),
     "referral.create": _l("つなぎ（紹介）を記録した"), "referral.update": _l("つなぎの経過を記録した"),
     "referral.sheet": _l("連絡票を印刷した"), "help.ask": _l("協力をお願いした"),
+    "referral.figures": _l("つなぎの集計を書き出した"),
 }
 AUDIT_TARGET = {
     "supporter": _l("推進員"), "concern": _l("気になること"), "staff_user": _l("職員"),

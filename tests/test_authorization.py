@@ -46,7 +46,7 @@ ACCESS = {
     "concerns.link": STAFF, "concerns.unlink": STAFF, "concerns.categories": ADMIN,
     "concerns.add_referral": STAFF, "concerns.update_referral": STAFF,
     "concerns.referral_sheet": STAFF, "concerns.follow_ups": STAFF,
-    "concerns.ask_for_help": STAFF, "concerns.answer_mine": SUPPORTER, "concerns.help_answer": PUBLIC,
+    "concerns.ask_for_help": STAFF, "concerns.referral_figures_csv": STAFF, "concerns.answer_mine": SUPPORTER, "concerns.help_answer": PUBLIC,
     # partners
     "partners.index": STAFF, "partners.show": STAFF, "partners.export": STAFF,
     "partners.new": ADMIN, "partners.edit": ADMIN, "partners.import_csv": ADMIN,

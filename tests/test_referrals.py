@@ -219,3 +219,32 @@ def test_follow_ups_come_due_on_the_list_and_in_the_digest(client, app, coordina
     [digest] = mails_to(mailbox, coordinator.email)
     body = text_of(digest)
     assert "つなぎの様子を確かめる日が来たもの: 1件" in body and later_concern.reference in body
+
+
+
+def test_figures_by_kind_and_area_hide_small_counts_and_match_the_csv(client, coordinator):
+    from app.concerns.statistics import referral_figures
+    centre = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    desk = agency("生活サポート相談窓口", kind="life_support")
+    for n in range(4):
+        concern = concern_in("d01")
+        referral = concerns.record_referral(concern, {
+            "agency_id": (centre if n < 3 else desk).id, "referred_on": TODAY - timedelta(days=3),
+            "method": "phone", "consent": "consent"}, actor=coordinator)
+        if n < 3:
+            concerns.update_referral(referral, "accepted", on=TODAY - timedelta(days=3 - n),
+                                     actor=coordinator)
+    figures = referral_figures(None)
+    area = district("d01").area.label
+    assert str(figures.cells[("houkatsu", area)]) == "3"
+    assert str(figures.cells[("life_support", area)]) == "1〜2"   # small: a range
+    assert str(figures.area_total(area)) == "4〜5"                 # a range whenever one is
+    assert figures.days_to_accept == 1.0 and str(figures.outcomes["accepted"]) == "3"
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    assert "つなぎと協力のお願い" in page and "1〜2" in page
+    rows = list(csv.reader(io.StringIO(client.get("/staff/concerns/referrals.csv")
+                                       .get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[1][0] == "地域包括支援センター" and "3" in rows[1]
+    assert any(row and row[0] == "受理までの日数（中央値）" and row[1] == "1" for row in rows)
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "referral.figures"))

@@ -185,3 +185,10 @@ def sheet(referral: Referral, *, actor) -> dict:
                  actor=actor)
     db.session.commit()
     return {key: values[key] for key in fields}
+
+
+def record_figures_export(referrals, *, actor) -> None:
+    """The referral figures were downloaded (counts only; audited like every export)."""
+    audit.record("referral.figures", "referral", None, params={"count": referrals.high},
+                 actor=actor)
+    db.session.commit()

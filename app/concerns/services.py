@@ -61,6 +61,7 @@ from app.concerns.referrals import (
     follow_ups,
     get_referral,
     open_referrals,
+    record_figures_export,
     record_referral,
     referrals_of,
     sheet,

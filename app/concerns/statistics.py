@@ -5,7 +5,7 @@ Counts only — nothing here reads a concern's text or who reported it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
@@ -155,4 +155,82 @@ def newsletter_statistics(start: date, end: date) -> NewsletterStatistics:
         area_totals={a: total(cells[(a, c)] for c in category_list) for a in area_list},
         category_totals={c: total(cells[(a, c)] for a in area_list) for c in category_list},
         total=total(cells.values()),
+    )
+
+
+# --- referrals and requests for help -------------------------------------------------------
+
+@dataclass
+class ReferralFigures:
+    """Referrals of the last months by agency kind and area, their outcomes and the days to
+    受理, and requests for help by answer — every count published as `Shown` (small counts
+    as ranges, so the figures cannot be undone by subtraction)."""
+
+    since: str                                   # "YYYY-MM"
+    areas: list[str]
+    kinds: list[str]                             # agency kind codes with any referral
+    cells: dict[tuple[str, str], Shown]          # (kind, area name) → count
+    by_month: dict[str, Shown]
+    outcomes: dict[str, Shown]                   # referral status → count
+    days_to_accept: float | None                 # median, when SMALL_COUNT or more
+    accepted_count: Shown
+    help_answers: dict[str, Shown]               # help status → count
+
+    def kind_total(self, kind: str) -> Shown:
+        return total(self.cells[(kind, area)] for area in self.areas)
+
+    def area_total(self, area: str) -> Shown:
+        return total(self.cells[(kind, area)] for kind in self.kinds)
+
+    @property
+    def grand_total(self) -> Shown:
+        return total(self.cells.values())
+
+
+def referral_figures(area_ids: list[int] | None, months: int = 12) -> ReferralFigures:
+    from statistics import median
+
+    from app.concerns.models import HelpRequest, Referral
+    from app.partners.models import Agency
+
+    span = months_back(months)
+    start = date.fromisoformat(span[0] + "-01")
+    query = (select(Agency.kind, Concern.area_id, Referral.referred_on, Referral.status,
+                    Referral.accepted_on)
+             .select_from(Referral).join(Concern).join(Agency)
+             .where(Referral.referred_on >= start))
+    helps = select(HelpRequest.status, func.count()).join(Concern).where(
+        HelpRequest.asked_at >= datetime(start.year, start.month, 1, tzinfo=timezone.utc))
+    if area_ids is not None:
+        query = query.where(Concern.area_id.in_(area_ids))
+        helps = helps.where(Concern.area_id.in_(area_ids))
+    rows = db.session.execute(query).all()
+    areas = db.session.scalars(select(Area).order_by(Area.position, Area.id)).all()
+    names = {a.id: a.label for a in areas if area_ids is None or a.id in area_ids}
+    area_list = list(names.values())
+    if any(r.area_id not in names for r in rows):
+        area_list.append("—")
+    raw: dict[tuple[str, str], int] = {}
+    months_raw = {m: 0 for m in span}
+    outcomes_raw: dict[str, int] = {}
+    days = []
+    for kind, area_id, referred_on, status, accepted_on in rows:
+        key = (kind, names.get(area_id, "—"))
+        raw[key] = raw.get(key, 0) + 1
+        months_raw[f"{referred_on:%Y-%m}"] = months_raw.get(f"{referred_on:%Y-%m}", 0) + 1
+        outcomes_raw[status] = outcomes_raw.get(status, 0) + 1
+        if accepted_on is not None:
+            days.append((accepted_on - referred_on).days)
+    from app.partners.models import KINDS
+    kinds = [k for k in KINDS if any(kind == k for kind, _a in raw)]
+    cells = {(k, a): shown(raw.get((k, a), 0)) for k in kinds for a in area_list}
+    help_raw = dict(db.session.execute(helps.group_by(HelpRequest.status)).all())
+    return ReferralFigures(
+        since=span[0], areas=area_list, kinds=kinds, cells=cells,
+        by_month={m: shown(n) for m, n in months_raw.items()},
+        outcomes={s: shown(outcomes_raw.get(s, 0)) for s in
+                  ("requested", "accepted", "in_progress", "done", "returned")},
+        days_to_accept=float(median(days)) if len(days) >= SMALL_COUNT else None,
+        accepted_count=shown(len(days)),
+        help_answers={s: shown(help_raw.get(s, 0)) for s in ("asked", "accepted", "declined")},
     )

@@ -50,6 +50,7 @@ from app.labels import (
     CONCERN_CHANNEL,
     CONCERN_STATUS,
     HELP_KIND,
+    HELP_STATUS,
     REFERRAL_CONSENT,
     REFERRAL_METHOD,
     REFERRAL_STATUS,
@@ -225,6 +226,7 @@ def dashboard():
         pages=max(1, -(-min(total, cap) // per_page)), cap=cap, filters=filters, area=area,
         args=args, quick=quick, areas=pick_lists[0],
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
+        referral_figures=functools.cache(lambda: statistics.referral_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
         categories=pick_lists[1],
         is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_area_choice(),
@@ -606,3 +608,22 @@ def help_answer(token: str):
         return redirect(url_for("concerns.help_answer", token=token))
     return render_template("concerns/help_answer.html", help_request=help_request, form=form,
                            token=token)
+
+
+@bp.get("/staff/concerns/referrals.csv")
+@staff_required
+def referral_figures_csv():
+    """The referral figures of the dashboard as a table (counts only, small ones as ranges)."""
+    f = statistics.referral_figures(area_scope(current_user))
+    header = [_("つなぎ先の種類")] + f.areas + [_("計")]
+    rows = [[str(AGENCY_KIND[k])] + [str(f.cells[(k, a)]) for a in f.areas] + [str(f.kind_total(k))]
+            for k in f.kinds]
+    rows.append([_("計")] + [str(f.area_total(a)) for a in f.areas] + [str(f.grand_total)])
+    rows.append([])
+    rows += [[str(REFERRAL_STATUS[s]), str(n)] for s, n in f.outcomes.items()]
+    rows.append([_("受理までの日数（中央値）"),
+                 "" if f.days_to_accept is None else f"{f.days_to_accept:g}"])
+    rows += [[_("協力のお願い: %(status)s", status=HELP_STATUS[s]), str(n)]
+             for s, n in f.help_answers.items()]
+    services.record_figures_export(f.grand_total, actor=current_user)
+    return csv_response(header, rows, "referrals.csv")
