@@ -330,13 +330,20 @@ def staff_detail(concern_id: int):
     return _detail(services.view_concern(concern_id, actor=current_user))
 
 
-def _act(concern_id: int, form_name: str, form, action, done: str):
+def _act(concern_id: int, form_name: str, form, action, done: str, *, anchor: str = "#timeline",
+         problems=None):
+    """One action on a concern's page: check the form (and the service's own rules, when
+    `problems` gives them), act, and redirect — or show the page again with what was typed."""
     concern = _get(concern_id)
     if form_name == "assign_form":
         form.assignee_id.choices = [(0, "")] + [(s.id, s.name) for s in services.assignable_staff(concern)]
     if form_name == "status_form":
         form.status.choices = [(s, CONCERN_STATUS[s]) for s in STATUSES]
-    if form.validate_on_submit():
+    if form_name == "referral_form":
+        form = _referral_form(concern, form)
+    valid = validate_with_rules(form, lambda: problems(form)) if problems else \
+        form.validate_on_submit()
+    if valid:
         try:
             action(concern, form)
         except (InvalidInput, InvalidState) as exc:
@@ -344,7 +351,7 @@ def _act(concern_id: int, form_name: str, form, action, done: str):
             add_error(form, exc)
         else:
             flash(done, "success")
-            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#timeline")
+            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + anchor)
     return _detail(concern, 400, **{form_name: form})
 
 
@@ -480,27 +487,19 @@ def _referral_status_form(referral, form: ReferralStatusForm | None = None) -> R
     return form
 
 
+def _referral_data(form: ReferralForm) -> dict:
+    return {"agency_id": form.agency_id.data or None, "referred_on": form.referred_on.data,
+            "method": form.method.data, "consent": form.consent.data,
+            "passed_on": form.passed_on.data, "follow_up_on": form.follow_up_on.data}
+
+
 @bp.post("/staff/concerns/<int:concern_id>/referrals")
 @staff_required
 def add_referral(concern_id: int):
-    concern = _get(concern_id)
-    form = _referral_form(concern, ReferralForm())
-
-    def data() -> dict:
-        return {"agency_id": form.agency_id.data or None, "referred_on": form.referred_on.data,
-                "method": form.method.data, "consent": form.consent.data,
-                "passed_on": form.passed_on.data, "follow_up_on": form.follow_up_on.data}
-
-    if validate_with_rules(form, lambda: referral_problems(data())):
-        try:
-            services.record_referral(concern, data(), actor=current_user)
-        except (InvalidInput, InvalidState) as exc:
-            db.session.rollback()
-            add_error(form, exc)
-        else:
-            flash(_("つなぎを記録しました。"), "success")
-            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#referrals")
-    return _detail(concern, 400, referral_form=form)
+    return _act(concern_id, "referral_form", ReferralForm(),
+                lambda c, f: services.record_referral(c, _referral_data(f), actor=current_user),
+                _("つなぎを記録しました。"), anchor="#referrals",
+                problems=lambda f: referral_problems(_referral_data(f)))
 
 
 @bp.post("/staff/concerns/<int:concern_id>/referrals/<int:referral_id>")
@@ -558,19 +557,10 @@ def _help_form(form: HelpForm | None = None) -> HelpForm:
 @bp.post("/staff/concerns/<int:concern_id>/help")
 @staff_required
 def ask_for_help(concern_id: int):
-    concern = _get(concern_id)
-    form = _help_form(HelpForm())
-    if form.validate_on_submit():
-        try:
-            services.ask_for_help(concern, form.supporter_id.data or 0, form.need.data or "",
-                                  form.message.data or "", actor=current_user)
-        except (InvalidInput, InvalidState) as exc:
-            db.session.rollback()
-            add_error(form, exc)
-        else:
-            flash(_("協力をお願いしました（メールでお知らせします）。"), "success")
-            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#help")
-    return _detail(concern, 400, help_form=form)
+    return _act(concern_id, "help_form", _help_form(HelpForm()),
+                lambda c, f: services.ask_for_help(c, f.supporter_id.data or 0, f.need.data or "",
+                                                   f.message.data or "", actor=current_user),
+                _("協力をお願いしました（メールでお知らせします）。"), anchor="#help")
 
 
 @bp.post("/me/help/<int:request_id>")
