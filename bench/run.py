@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.registry_search", "bench.newsletter_send", "bench.concerns_load"]
+BENCHMARKS = ["bench.registry_search", "bench.newsletter_send", "bench.concerns_load",
+              "bench.page_speed"]
 
 
 def main() -> int:
