@@ -86,6 +86,9 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_IMAGE_MAX_MEGAPIXELS": _int("HOTNET_IMAGE_MAX_MEGAPIXELS", 40),
         "HOTNET_SEND_BATCH": _int("HOTNET_SEND_BATCH", 50),
         "HOTNET_SEND_RATE": _int("HOTNET_SEND_RATE", 0),
+        # Newsletter messages per day (Japan time) at most, as mail providers limit them
+        # (0: no cap); a send that meets it continues the next day by itself.
+        "HOTNET_SEND_DAILY_CAP": _int("HOTNET_SEND_DAILY_CAP", 0),
         "HOTNET_SMTP_TIMEOUT": _int("HOTNET_SMTP_TIMEOUT", 30),
         "HOTNET_SEND_MAX_ATTEMPTS": _int("HOTNET_SEND_MAX_ATTEMPTS", 5),
         "HOTNET_SEND_RETRY_SECONDS": _int("HOTNET_SEND_RETRY_SECONDS", 300),

@@ -417,3 +417,31 @@ def test_audience_by_kind_category_and_district(geography):
     assert counts(Audience(category_id=shop.id)) == {"email": 1, "post": 0, "total": 1, "both": 0}
     assert counts(Audience(district_id=district("d05").id)) == {"email": 2, "post": 1, "total": 2, "both": 1}
     assert counts(Audience(kind="person", district_id=district("d05").id))["email"] == 1
+
+
+def test_a_daily_cap_stops_the_send_and_the_rest_goes_the_next_day(client, app, coordinator,
+                                                                   mailbox, geography):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.newsletters.models import Delivery
+    from app.newsletters.sender import run
+    for n in range(7):
+        make_supporter(name=f"上限 {n}", kana="じょうげん", email=f"cap{n}@example.jp",
+                       delivery="email")
+    app.config.update(HOTNET_SEND_DAILY_CAP=4, HOTNET_SEND_BATCH=3)
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    report = run(until_idle=True)
+    assert report.sent == 4 and report.capped
+    assert len(by_recipient(mailbox)) == 4
+    page = page_text(client.get(url))
+    assert "きょう送れる上限（4通）に達しました" in page
+    # Midnight passes (what was sent is now yesterday's): the rest goes, and nothing twice.
+    db.session.execute(update(Delivery).where(Delivery.status == "sent")
+                       .values(sent_at=utcnow() - timedelta(days=1)))
+    db.session.commit()
+    assert run(until_idle=True).sent == 3
+    assert sorted(len(v) for v in by_recipient(mailbox).values()) == [1] * 7

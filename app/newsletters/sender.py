@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -158,9 +159,36 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
     return report
 
 
+def sent_today() -> int:
+    """Newsletter messages sent since midnight, Japan time (providers count per day)."""
+    from sqlalchemy import func, select
+
+    from app.formatting import TOKYO, today_tokyo
+    midnight = datetime.combine(today_tokyo(), datetime.min.time(), tzinfo=TOKYO)
+    return db.session.scalar(select(func.count(Delivery.id)).where(
+        Delivery.status == "sent", Delivery.sent_at >= midnight)) or 0
+
+
+def left_today() -> int | None:
+    """How many more may go today under HOTNET_SEND_DAILY_CAP (None: no cap). A send that
+    meets the cap waits, still "sending", and the scheduler goes on after midnight."""
+    cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
+    if not cap:
+        return None
+    left = max(0, cap - sent_today())
+    db.session.rollback()
+    return left
+
+
 def _work(state, worker, size, report, until_idle, max_batches, idle_sleep) -> None:
     while max_batches is None or report.batches < max_batches:
-        ids = claim_batch(worker, size)
+        left = left_today()
+        if left == 0:
+            log.info("sender: today's cap of %d messages is reached; the rest goes tomorrow",
+                     current_app.config["HOTNET_SEND_DAILY_CAP"])
+            report.capped = True
+            break
+        ids = claim_batch(worker, size if left is None else min(size, left))
         if not ids:
             _finish_done_issues()
             if until_idle:

@@ -29,7 +29,7 @@ from app.geography.services import list_areas, list_districts, list_stations
 from app.i18n import gettext as _
 from app.labels import KIND, localized
 from app.newsletters import audience as audiences
-from app.newsletters import recipients, services
+from app.newsletters import recipients, sender, services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import content, layouts
 from app.site import add_error, int_arg, parse_id
@@ -173,7 +173,9 @@ def show(newsletter_id: int):
         if newsletter.status == "cancelled" else [],
         form=ConfirmForm(), schedule_form=ScheduleForm(), layouts=layouts(),
         actions=services.allowed_actions(newsletter, figures),
-        confirmed=services.CONFIRMED_ACTIONS)
+        confirmed=services.CONFIRMED_ACTIONS,
+        capped=newsletter.status == "sending" and figures["waiting"] > 0
+        and sender.left_today() == 0)
 
 
 @bp.get("/staff/newsletters/<int:newsletter_id>/progress.json")

@@ -34,6 +34,7 @@ class RunReport:
     skipped: int = 0
     lost: int = 0        # rows another sender took over while this one held them
     batches: int = 0
+    capped: bool = False  # stopped at the daily cap (HOTNET_SEND_DAILY_CAP)
     errors: list[str] = field(default_factory=list)
 
 
