@@ -202,7 +202,7 @@ def test_follow_ups_come_due_on_the_list_and_in_the_digest(client, app, coordina
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/referrals"))
     assert page.index(due_concern.reference) < page.index(later_concern.reference)
-    assert page.count("確かめる日を過ぎています") == 1
+    assert page.count("確かめる日を過ぎています") == 1 and "本人同意あり" in page
     referral = db.session.scalar(select(Referral).where(Referral.concern_id == due_concern.id))
     response = post(client, f"/staff/concerns/{due_concern.id}/referrals/{referral.id}",
                     {"status": "accepted", "on": TODAY.isoformat(), "back": "follow_ups"})
@@ -219,6 +219,7 @@ def test_follow_ups_come_due_on_the_list_and_in_the_digest(client, app, coordina
     [digest] = mails_to(mailbox, coordinator.email)
     body = text_of(digest)
     assert "つなぎの様子を確かめる日が来たもの: 1件" in body and later_concern.reference in body
+    assert "本人同意あり" in body  # the consent basis goes wherever the referral does
 
 
 
@@ -247,4 +248,7 @@ def test_figures_by_kind_and_area_hide_small_counts_and_match_the_csv(client, co
                                        .get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[1][0] == "地域包括支援センター" and "3" in rows[1]
     assert any(row and row[0] == "受理までの日数（中央値）" and row[1] == "1" for row in rows)
+    month = f"{TODAY - timedelta(days=3):%Y-%m} のつなぎ"
+    assert [row[1] for row in rows if row and row[0] == month] == ["4"]
+    assert "月ごとのつなぎの件数" in page
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "referral.figures"))

@@ -610,6 +610,7 @@ def referral_figures_csv():
             for k in f.kinds]
     rows.append([_("計")] + [str(f.area_total(a)) for a in f.areas] + [str(f.grand_total)])
     rows.append([])
+    rows += [[_("%(month)s のつなぎ", month=month), str(n)] for month, n in f.by_month.items()]
     rows += [[str(REFERRAL_STATUS[s]), str(n)] for s, n in f.outcomes.items()]
     rows.append([_("受理までの日数（中央値）"),
                  "" if f.days_to_accept is None else f"{f.days_to_accept:g}"])
