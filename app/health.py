@@ -52,7 +52,8 @@ def check_database() -> Check:
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
         db.session.rollback()
         return Check("database", ERROR, f"{type(exc).__name__}")
-    return Check("database", OK, figures={"ms": round((time.perf_counter() - started) * 1000, 1)})
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    return Check("database", OK, str(_l("応答しています。")), figures={"ms": ms})
 
 
 def _status(name: str) -> ServiceStatus | None:
