@@ -252,6 +252,10 @@ def _concerns(rng: random.Random, count: int = 320) -> None:
                                         actor_kind="system", at=created + timedelta(days=1),
                                         status_to="requested",
                                         body=centres[district.area_id].name))
+            db.session.add(ConcernEvent(concern_id=concern.id, kind="referral", actor="",
+                                        actor_kind="system", at=created + timedelta(days=2),
+                                        status_from="requested", status_to="accepted",
+                                        body=centres[district.area_id].name))
     db.session.commit()
 
 

@@ -89,6 +89,16 @@ def test_csv_round_trip_and_a_bad_file_saves_nothing(client, admin, geography):
     centre = db.session.scalar(select(Agency).where(Agency.name == "中部地域包括支援センター"))
     assert centre.phone == "042-000-2222" and centre.areas[0].id == district("d01").area_id
     assert db.session.scalar(select(Agency).where(Agency.name == "多摩地域保健所")).kind == "health_center"
+    # Categories travel by name, both ways; a name the app does not know is refused.
+    centre.category_codes = ["elderly"]
+    db.session.commit()
+    exported = client.get("/staff/partners/export.csv").get_data(as_text=True)
+    assert "高齢・介護" in exported and ",elderly," not in exported
+    unknown = "種類,名称,受ける分類\r\n保健所,多摩地域保健所,ないもの\r\n"
+    response = client.post("/admin/partners/import", data={
+        "csrf_token": _csrf(client, "/admin/partners/import"),
+        "file": (io.BytesIO(unknown.encode()), "unknown.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "分類が見つかりません: ないもの" in page_text(response)
     before = len(partners.list_agencies())
     bad = "種類,名称,電話番号\r\n地域包括支援センター,新しいセンター,042-000-4444\r\nなぞ,,12\r\n"
     response = client.post("/admin/partners/import", data={

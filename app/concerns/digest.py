@@ -73,9 +73,9 @@ def send_daily_digests(now: datetime | None = None) -> int:
         # The day's row and the queued mail commit together: the outbox retries the mail
         # until the server takes it, and no second run queues another.
         outbox.enqueue(staff.email,
-                       _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・受付のまま%(waiting)d件、うち確認期限切れ%(late)d件）",
+                       _("【ほっとネット】気になることの日報 %(day)s（新着%(new)d件・受付のまま%(waiting)d件、うち確認期限切れ%(late)d件・つなぎの確認%(due)d件）",
                          day=format_date(local.date()), new=len(new), waiting=len(waiting),
-                         late=len(overdue)),
+                         late=len(overdue), due=len(due)),
                        "concern_digest", staff_id=staff.id, staff=staff, new=new,
                        waiting=waiting, due=due, follow_ups_url=external_url("concerns.follow_ups"),
                        is_overdue=lambda c, late=late: is_overdue(c, late), url=external_url("concerns.dashboard"),

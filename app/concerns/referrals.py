@@ -106,6 +106,9 @@ def record_referral(concern: Concern, data: dict, *, actor) -> Referral:
     db.session.add(referral)
     db.session.flush()
     add_event(concern, "referral", actor, status_to="requested", body=agency.name)
+    if concern.status == "connected":  # つなぎ先 on the record: every agency it went to
+        names = dict.fromkeys(r.agency.name for r in referrals_of(concern))
+        concern.connected_to = "、".join(names)[:200]
     audit.record("referral.create", "referral", referral.id,
                  params={"reference": concern.reference, "name": agency.name}, actor=actor)
     db.session.commit()

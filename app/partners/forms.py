@@ -4,7 +4,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms import Form, bounded_int
 from app.i18n import lazy_gettext as _l
-from app.validators import Email, max_length, optional, required
+from app.validators import Email, max_length, optional
 
 
 def _checkboxes(label, coerce=str):
@@ -14,7 +14,7 @@ def _checkboxes(label, coerce=str):
 
 class AgencyForm(Form):
     kind = SelectField(_l("種類"), choices=[])
-    name = StringField(_l("名称"), validators=[required(), max_length(200)])
+    name = StringField(_l("名称"), validators=[optional(), max_length(200)])  # the service says
     kana = StringField(_l("ふりがな"), validators=[optional(), max_length(200)])
     phone = StringField(_l("電話番号"), validators=[optional(), max_length(40)])
     fax = StringField(_l("FAX番号"), validators=[optional(), max_length(40)])

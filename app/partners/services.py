@@ -124,11 +124,13 @@ COLUMNS = (("種類", "kind"), ("名称", "name"), ("ふりがな", "kana"), ("�
 
 
 def export_rows(agencies: list[Agency]):
+    names = dict(category_choices())
     for a in agencies:
         yield [str(AGENCY_KIND.get(a.kind, a.kind)), a.name, a.kana, a.phone, a.fax, a.email,
                a.postal_code, a.address, a.hours, a.contact_person,
                "、".join(x.name for x in a.areas), "、".join(d.name for d in a.districts),
-               "、".join(a.category_codes), a.notes, "はい" if a.active else "いいえ"]
+               "、".join(names.get(code, code) for code in a.category_codes), a.notes,
+               "はい" if a.active else "いいえ"]
 
 
 def import_csv(raw: bytes, *, actor) -> int:
@@ -143,6 +145,8 @@ def import_csv(raw: bytes, *, actor) -> int:
                              names="」「".join(missing)), field="file")
     kinds = {fold(str(label)): code for code, label in AGENCY_KIND.items()} | {k: k for k in KINDS}
     areas = {fold(a.name): a.id for a in db.session.scalars(select(Area))}
+    categories = {fold(name): code for code, name in category_choices()} | {
+        fold(code): code for code, _name in category_choices()}
     districts = {fold(d.name): d.id for d in db.session.scalars(select(District))}
     rows, errors = [], []
     for line, row in enumerate(reader, start=2):
@@ -153,7 +157,11 @@ def import_csv(raw: bytes, *, actor) -> int:
         data = {key: cells.get(key, "") for key in LIMITS}
         data["kind"] = kinds.get(fold(cells.get("kind", "")), "")
         data["active"] = cells.get("active", "はい") not in ("いいえ", "no", "0", "false")
-        data["category_codes"] = [c for c in _split(cells.get("categories", "")) if c]
+        data["category_codes"] = []
+        unknown_categories = []
+        for name in _split(cells.get("categories", "")):
+            (data["category_codes"].append(categories[fold(name)]) if fold(name) in categories
+             else unknown_categories.append(name))
         data["area_ids"], data["district_ids"] = [], []
         unknown = []
         for name in _split(cells.get("areas", "")):
@@ -164,6 +172,9 @@ def import_csv(raw: bytes, *, actor) -> int:
         found = problems(data)
         if unknown:
             found["areas"] = _("地域名が見つかりません: %(names)s", names="、".join(unknown))
+        if unknown_categories:
+            found["categories"] = _("分類が見つかりません: %(names)s",
+                                    names="、".join(unknown_categories))
         if found:
             errors.append(_("%(line)d行目: %(problems)s", line=line, problems=" / ".join(found.values())))
         rows.append(data)
