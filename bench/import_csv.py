@@ -1,0 +1,161 @@
+"""The registry import at speed (issue 16, part 4).
+
+N supporter rows with realistic Japanese names, encoded in CP932 as Excel in Japan saves
+them, go through the import as staff use it: the upload and dry run (`csvio.stage`), then the
+commit (`csvio.commit_import`). The same rows are also written with a bare `executemany`
+INSERT into the same kind of database, as the baseline. Target (issue 16): import at 0.3 of
+the bare insert's rate or better, and memory flat from 10k to 100k rows.
+
+    python -m bench.import_csv [--sizes 10000,100000] [--database sqlite|postgresql]
+
+Last line: key=value figures — ratio (import rows/s ÷ bare rows/s at the first size),
+rss_ratio (peak RSS growth at the largest size ÷ at the first size), and the rates.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+
+from faker.providers.person.ja_JP import Provider as NameProvider
+
+
+def names(count: int, seed: int = 20261127) -> list[tuple[str, str]]:
+    """(name, reading) pairs from Faker's Japanese family and given names."""
+    rng = random.Random(seed)
+    last = [(n[0], n[1]) for n in NameProvider.last_name_pairs]
+    first = [(n[0], n[1]) for n in NameProvider.first_name_female_pairs +
+             NameProvider.first_name_male_pairs]
+    out = []
+    for _ in range(count):
+        (l_kanji, l_kana), (f_kanji, f_kana) = rng.choice(last), rng.choice(first)
+        out.append((f"{l_kanji} {f_kanji}", f"{l_kana} {f_kana}"))
+    return out
+
+
+def csv_bytes(rows: list[tuple[str, str]], districts: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["氏名", "ふりがな", "電話番号", "郵便番号", "住所", "地区", "通信の受け取り方"])
+    for n, (name, kana) in enumerate(rows):
+        writer.writerow([name, kana, f"042-{400 + n // 10000:03d}-{n % 10000:04d}", "188-0012",
+                         f"西東京市南町{n % 6 + 1}-{n % 30 + 1}-{n % 20 + 1}",
+                         districts[n % len(districts)], "郵送"])
+    return buffer.getvalue().encode("cp932", "replace")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_app(url: str):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.geography.services import load_geography
+    from app.supporters.services import ensure_business_categories
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True,
+                      "RATELIMIT_ENABLED": False})
+    with app.app_context():
+        upgrade()
+        load_geography(app.config["HOTNET_GEOGRAPHY"])
+        ensure_business_categories()
+    return app
+
+
+def database(kind: str, folder: str, name: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{folder}/{name}.sqlite3"
+    import psycopg
+    server = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    db_name = f"hotnet_bench_{name}_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    return "postgresql+psycopg://" + server.split("://", 1)[1].rsplit("/", 1)[0] + "/" + db_name
+
+
+def run_import(kind: str, folder: str, size: int) -> tuple[float, float]:
+    """Rows per second through stage + commit, and the peak RSS growth in MB."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.geography.models import District
+    from app.supporters import csvio
+    from app.supporters.models import Supporter
+
+    app = fresh_app(database(kind, folder, f"import{size}"))
+    with app.app_context():
+        districts = [d.name for d in db.session.scalars(select(District))]
+        raw = csv_bytes(names(size), districts)
+        before = peak_rss_mb()
+        started = time.perf_counter()
+        pending, result = csvio.stage(raw, "bench.csv", None)
+        assert not result.invalid, result.invalid[:3]
+        count = csvio.commit_import(pending, actor=None)
+        elapsed = time.perf_counter() - started
+        assert count == size == db.session.scalar(select(func.count(Supporter.id)))
+        db.session.remove()
+        db.engine.dispose()
+    return size / elapsed, peak_rss_mb() - before
+
+
+def run_bare(kind: str, folder: str, size: int) -> float:
+    """Rows per second for the same rows by a bare executemany INSERT (no checks, no keys)."""
+    from sqlalchemy import insert, select
+
+    from app.extensions import db
+    from app.geography.models import District
+    from app.supporters.models import Supporter
+
+    app = fresh_app(database(kind, folder, f"bare{size}"))
+    with app.app_context():
+        district_ids = list(db.session.scalars(select(District.id)))
+        rows = [{"kind": "person", "name": name, "kana": kana, "phone": f"042-400-{n % 10000:04d}",
+                 "postal_code": "1880012", "address": "西東京市南町1-1-1",
+                 "district_id": district_ids[n % len(district_ids)], "delivery": "post",
+                 "status": "active", "joined_via": "import", "sort_key": kana}
+                for n, (name, kana) in enumerate(names(size))]
+        started = time.perf_counter()
+        with db.engine.begin() as conn:
+            conn.execute(insert(Supporter.__table__), rows)
+        elapsed = time.perf_counter() - started
+        db.engine.dispose()
+    return size / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgresql"])
+    args, _rest = parser.parse_known_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    os.environ.setdefault("HOTNET_ENV", "development")
+    with tempfile.TemporaryDirectory(prefix="hotnet-import-bench-") as folder:
+        os.environ.setdefault("HOTNET_INSTANCE_PATH", folder)
+        bare = run_bare(args.database, folder, sizes[0])
+        print(f"{args.database}: bare executemany INSERT of {sizes[0]} rows: {bare:,.0f} rows/s")
+        results = {}
+        for size in sizes:
+            rate, rss = run_import(args.database, folder, size)
+            results[size] = (rate, rss)
+            print(f"{args.database}: import (dry run + commit) of {size} CP932 rows: "
+                  f"{rate:,.0f} rows/s, peak RSS +{rss:.0f} MB")
+    first, last = sizes[0], sizes[-1]
+    ratio = results[first][0] / bare
+    rss_ratio = (results[last][1] or 1) / (results[first][1] or 1)
+    print(f"target: ratio >= 0.3 ({'met' if ratio >= 0.3 else 'NOT met'}), memory flat "
+          f"from {first} to {last} rows (rss_ratio {rss_ratio:.2f})")
+    print(f"ratio={ratio:.3f} rss_ratio={rss_ratio:.2f} import_rows_per_s={results[first][0]:.0f} "
+          f"bare_rows_per_s={bare:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
