@@ -163,12 +163,9 @@ def follow_ups(scope: frozenset[int] | None, today: date | None = None,
 # What the referral sheet (連絡票) may carry, by consent basis: with consent or in a support
 # meeting, what was noticed and where; without consent only to protect life or body (the
 # same, marked so); anonymously, nothing that points to a person or a place.
-SHEET_FIELDS = {
-    "consent": ("category", "district", "place", "address", "body", "passed_on"),
-    "vital": ("category", "district", "place", "address", "body", "passed_on"),
-    "meeting": ("category", "district", "place", "address", "body", "passed_on"),
-    "anonymous": ("category", "area", "passed_on"),
-}
+_FULL_SHEET = ("category", "district", "place", "address", "body", "passed_on")
+SHEET_FIELDS = {"consent": _FULL_SHEET, "vital": _FULL_SHEET, "meeting": _FULL_SHEET,
+                "anonymous": ("category", "area", "passed_on")}
 
 
 def sheet(referral: Referral, *, actor) -> dict:

@@ -80,6 +80,15 @@ def problems(data: dict) -> dict[str, str]:
 def save_agency(agency: Agency | None, data: dict, *, actor) -> Agency:
     """Add or change an agency (admins); raises InvalidInput with every problem at once."""
     raise_problems(problems(data))
+    agency = _fill(agency, data)
+    db.session.flush()
+    audit.record("partner.save", "agency", agency.id, params={"name": agency.name}, actor=actor)
+    db.session.commit()
+    return agency
+
+
+def _fill(agency: Agency | None, data: dict) -> Agency:
+    """Write checked data into an agency (a new one when None); the caller commits."""
     if agency is None:
         agency = Agency()
         db.session.add(agency)
@@ -95,9 +104,6 @@ def save_agency(agency: Agency | None, data: dict, *, actor) -> Agency:
     agency.districts = list(db.session.scalars(select(District).where(
         District.id.in_(data.get("district_ids") or []))))
     agency.sort_key = sort_key(agency.kana or agency.name)
-    db.session.flush()
-    audit.record("partner.save", "agency", agency.id, params={"name": agency.name}, actor=actor)
-    db.session.commit()
     return agency
 
 
@@ -184,17 +190,7 @@ def import_csv(raw: bytes, *, actor) -> int:
         raise InvalidInput(_("取り込む行がありません。"), field="file")
     by_name = {a.name: a for a in db.session.scalars(select(Agency))}
     for data in rows:
-        agency = by_name.get(tidy(data["name"]))
-        if agency is None:
-            agency = Agency()
-            db.session.add(agency)
-        for key in LIMITS:
-            setattr(agency, key, (data.get(key) or "").strip())
-        agency.kind, agency.active = data["kind"], data["active"]
-        agency.category_codes = sorted(set(data["category_codes"]))
-        agency.areas = [db.session.get(Area, i) for i in data["area_ids"]]
-        agency.districts = [db.session.get(District, i) for i in data["district_ids"]]
-        agency.sort_key = sort_key(agency.kana or agency.name)
+        _fill(by_name.get(tidy(data["name"])), data)
     audit.record("partner.import", "agency", None, params={"count": len(rows)}, actor=actor)
     db.session.commit()
     return len(rows)
