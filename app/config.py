@@ -19,6 +19,21 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+class ConfigError(ValueError):
+    """A setting the app cannot start with."""
+
+
+def _int_between(name: str, default: int, low: int, high: int) -> int:
+    value = os.environ.get(name)
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return number
+
+
 def database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgresql:// URLs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -37,6 +52,7 @@ def _cache(url: str, seconds: int) -> dict:
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from the process environment."""
     default_db = "sqlite:///" + os.path.join(instance_path, "hotnet.sqlite3")
+    send_connections = _int_between("HOTNET_SEND_CONNECTIONS", 1, 1, 16)
     return {
         # No default: create_app refuses to start without a strong key, except in
         # development (HOTNET_ENV=development, what `make run` sets), where one is generated
@@ -44,7 +60,9 @@ def from_environment(instance_path: str) -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
         "HOTNET_ENV": os.environ.get("HOTNET_ENV", "production"),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL", default_db)),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A sender uses two database connections per SMTP connection (HOTNET_SEND_CONNECTIONS).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True,
+                                      "max_overflow": max(10, 2 * send_connections)},
         # A request never waits on the database longer than the web worker lives (gunicorn:
         # 30 s): a statement is cancelled after this many seconds, a lock wait earlier, and the
         # person sees a page that keeps what they typed. 0 turns a limit off.
@@ -85,7 +103,11 @@ def from_environment(instance_path: str) -> dict:
         # decoding: a 12 KB PNG can unpack to gigabytes (decompression bomb).
         "HOTNET_IMAGE_MAX_MEGAPIXELS": _int("HOTNET_IMAGE_MAX_MEGAPIXELS", 40),
         "HOTNET_SEND_BATCH": _int("HOTNET_SEND_BATCH", 50),
+        # Messages per second for a whole sender process, all its connections together (0: no limit).
         "HOTNET_SEND_RATE": _int("HOTNET_SEND_RATE", 0),
+        # SMTP connections one sender process drives at once (1 to 16); a council's provider
+        # may allow only one. A crash repeats at most one message per open connection.
+        "HOTNET_SEND_CONNECTIONS": send_connections,
         # Newsletter messages per day (Japan time) at most, as mail providers limit them
         # (0: no cap); a send that meets it continues the next day by itself.
         "HOTNET_SEND_DAILY_CAP": _int("HOTNET_SEND_DAILY_CAP", 0),

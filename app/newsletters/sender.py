@@ -3,10 +3,21 @@
 The ledger rules (claims, heartbeat, lease, owner-checked marks, retries) are the outbox's,
 in app/outbox/ledger.py. Here: which rows are due (those of issues that are sending), the
 message of each recipient, and stopping when an issue is paused or cancelled.
+
+One process drives HOTNET_SEND_CONNECTIONS SMTP connections (default 1), each in a thread
+of its own with its own database session and worker id (host:pid/cN). On each connection
+three things overlap: the messages of the batch are rendered, serialised and signed ahead in
+another thread (a bounded queue, `Ahead`); the SMTP exchange; and the commit of the last
+message's mark, which runs while the next message's MAIL FROM, RCPT TO and DATA go out and
+is waited for before that message's final dot (see ledger.py). So a crash repeats at most
+one message per open connection. The connections share the process's pace
+(HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims more than is
+left, counting what the other connections hold.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 
@@ -24,6 +35,7 @@ from app.newsletters.recipients import Links, area_infos
 from app.newsletters.rendering import TemplateCache
 from app.outbox import ledger
 from app.outbox.ledger import RunReport, worker_id
+from app.outbox.overlap import Ahead, Pacer
 from app.supporters.models import Supporter, salutation
 
 log = logging.getLogger("hotnet.sender")
@@ -85,38 +97,54 @@ def _unsendable(row) -> str:
     return ""
 
 
+def _load_issues(rows, state: dict) -> None:
+    """The issues of a batch's rows and their rendered shells, kept for the run."""
+    for newsletter_id in {row.newsletter_id for row in rows} - set(state["newsletters"]):
+        newsletter = db.session.get(Newsletter, newsletter_id)
+        # Keep it out of the session: committing after each message would
+        # otherwise expire it and reload it for the next one.
+        db.session.expunge(newsletter)
+        state["newsletters"][newsletter_id] = newsletter
+        state["caches"][newsletter_id] = TemplateCache(newsletter)
+    db.session.commit()
+
+
+def _prepared(rows, state: dict):
+    """(row, the message ready for SMTP or None, why it cannot be sent) for each row: run
+    ahead of the exchange in a thread of its own (no database here)."""
+    for row in rows:
+        reason, prepared = _unsendable(row), None
+        if not reason:
+            try:
+                message = _message(row, state["newsletters"][row.newsletter_id],
+                                   state["caches"][row.newsletter_id], state["areas"],
+                                   state["links"])
+                data = message.as_bytes()
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the rest
+                log.exception("delivery %s cannot be rendered", row.id)
+                reason = f"cannot be rendered: {type(exc).__name__}: {exc}"
+            else:
+                prepared = ledger.prepare(message, data, "d", row.id)
+        yield row, prepared, reason
+
+
 def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
     """Send one claimed batch over one connection (reconnecting after a drop).
 
     A row that cannot be sent (no address, one that no longer parses, a message that cannot
     be rendered) is set aside with its reason and never stops the batch or other issues.
     """
-    with ledger.Batch(Delivery, state["worker"], ids, report, state["ledger"], _MARK_SENT) as batch:
-        for row in _load(ids):
-            if not batch.holds(row.id):
-                continue
-            newsletter = state["newsletters"].get(row.newsletter_id)
-            if newsletter is None:
-                newsletter = db.session.get(Newsletter, row.newsletter_id)
-                # Keep it out of the session: committing after each message would
-                # otherwise expire it and reload it for the next one.
-                db.session.expunge(newsletter)
-                state["newsletters"][row.newsletter_id] = newsletter
-                state["caches"][row.newsletter_id] = TemplateCache(newsletter)
-            if _stopped(row.newsletter_id, state):
-                continue  # given back when the batch ends
-            reason = _unsendable(row)
-            if not reason:
-                try:
-                    message = _message(row, newsletter, state["caches"][row.newsletter_id],
-                                       state["areas"], state["links"])
-                except Exception as exc:  # noqa: BLE001 - one bad row must not stop the rest
-                    log.exception("delivery %s cannot be rendered", row.id)
-                    reason = f"cannot be rendered: {type(exc).__name__}: {exc}"
+    rows = _load(ids)
+    _load_issues(rows, state)
+    with ledger.Batch(Delivery, state["worker"], ids, report, state["marks"],
+                      state["pacer"]) as batch, Ahead(_prepared(rows, state)) as ahead:
+        for row, prepared, reason in ahead:
+            if not batch.holds(row.id) or _stopped(row.newsletter_id, state):
+                continue  # a stopped issue's rows are given back when the batch ends
             if reason:
                 batch.set_aside(row.id, reason)
             else:
-                batch.send(row, message, kind="d")
+                batch.send_prepared(row, prepared)
 
 
 def _stopped(newsletter_id: int, state: dict) -> bool:
@@ -141,22 +169,129 @@ def release_dead_claims() -> int:
     return ledger.release_dead_claims(Delivery)
 
 
+class Shared:
+    """What the connections of one sender process share: the pace (HOTNET_SEND_RATE is a
+    limit for the process), today's cap (rows claimed by batches still being sent count
+    against what is left, so no connection overshoots it), `max_batches`, and a stop when
+    one connection fails."""
+
+    def __init__(self, max_batches: int | None):
+        self.pacer = Pacer(current_app.config["HOTNET_SEND_RATE"])
+        self.max_batches = max_batches
+        self.batches = 0
+        self.held = 0  # rows claimed by this process's batches in progress
+        self.changed = threading.Condition()
+        self.failure: BaseException | None = None
+
+    def reserve(self, size: int) -> int | None:
+        """How many rows the next batch may claim: `size`, fewer near the cap, 0 at the cap;
+        None when the run is over (max_batches reached, another connection failed). Near the
+        cap, waits for the other connections' batches before saying 0."""
+        with self.changed:
+            while True:
+                if self.failure is not None or self.batches == self.max_batches:
+                    return None
+                left = left_today()
+                allowed = size if left is None else min(size, max(0, left - self.held))
+                if allowed or not self.held:
+                    self.held += allowed
+                    self.batches += bool(allowed)
+                    return allowed
+                self.changed.wait(1.0)
+
+    def claimed(self, reserved: int, ids: list[int]) -> None:
+        """The claim got `ids` of the `reserved` rows (none: the batch does not count)."""
+        with self.changed:
+            self.held -= reserved - len(ids)
+            self.batches -= not ids
+            self.changed.notify_all()
+
+    def done(self, ids: list[int]) -> None:
+        """The batch ended: what it sent is in sent_today() now."""
+        with self.changed:
+            self.held -= len(ids)
+            self.changed.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self.changed:
+            self.failure = self.failure or error
+            self.changed.notify_all()
+
+
 def run(until_idle: bool = True, max_batches: int | None = None, worker: str | None = None,
         idle_sleep: float = 5.0) -> RunReport:
-    """Work through the ledger. With until_idle, return once nothing is due now."""
-    worker = worker or worker_id()
-    report = RunReport()
+    """Work through the ledger over HOTNET_SEND_CONNECTIONS connections. With until_idle,
+    return once nothing is due now."""
+    connections = current_app.config["HOTNET_SEND_CONNECTIONS"]
     release_dead_claims()
-    state = _fresh_state()
-    state["worker"] = worker
-    size = current_app.config["HOTNET_SEND_BATCH"]
-    with db.engine.connect() as ledger:
-        state["ledger"] = ledger
-        _work(state, worker, size, report, until_idle, max_batches, idle_sleep)
+    shared = Shared(max_batches)
+    report = RunReport()
+    if connections == 1:
+        _connection(worker or worker_id(), shared, report, until_idle, idle_sleep)
+    else:
+        app = current_app._get_current_object()
+        reports = [RunReport() for _ in range(connections)]
+        threads = [threading.Thread(target=_connection_thread, name=f"hotnet-send-c{n}", args=(
+            app, f"{worker}/c{n}" if worker else worker_id(n), shared, reports[n - 1],
+            until_idle, idle_sleep)) for n in range(1, connections + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for each in reports:
+            report.add(each)
+        if shared.failure is not None:
+            raise shared.failure
     _finish_done_issues()
     if report.batches:
         log.info("sender: %s", report)
     return report
+
+
+def _connection_thread(app, worker: str, shared: Shared, report: RunReport, until_idle: bool,
+                       idle_sleep: float) -> None:
+    with app.app_context():
+        try:
+            _connection(worker, shared, report, until_idle, idle_sleep)
+        except BaseException as exc:  # noqa: BLE001 - raised again by run()
+            log.exception("sender connection %s failed", worker)
+            shared.fail(exc)
+
+
+def _connection(worker: str, shared: Shared, report: RunReport, until_idle: bool,
+                idle_sleep: float) -> None:
+    """One SMTP connection's work: claim a batch, send it, until nothing is due."""
+    state = _fresh_state()
+    state.update(worker=worker, pacer=shared.pacer)
+    size = current_app.config["HOTNET_SEND_BATCH"]
+    with ledger.Marks(_MARK_SENT) as marks:
+        state["marks"] = marks
+        while True:
+            allowed = shared.reserve(size)
+            if allowed is None:
+                break
+            if allowed == 0:
+                log.info("sender: today's cap of %d messages is reached; the rest goes tomorrow",
+                         current_app.config["HOTNET_SEND_DAILY_CAP"])
+                report.capped = True
+                break
+            ids = []
+            try:
+                ids = claim_batch(worker, allowed)
+            finally:
+                shared.claimed(allowed, ids)
+            if not ids:
+                _finish_done_issues()
+                if until_idle:
+                    break
+                time.sleep(idle_sleep)
+                state.update(_fresh_state())
+                continue
+            report.batches += 1
+            try:
+                send_batch(ids, report, state)
+            finally:
+                shared.done(ids)
 
 
 def sent_today() -> int:
@@ -178,24 +313,3 @@ def left_today() -> int | None:
     left = max(0, cap - sent_today())
     db.session.rollback()
     return left
-
-
-def _work(state, worker, size, report, until_idle, max_batches, idle_sleep) -> None:
-    while max_batches is None or report.batches < max_batches:
-        left = left_today()
-        if left == 0:
-            log.info("sender: today's cap of %d messages is reached; the rest goes tomorrow",
-                     current_app.config["HOTNET_SEND_DAILY_CAP"])
-            report.capped = True
-            break
-        ids = claim_batch(worker, size if left is None else min(size, left))
-        if not ids:
-            _finish_done_issues()
-            if until_idle:
-                break
-            time.sleep(idle_sleep)
-            state.update(_fresh_state())
-            state["worker"] = worker
-            continue
-        report.batches += 1
-        send_batch(ids, report, state)

@@ -7,13 +7,24 @@ accepted it. While it works it renews its claim (a heartbeat), so a slow relay n
 live sender's rows look abandoned; only rows whose claim is older than the lease are taken
 over, and a row is marked only by the sender that holds it. So a crash, or a sender stalled
 past its lease, repeats at most the one message that was in flight on each open connection.
+
+The mark is not in series with the next exchange. It is committed on a ledger connection of
+its own, in a thread of its own (`Marks`), while the next message's MAIL FROM, RCPT TO and
+DATA go to the server; before the final dot of that next message — the moment the server
+accepts it — the sender waits until the mark is committed (`TimedConnection.exchange`). So
+at any moment each connection has at most one accepted message whose mark is not yet
+committed: the one it sent last. A crash (SIGKILL) repeats at most that one per open
+connection, as before; if the mark cannot be committed, the next message is abandoned
+before its dot (the connection is closed, and the server keeps nothing of it).
 """
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,6 +35,7 @@ from sqlalchemy import and_, or_, select, update
 from app.dbtypes import utcnow
 from app.extensions import db
 from app.outbox.mailauth import dkim_sign, return_path
+from app.outbox.overlap import Pacer
 
 
 @dataclass
@@ -37,9 +49,24 @@ class RunReport:
     capped: bool = False  # stopped at the daily cap (HOTNET_SEND_DAILY_CAP)
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: RunReport) -> None:
+        """Count in what another connection of the same run did."""
+        for name in ("sent", "deferred", "failed", "skipped", "lost", "batches"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.capped = self.capped or other.capped
+        self.errors.extend(other.errors)
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+
+def worker_id(connection: int | None = None) -> str:
+    """Who claims: host:pid, and /cN for each connection when a process drives several."""
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    return base if connection is None else f"{base}/c{connection}"
+
+
+def _pid_of(owner: str, host: str) -> int | None:
+    """The process id in a worker id of this host (host:pid or host:pid/cN)."""
+    pid = owner[len(host) + 1:].partition("/")[0]
+    return int(pid) if owner.startswith(f"{host}:") and pid.isdigit() else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -61,8 +88,7 @@ def release_dead_claims(model) -> int:
     host = socket.gethostname()
     owners = db.session.scalars(select(model.claimed_by).where(
         model.status == "sending", model.claimed_by.like(f"{host}:%")).distinct()).all()
-    dead = [o for o in owners if o.rpartition(":")[2].isdigit()
-            and not _pid_alive(int(o.rpartition(":")[2]))]
+    dead = [o for o in owners if (pid := _pid_of(o, host)) is not None and not _pid_alive(pid)]
     released = 0
     for owner in dead:
         released += db.session.execute(update(model).where(
@@ -133,8 +159,8 @@ def mark_sent_sql(table: str, extra: str = "") -> str:
 
 
 def mark_sent(ledger, sql: str, row_id: int, worker: str) -> bool:
-    """Record one accepted message, committed before the next is sent; False when the row
-    was no longer this sender's (another sender took it over: it may repeat the message).
+    """Record one accepted message, committed before the next is accepted; False when the
+    row was no longer this sender's (another sender took it over: it may repeat the message).
 
     `ledger` is a connection of its own, used through the driver: this runs once per
     message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes.
@@ -147,6 +173,39 @@ def mark_sent(ledger, sql: str, row_id: int, worker: str) -> bool:
     count = ledger.exec_driver_sql(statement, (value, row_id, worker)).rowcount
     ledger.commit()
     return count == 1
+
+
+class Marks:
+    """The marks of one connection's accepted messages, each committed on a ledger connection
+    of its own by a thread of its own while the next exchange begins. One at a time: `settle`
+    waits for the mark in flight (the sender calls it before the next message's final dot).
+    A context manager (it opens and closes the ledger connection)."""
+
+    def __init__(self, sql: str):
+        self.sql = sql
+        self.pending: Future | None = None
+
+    def __enter__(self) -> Marks:
+        self.connection = db.engine.connect()
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="hotnet-marks")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.settle()
+        finally:
+            self.thread.shutdown()
+            self.connection.close()
+
+    def submit(self, row_id: int, worker: str) -> None:
+        if self.pending is not None:
+            raise RuntimeError("the previous mark was not settled")
+        self.pending = self.thread.submit(mark_sent, self.connection, self.sql, row_id, worker)
+
+    def settle(self) -> bool | None:
+        """Wait for the mark in flight: True marked, False no longer ours, None: none."""
+        pending, self.pending = self.pending, None
+        return None if pending is None else pending.result()
 
 
 def mark_problem(model, row_id: int, attempts_before: int, reply: str, permanent: bool,
@@ -208,21 +267,95 @@ class TimedConnection(flask_mail.Connection):
             host.login(self.mail.username, self.mail.password)
         return host
 
-    def send(self, message, envelope_from=None) -> None:
-        """Flask-Mail's send, without re-parsing the same sender address for every message;
-        signed with DKIM when a key is configured, from the message's return path (VERP)."""
-        if self.host is not None:
-            sender = envelope_from or getattr(message, "return_path", None) or message.sender
-            self.host.sendmail(address_header(sender), list(message.send_to),
-                               dkim_sign(message.as_bytes()),
-                               message.mail_options, message.rcpt_options)
-        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)
+    def exchange(self, prepared: Prepared, before_end=None) -> None:
+        """Send one message as smtplib's sendmail does (same replies, same errors), except
+        that `before_end` is called between the server's 354 and the final dot: the message
+        is accepted only after it returned. If it raises, the connection is dropped and the
+        server keeps nothing of the message."""
+        smtp = self.host
+        smtp.ehlo_or_helo_if_needed()
+        options = []
+        if smtp.does_esmtp:
+            options = ([f"size={prepared.size}"] if smtp.has_extn("size") else []) \
+                + prepared.mail_options
+        code, reply = smtp.mail(prepared.envelope_from, options)
+        if code != 250:
+            _reset(smtp, code)
+            raise smtplib.SMTPSenderRefused(code, reply, prepared.envelope_from)
+        refused = {}
+        for address in prepared.recipients:
+            code, reply = smtp.rcpt(address, prepared.rcpt_options)
+            if code not in (250, 251):
+                refused[address] = (code, reply)
+            if code == 421:
+                smtp.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(prepared.recipients):
+            smtp._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, reply = smtp.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if before_end is not None:
+            try:
+                before_end()
+            except BaseException:
+                smtp.close()  # no QUIT: inside DATA it would be taken for the message
+                raise
+        smtp.send(prepared.payload)
+        code, reply = smtp.getreply()
+        if code != 250:
+            _reset(smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
+        flask_mail.email_dispatched.send(current_app._get_current_object(),
+                                         message=prepared.message)
 
     def __exit__(self, exc_type, exc_value, tb):
         try:
             super().__exit__(exc_type, exc_value, tb)
         except (smtplib.SMTPException, OSError):
             pass  # the server already went away; nothing left to close cleanly
+
+
+def _reset(smtp, code: int) -> None:
+    """After a refusal: 421 means the server is closing; otherwise start over with RSET."""
+    if code == 421:
+        smtp.close()
+    else:
+        smtp._rset()
+
+
+@dataclass
+class Prepared:
+    """One message ready for the SMTP exchange: its envelope, and its bytes as they go after
+    DATA (signed, dot-stuffed, ending in CRLF . CRLF). Made ahead of the exchange."""
+
+    envelope_from: str
+    recipients: list[str]
+    payload: bytes
+    size: int
+    mail_options: list
+    rcpt_options: list
+    message: object  # for Flask-Mail's email_dispatched signal
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def prepare(message, data: bytes, kind: str, row_id: int) -> Prepared:
+    """A message and its bytes (`message.as_bytes()`) signed and ready for the exchange.
+    `kind` names the ledger in the return path ("d" deliveries, "o" outbox) so that a bounce
+    finds the row (VERP). A DKIM key that cannot be used stops the sender, as it should."""
+    message.return_path = return_path(kind, row_id)
+    data = dkim_sign(data)
+    payload = _LEADING_DOT.sub(b"..", data)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    sender = message.return_path or message.sender
+    return Prepared(envelope_from=address_header(sender), recipients=list(message.send_to),
+                    payload=payload + b".\r\n", size=len(data),
+                    mail_options=list(message.mail_options),
+                    rcpt_options=list(message.rcpt_options), message=message)
 
 
 def open_connection() -> TimedConnection:
@@ -271,11 +404,11 @@ def smtp_reply(exc: Exception) -> str:
 SENT, DEFERRED, FAILED, DROPPED = "sent", "deferred", "failed", "dropped"
 
 
-def attempt(connection: TimedConnection, message) -> tuple[str, str, bool]:
+def attempt(connection: TimedConnection, prepared: Prepared, before_end=None) -> tuple[str, str, bool]:
     """Send one message; returns (outcome, the server's reply, whether the connection is
     still usable). 4xx and a dropped connection are worth another try; 5xx is not."""
     try:
-        connection.send(message)
+        connection.exchange(prepared, before_end)
     except smtplib.SMTPServerDisconnected as exc:
         return DEFERRED, smtp_reply(exc), False
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
@@ -290,24 +423,28 @@ def attempt(connection: TimedConnection, message) -> tuple[str, str, bool]:
 class Batch:
     """One claimed batch on its way out: the heartbeat, one SMTP connection (opened at the
     first message, opened again after a drop), pacing, and the marks. Used as a context
-    manager; what is still held at the end is given back unsent."""
+    manager; what is still held at the end is given back unsent.
 
-    def __init__(self, model, worker: str, ids: list[int], report: RunReport, ledger_conn,
-                 sent_sql: str):
-        self.model, self.worker, self.report = model, worker, report
-        self.ledger_conn, self.sent_sql = ledger_conn, sent_sql
+    `marks` commits the marks of this connection (see Marks; one per connection, kept from
+    batch to batch); `pacer` is the process's HOTNET_SEND_RATE (one of its own by default)."""
+
+    def __init__(self, model, worker: str, ids: list[int], report: RunReport, marks: Marks,
+                 pacer: Pacer | None = None):
+        self.model, self.worker, self.report, self.marks = model, worker, report, marks
         self.heartbeat = Heartbeat(model, worker, ids)
-        rate = current_app.config["HOTNET_SEND_RATE"]
-        self.pace = 1.0 / rate if rate else 0.0
+        self.pacer = pacer or Pacer(current_app.config["HOTNET_SEND_RATE"])
         self.connection = None
         self.broken = False  # the server could not be reached: the rest are deferred
 
-    def __enter__(self) -> "Batch":
+    def __enter__(self) -> Batch:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._close()
-        give_back(self.model, self.heartbeat.held, self.worker)
+        try:
+            self._settle()
+        finally:
+            self._close()
+            give_back(self.model, self.heartbeat.held, self.worker)
 
     def _close(self) -> None:
         if self.connection is not None:
@@ -326,12 +463,10 @@ class Batch:
         self.report.skipped += mark_skipped(self.model, row_id, reason, self.worker)
         self.heartbeat.done(row_id)
 
-    def send(self, row, message, kind: str = "") -> None:
-        """Send one message and mark its row; after a connection failure, defer it. `kind`
-        names the ledger in the return path ("d" deliveries, "o" outbox) so bounces find it."""
-        started = time.monotonic()
-        if kind:
-            message.return_path = return_path(kind, row.id)
+    def send_prepared(self, row, prepared: Prepared) -> None:
+        """Send one message; its mark is committed while the next one starts (and before
+        the next one is accepted). After a connection failure, defer it."""
+        self.pacer.wait()
         if self.connection is None and not self.broken:
             try:
                 self.connection = open_connection()
@@ -342,19 +477,21 @@ class Batch:
         if self.broken:
             self._problem(row, self.reply, permanent=False)
             return
-        outcome, reply, usable = attempt(self.connection, message)
+        outcome, reply, usable = attempt(self.connection, prepared, before_end=self._settle)
         if outcome == SENT:
             self.heartbeat.done(row.id)
-            if mark_sent(self.ledger_conn, self.sent_sql, row.id, self.worker):
-                self.report.sent += 1
-            else:
-                self.report.lost += 1
+            self.marks.submit(row.id, self.worker)
         else:
             self._problem(row, reply, permanent=outcome == FAILED)
         if not usable:
             self._close()
-        if self.pace:
-            time.sleep(max(0.0, self.pace - (time.monotonic() - started)))
+
+    def _settle(self) -> None:
+        """Wait until the last accepted message's mark is committed, and count it."""
+        marked = self.marks.settle()
+        if marked is not None:
+            self.report.sent += marked
+            self.report.lost += not marked
 
     def _problem(self, row, reply: str, permanent: bool) -> None:
         self.heartbeat.done(row.id)

@@ -60,20 +60,20 @@ def build(row: OutboxMessage):
     return message
 
 
-def send_batch(ids: list[int], worker: str, report: ledger.RunReport, ledger_conn) -> None:
+def send_batch(ids: list[int], worker: str, report: ledger.RunReport, marks: ledger.Marks) -> None:
     """Send one claimed batch over one connection (opened on the first sendable row)."""
     rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
                                    .order_by(OutboxMessage.id)))
     for row in rows:
         db.session.expunge(row)
     db.session.commit()
-    with ledger.Batch(OutboxMessage, worker, ids, report, ledger_conn, _MARK_SENT) as batch:
+    with ledger.Batch(OutboxMessage, worker, ids, report, marks) as batch:
         for row in rows:
             if not batch.holds(row.id):
                 continue
             try:
                 message = build(row)
-                message.as_bytes()  # a message that cannot be serialised is caught here
+                data = message.as_bytes()  # a message that cannot be serialised is caught here
             except Unsendable as exc:
                 batch.set_aside(row.id, str(exc))
                 continue
@@ -81,7 +81,7 @@ def send_batch(ids: list[int], worker: str, report: ledger.RunReport, ledger_con
                 log.exception("outbox message %s cannot be built", row.id)
                 batch.set_aside(row.id, f"cannot be built: {type(exc).__name__}: {exc}")
                 continue
-            batch.send(row, message, kind="o")
+            batch.send_prepared(row, ledger.prepare(message, data, "o", row.id))
 
 
 def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int | None = None,
@@ -91,7 +91,7 @@ def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int
     report = ledger.RunReport()
     ledger.release_dead_claims(OutboxMessage)
     size = current_app.config["HOTNET_SEND_BATCH"]
-    with db.engine.connect() as ledger_conn:
+    with ledger.Marks(_MARK_SENT) as marks:
         while max_batches is None or report.batches < max_batches:
             ids = ledger.claim(OutboxMessage, worker, size)
             if not ids:
@@ -100,7 +100,7 @@ def deliver(until_idle: bool = True, worker: str | None = None, max_batches: int
                 time.sleep(idle_sleep)
                 continue
             report.batches += 1
-            send_batch(ids, worker, report, ledger_conn)
+            send_batch(ids, worker, report, marks)
     if report.sent or report.failed or report.skipped or report.errors:
         log.info("outbox: %s", report)
     return report

@@ -1,0 +1,145 @@
+"""One sender process driving several SMTP connections (HOTNET_SEND_CONNECTIONS): a kill -9
+repeats at most one message per open connection, the rate is the process's, the daily cap
+holds across connections, and claims of a dead process's connections are given back."""
+import collections
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.config import ConfigError, from_environment
+from app.dbtypes import utcnow
+from app.extensions import db
+from app.newsletters import services
+from app.newsletters.models import Delivery, Newsletter
+from app.newsletters.sender import release_dead_claims, run
+from tests.reliability.conftest import add_recipients, flask_process, wait_for
+
+CONNECTIONS = 4
+
+
+def start(title: str, expected: int) -> int:
+    newsletter = services.save_draft(None, {
+        "layout": "announcement", "number": "", "title": title, "subject": title,
+        "body_md": "本文"}, services.audiences.Audience(), None)
+    assert services.start_send(newsletter.id, actor=None) == expected
+    return newsletter.id
+
+
+@contextmanager
+def ledger_writes_held():
+    """Nobody can write to the delivery ledger meanwhile (their writes wait); reads go on.
+    Yields a function that runs a query on the connection that holds the lock."""
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        if db.engine.dialect.name == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            raw.execute("LOCK TABLE delivery IN EXCLUSIVE MODE")
+        try:
+            yield lambda sql: raw.execute(sql).fetchall()
+        finally:
+            raw.rollback()
+
+
+def test_kill_9_with_four_connections_repeats_at_most_one_message_per_connection(
+        geography, mailbox, process_env):
+    """While the marks cannot be committed (the ledger is locked) no connection may get a
+    second message accepted; after the kill every recipient gets the newsletter, and at most
+    one message per open connection arrives twice."""
+    addresses = add_recipients(300)
+    newsletter_id = start("四本の接続", 300)
+    env = dict(process_env, HOTNET_SEND_CONNECTIONS=str(CONNECTIONS), HOTNET_SEND_BATCH="10",
+               HOTNET_SEND_RATE="150", HOTNET_SEND_LEASE_SECONDS="3600")
+    sender = flask_process(env, "sender", "--until-idle")
+    assert wait_for(lambda: len(mailbox) >= 40, timeout=60), sender.communicate()
+    with ledger_writes_held() as query:
+        before = len(mailbox)
+        owners = {owner for (owner,) in query(
+            "SELECT DISTINCT claimed_by FROM delivery WHERE status = 'sending'")}
+        time.sleep(1.5)  # at 150 messages a second, ~200 would go if nothing waited
+        during = len(mailbox) - before
+        sender.send_signal(signal.SIGKILL)
+        sender.wait(timeout=10)
+    pattern = re.compile(rf"^{re.escape(socket.gethostname())}:{sender.pid}/c[1-4]$")
+    assert owners and all(pattern.match(owner) for owner in owners), owners
+    assert len(mailbox) < 300, "the send was over before the kill"
+    sender = flask_process(env, "sender", "--until-idle")
+    output, _ = sender.communicate(timeout=120)
+    assert sender.returncode == 0, output.decode()
+
+    received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
+    repeated = sum(n - 1 for n in received.values())
+    print(f"{CONNECTIONS} connections ({len(owners)} holding a batch at the kill): "
+          f"{during} accepted while the ledger was locked, {repeated} repeated")
+    assert set(received) == set(addresses)
+    assert during <= CONNECTIONS
+    assert repeated <= CONNECTIONS
+    db.session.expire_all()
+    assert collections.Counter(db.session.scalars(select(Delivery.status))) == {"sent": 300}
+    assert db.session.get(Newsletter, newsletter_id).status == "sent"
+
+
+def test_the_rate_is_for_the_whole_process_with_four_connections(geography, mailbox,
+                                                                 process_env):
+    add_recipients(60)
+    start("速さの上限", 60)
+    env = dict(process_env, HOTNET_SEND_CONNECTIONS=str(CONNECTIONS), HOTNET_SEND_BATCH="5",
+               HOTNET_SEND_RATE="30")
+    sender = flask_process(env, "sender", "--until-idle")
+    output, _ = sender.communicate(timeout=120)
+    assert sender.returncode == 0, output.decode()
+    assert len(mailbox) == 60
+    first, last = db.session.execute(select(func.min(Delivery.sent_at),
+                                            func.max(Delivery.sent_at))).one()
+    # 60 messages at 30 a second take 59/30 s from the first to the last (one connection
+    # each at 30 a second would take a quarter of that); only a lower bound is asserted.
+    assert (last - first).total_seconds() >= 59 / 30 - 0.5
+
+
+def test_the_daily_cap_holds_across_connections(app, geography, mailbox):
+    add_recipients(9)
+    start("上限", 9)
+    app.config.update(HOTNET_SEND_CONNECTIONS=3, HOTNET_SEND_BATCH=2, HOTNET_SEND_DAILY_CAP=5)
+    report = run(until_idle=True)
+    assert report.sent == 5 and report.capped
+    assert len(mailbox) == 5
+    db.session.execute(update(Delivery).where(Delivery.status == "sent")
+                       .values(sent_at=utcnow() - timedelta(days=1)))
+    db.session.commit()
+    assert run(until_idle=True).sent == 4
+    received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
+    assert len(received) == 9 and set(received.values()) == {1}
+
+
+def test_claims_of_a_dead_process_connections_are_given_back_not_a_live_ones(app, geography):
+    add_recipients(3)
+    start("後始末", 3)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = gone.pid
+    host = socket.gethostname()
+    ids = list(db.session.scalars(select(Delivery.id).order_by(Delivery.id)))
+    for row_id, owner in zip(ids, (f"{host}:{dead}/c2", f"{host}:{os.getpid()}/c1",
+                                   f"{host}:{dead}"), strict=True):
+        db.session.execute(update(Delivery).where(Delivery.id == row_id).values(
+            status="sending", claimed_by=owner, claimed_at=utcnow()))
+    db.session.commit()
+    assert release_dead_claims() == 2
+    left = dict(db.session.execute(select(Delivery.id, Delivery.claimed_by)).all())
+    assert left == {ids[0]: "", ids[1]: f"{host}:{os.getpid()}/c1", ids[2]: ""}
+
+
+@pytest.mark.parametrize("value", ["0", "17", "four"])
+def test_a_wrong_number_of_connections_stops_the_app_with_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("HOTNET_SEND_CONNECTIONS", value)
+    with pytest.raises(ConfigError, match="HOTNET_SEND_CONNECTIONS must be a whole number "
+                                          "from 1 to 16"):
+        from_environment("/tmp")
