@@ -57,3 +57,61 @@ def binary_string(length: int) -> String:
     default and PostgreSQL only with the "C" collation.
     """
     return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def insert_rows(table, columns: tuple[str, ...], rows) -> None:
+    """Write many rows (tuples, in the order of `columns`) in the current transaction, as
+    fast as the database takes them: COPY on PostgreSQL, the driver's executemany on SQLite.
+
+    Values go through the columns' types as an INSERT would take them (JSON, timestamps);
+    column defaults are not applied, so give every column that needs a value.
+    """
+    from app.extensions import db
+
+    connection = db.session.connection()
+    dialect = connection.dialect
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                  for name in columns]
+    if any(processors):
+        rows = (tuple(value if convert is None else convert(value)
+                      for convert, value in zip(processors, row, strict=True)) for row in rows)
+    names = ", ".join(columns)
+    if dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        marks = ", ".join("?" * len(columns))
+        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+                                   list(rows))
+
+
+def insert_rows_returning_ids(table, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+    """`insert_rows` for a table with an integer `id`; returns the new ids, in row order.
+
+    PostgreSQL: the ids are taken from the table's sequence first and written with the rows.
+    SQLite: within one transaction (which holds the database's write lock) the rows of one
+    executemany get consecutive ids — a new rowid is one more than the largest in use —
+    ending at last_insert_rowid(); that is checked.
+    """
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+
+    if not rows:
+        return []
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        ids = list(connection.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table.name, len(rows))).scalars())
+        insert_rows(table, ("id", *columns), [(new_id, *row) for new_id, row in zip(ids, rows, strict=True)])
+        return ids
+    insert_rows(table, columns, rows)
+    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar()
+    first = last - len(rows) + 1
+    if connection.execute(select(func.count()).select_from(table).where(
+            table.c.id.between(first, last))).scalar() != len(rows):
+        raise RuntimeError(f"the new rows of {table.name} do not have consecutive ids")
+    return list(range(first, last + 1))

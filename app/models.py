@@ -21,6 +21,7 @@ from app.supporters.models import (  # noqa: F401
     Supporter,
     SupporterChange,
     SupporterImport,
+    SupporterImportRow,
     SupporterSearchTerm,
 )
 from app.trainings.models import Registration, Training, TrainingSession  # noqa: F401

@@ -8,9 +8,10 @@ the import takes the apostrophe off again, so an exported file round-trips.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 from flask import Response, stream_with_context
 
@@ -65,9 +66,13 @@ def csv_response(header: Iterable, rows: Iterable[Iterable], filename: str) -> R
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "cp932": "Shift_JIS（Windows / CP932）"}
 
 
+def _not_csv(head: bytes) -> bool:
+    return b"\x00" in head[:4096] or head.startswith(b"PK\x03\x04") or head.startswith(b"%PDF")
+
+
 def decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
-    if b"\x00" in raw[:4096] or raw.startswith(b"PK\x03\x04") or raw.startswith(b"%PDF"):
+    if _not_csv(raw):
         raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
                            field="file")
     for encoding in ("utf-8-sig", "cp932"):
@@ -77,3 +82,52 @@ def decode(raw: bytes) -> tuple[str, str]:
             continue
     raise InvalidInput(_("文字コードを読み取れませんでした。UTF-8 か Shift_JIS の CSV を選んでください。"),
                        field="file")
+
+
+def _decodes(stream: IO[bytes], encoding: str, block: int) -> bool:
+    """Whether the whole stream decodes, read a block at a time (memory stays flat)."""
+    stream.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while chunk := stream.read(block):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def open_text(stream: IO[bytes], block: int = 1 << 20) -> tuple[IO[str], str]:
+    """An uploaded CSV as a text stream and its encoding name, like `decode` but without
+    holding the file in memory: the encoding is found by one pass over the (seekable) upload,
+    then the text is read as it is needed. Raises InvalidInput for an empty file, one that is
+    not a CSV, or one in neither UTF-8 nor Shift_JIS/CP932."""
+    stream.seek(0)
+    head = stream.read(4096)
+    if not head:
+        raise InvalidInput(_("ファイルが空です。"), field="file")
+    if _not_csv(head):
+        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file")
+    for encoding in ("utf-8-sig", "cp932"):
+        if _decodes(stream, encoding, block):
+            stream.seek(0)
+            return (io.TextIOWrapper(io.BufferedReader(_Unclosed(stream)), encoding=encoding,
+                                     newline=""), encoding)
+    raise InvalidInput(_("文字コードを読み取れませんでした。UTF-8 か Shift_JIS の CSV を選んでください。"),
+                       field="file")
+
+
+class _Unclosed(io.RawIOBase):
+    """The upload seen through a text reader that must not close it (the caller owns it)."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _KATAKANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 _SPACES = re.compile(r"[\s\u3000]+")
@@ -43,8 +44,10 @@ _COMPANY = {"(株)": "株式会社", "(有)": "有限会社", "(社)": "社団�
 _COMPANY_RE = re.compile("|".join(re.escape(k) for k in _COMPANY))
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(text: str | None) -> str:
-    """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key)."""
+    """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key).
+    Cached: the same names and words come again and again (imports, search terms)."""
     if not text:
         return ""
     text = unicodedata.normalize("NFKC", text)

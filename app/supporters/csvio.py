@@ -5,18 +5,25 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Iterator
+from typing import IO, Iterable, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from app.audit import services as audit
-from app.errors import InvalidInput, NotFound
+from app.dbtypes import insert_rows
+from app.errors import NotFound
 from app.extensions import db
 from app.geography.models import District
 from app.i18n import gettext as _
-from app.spreadsheet import ENCODING_NAMES, decode, restore  # noqa: F401 - used by views
-from app.supporters import services
-from app.supporters.models import BusinessCategory, Supporter, SupporterImport
+from app.spreadsheet import ENCODING_NAMES, open_text, restore  # noqa: F401 - used by views
+from app.supporters import bulk, services
+from app.supporters.models import (
+    BusinessCategory,
+    Supporter,
+    SupporterImport,
+    SupporterImportRow,
+    SupporterSearchTerm,
+)
 from app.text import digits, fold
 
 # (column header, field) — the same headers for export and import, so a file round-trips.
@@ -60,6 +67,10 @@ class RowResult:
     data: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     delivery_guessed: bool = False  # no 通信の受け取り方 given: chosen from what the row has
+    # Keys for finding the same person twice in one file ("" when the registry already has
+    # them: that is the problem reported, once).
+    email_key: str = ""
+    name_key: str = ""
 
     @property
     def ok(self) -> bool:
@@ -67,17 +78,19 @@ class RowResult:
 
 
 @dataclass
-class DryRun:
-    rows: list[RowResult]
-    missing_headers: list[str] = field(default_factory=list)
+class Review:
+    """What the review page shows of a staged import: the counts, the first rows that will
+    be imported and the first rows that will not (the rest stay in the database)."""
+    total: int
+    ok: int
+    mobile: int
+    missing_headers: list[str]
+    preview: list[RowResult]
+    problems: list[RowResult]
 
     @property
-    def valid(self) -> list[RowResult]:
-        return [r for r in self.rows if r.ok]
-
-    @property
-    def invalid(self) -> list[RowResult]:
-        return [r for r in self.rows if not r.ok]
+    def bad(self) -> int:
+        return self.total - self.ok
 
 
 def _reverse(kind: str, value: str) -> str | None:
@@ -158,80 +171,256 @@ def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict,
     return data, problems
 
 
-def dry_run(text: str) -> DryRun:
-    """Check every row without writing anything; problems are in the user's language."""
-    reader = csv.DictReader(io.StringIO(text))
+CHUNK = 1000  # rows checked, staged and written together
+SHOWN = 200   # rows of each kind the review page lists
+_DATES = ("joined_on", "registration_training_on")
+
+
+def _records(text: IO[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    """The headers and the (line, {header: value}) of each row that is not empty, read as
+    they are needed."""
+    reader = csv.DictReader(text)
     headers = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = headers
-    missing = [h for h in REQUIRED_HEADERS if h not in headers]
-    if missing:
-        return DryRun(rows=[], missing_headers=missing)
-    districts, categories = _lookups()
-    results: list[RowResult] = []
-    seen_emails: dict[str, int] = {}
-    seen_name_phone: dict[tuple[str, str], int] = {}
-    for line, values in enumerate(reader, start=2):
-        if not any((v or "").strip() for v in values.values() if isinstance(v, str)):
-            continue
-        data, problems = _row_to_data(values, districts, categories)
+
+    def rows():
+        for line, values in enumerate(reader, start=2):
+            if any((v or "").strip() for v in values.values() if isinstance(v, str)):
+                yield line, values
+    return headers, rows()
+
+
+def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _name_key(label: str, phone: str | None) -> str:
+    folded, phone_digits = fold(label), digits(phone)
+    return f"{folded}\t{phone_digits}" if folded and phone_digits else ""
+
+
+def _registered(rows: list[RowResult]) -> tuple[dict, dict]:
+    """Live supporters already registered with a row's e-mail address, or with its name and
+    phone number: {email key: name} and {name key: name}, found with one query each for a
+    whole chunk (the rules of find_by_email and find_by_name_and_phone)."""
+    emails = {(r.data.get("email") or "").lower() for r in rows} - {""}
+    phones = {digits(r.data.get("phone")) for r in rows if _name_key(r.name, r.data.get("phone"))}
+    by_email, by_name = {}, {}
+    live = Supporter.status.in_(services.LIVE_STATUSES)
+    if emails:
+        for key, kind, name, business in db.session.execute(
+                select(Supporter.email_key, Supporter.kind, Supporter.name, Supporter.business_name)
+                .where(Supporter.email_key.in_(emails), live)):
+            by_email.setdefault(key, business if kind == "business" and business else name)
+    if phones:
+        candidates = select(SupporterSearchTerm.supporter_id).where(
+            SupporterSearchTerm.term.in_(phones))
+        for kind, name, business, phone in db.session.execute(
+                select(Supporter.kind, Supporter.name, Supporter.business_name, Supporter.phone)
+                .where(Supporter.id.in_(candidates), live)):
+            for other in (name, business):
+                if key := _name_key(other, phone):
+                    by_name.setdefault(key, business if kind == "business" and business else name)
+    return by_email, by_name
+
+
+class _Checker:
+    """Checks rows a chunk at a time: each row on its own (the rules of the forms), then
+    against the registry with a query or two per chunk."""
+
+    def __init__(self):
+        self.districts, self.categories = _lookups()
+        self.district_ids = frozenset(self.districts.values())
+
+    def row(self, line: int, values: dict) -> RowResult:
+        data, problems = _row_to_data(values, self.districts, self.categories)
         guessed = "delivery" not in data
         if guessed:
             data["delivery"] = default_delivery(data)
         data = services.normalise(data)
         label = data.get("name") or data.get("business_name") or ""
-        problems += list(services.validate(data, check_duplicates=False).values())
-        email_key = (data.get("email") or "").lower()
-        if email_key:
-            other = services.find_by_email(email_key)
-            if other is not None:
-                problems.append(_("メールアドレスが登録済みの推進員（%(name)s）と同じです。",
-                                  name=other.display_name))
-            elif email_key in seen_emails:
-                problems.append(_("メールアドレスが%(line)d行目と同じです。", line=seen_emails[email_key]))
-            seen_emails.setdefault(email_key, line)
-        name_key = (fold(label), digits(data.get("phone")))
-        if all(name_key):
-            other = services.find_by_name_and_phone(label, data.get("phone", ""))
-            if other is not None:
-                problems.append(_("氏名と電話番号が登録済みの推進員（%(name)s）と同じです。",
-                                  name=other.display_name))
-            elif name_key in seen_name_phone:
-                problems.append(_("氏名と電話番号が%(line)d行目と同じです。",
-                                  line=seen_name_phone[name_key]))
-            seen_name_phone.setdefault(name_key, line)
-        results.append(RowResult(line=line, name=label, data=data, problems=problems,
-                                 delivery_guessed=guessed))
-    return DryRun(rows=results)
+        problems += list(services.validate(data, check_duplicates=False,
+                                           district_ids=self.district_ids).values())
+        return RowResult(line=line, name=label, data=data, problems=problems,
+                         delivery_guessed=guessed)
+
+    def chunk(self, records: list[tuple[int, dict]]) -> list[RowResult]:
+        rows = [self.row(line, values) for line, values in records]
+        registered(rows)
+        return rows
 
 
-def stage(raw: bytes, filename: str, staff_id: int | None) -> tuple[SupporterImport, DryRun]:
-    """Keep an uploaded file for the user's decision and return its dry run."""
-    if not raw:
-        raise InvalidInput(_("ファイルが空です。"), field="file")
-    text, encoding = decode(raw)
-    result = dry_run(text)
-    pending = SupporterImport(staff_id=staff_id, filename=filename[:200], encoding=encoding,
-                              content=text)
+def registered(rows: list[RowResult]) -> list[RowResult]:
+    """Add a problem to each row whose person the registry already has; returns the rest."""
+    by_email, by_name = _registered(rows)
+    fine = []
+    for r in rows:
+        r.email_key = (r.data.get("email") or "").lower()
+        r.name_key = _name_key(r.name, r.data.get("phone"))
+        if (other := by_email.get(r.email_key)) is not None:
+            r.problems.append(_("メールアドレスが登録済みの推進員（%(name)s）と同じです。",
+                                name=other))
+            r.email_key = ""
+        if (other := by_name.get(r.name_key)) is not None:
+            r.problems.append(_("氏名と電話番号が登録済みの推進員（%(name)s）と同じです。",
+                                name=other))
+            r.name_key = ""
+        if r.ok:
+            fine.append(r)
+    return fine
+
+
+def _to_json(data: dict) -> dict:
+    out = dict(data)
+    for key in _DATES:
+        if out.get(key):
+            out[key] = out[key].isoformat()
+    return out
+
+
+def _from_json(data: dict) -> dict:
+    for key in _DATES:
+        if data.get(key):
+            data[key] = date.fromisoformat(data[key])
+    return data
+
+
+_STAGED = ("import_id", "line", "ok", "name", "email_key", "name_key", "data", "problems")
+
+
+def _staged(import_id: int, r: RowResult) -> tuple:
+    """A checked row as it is kept (the columns of _STAGED)."""
+    return (import_id, r.line, r.ok, r.name[:200], r.email_key[:254], r.name_key[:300],
+            dict(_to_json(r.data), _guessed=r.delivery_guessed), r.problems)
+
+
+_SHOWN_COLUMNS = (SupporterImportRow.line, SupporterImportRow.name, SupporterImportRow.data,
+                  SupporterImportRow.problems)
+
+
+def _result(row) -> RowResult:
+    """A staged row (its _SHOWN_COLUMNS) as the dry run checked it."""
+    data = _from_json(row.data)
+    guessed = data.pop("_guessed", False)
+    return RowResult(line=row.line, name=row.name, data=data, problems=list(row.problems),
+                     delivery_guessed=guessed)
+
+
+def _same_in_file(import_id: int) -> None:
+    """Mark the rows that repeat an earlier row's e-mail address, or its name and phone
+    number (found by the database, so that no file is held in memory)."""
+    Row = SupporterImportRow
+    found: dict[int, list[str]] = {}
+    for key, message in ((Row.email_key, _("メールアドレスが%(line)d行目と同じです。")),
+                         (Row.name_key, _("氏名と電話番号が%(line)d行目と同じです。"))):
+        first = (select(key.label("key"), func.min(Row.line).label("line"))
+                 .where(Row.import_id == import_id, key != "")
+                 .group_by(key).having(func.count() > 1).subquery())
+        for row_id, line in db.session.execute(
+                select(Row.id, first.c.line).join(first, (key == first.c.key)
+                                                   & (Row.line > first.c.line))
+                .where(Row.import_id == import_id)):
+            found.setdefault(row_id, []).append(message % {"line": line})
+    for ids in _chunks(sorted(found)):
+        rows = db.session.execute(select(Row.id, Row.problems).where(Row.id.in_(ids))).all()
+        db.session.execute(update(Row), [
+            {"id": row_id, "ok": False, "problems": list(problems) + found[row_id]}
+            for row_id, problems in rows])
+
+
+def stage(upload: IO[bytes] | bytes, filename: str, staff_id: int | None) -> SupporterImport:
+    """Check an uploaded file and keep its checked rows for the user's decision (nothing is
+    imported yet). The file is read a chunk at a time: memory does not grow with its size."""
+    stream = io.BytesIO(upload) if isinstance(upload, bytes) else upload
+    text, encoding = open_text(stream)
+    pending = SupporterImport(staff_id=staff_id, filename=filename[:200], encoding=encoding)
     db.session.add(pending)
+    db.session.flush()
+    _check_into(pending, text)
     db.session.commit()
-    return pending, result
+    return pending
+
+
+def _check_into(pending: SupporterImport, text: IO[str]) -> None:
+    """The dry run: every row checked and kept with its problems, and the counts."""
+    headers, records = _records(text)
+    missing = [h for h in REQUIRED_HEADERS if h not in headers]
+    if not missing:
+        checker = _Checker()
+        for chunk in _chunks(records):
+            insert_rows(SupporterImportRow.__table__, _STAGED,
+                        [_staged(pending.id, r) for r in checker.chunk(chunk)])
+        _same_in_file(pending.id)
+    Row = SupporterImportRow
+    counts = db.session.execute(
+        select(func.count(Row.id), func.count(Row.id).filter(Row.ok))
+        .where(Row.import_id == pending.id)).one()
+    mobile = sum(1 for key in db.session.scalars(
+        select(Row.email_key).where(Row.import_id == pending.id, Row.ok, Row.email_key != ""))
+        if services.is_mobile_carrier(key))
+    pending.summary = {"total": counts[0], "ok": counts[1], "mobile": mobile,
+                       "missing_headers": missing}
+
+
+def review(pending: SupporterImport) -> Review:
+    Row = SupporterImportRow
+
+    def first(ok: bool) -> list[RowResult]:
+        return [_result(r) for r in db.session.execute(
+            select(*_SHOWN_COLUMNS).where(Row.import_id == pending.id, Row.ok == ok)
+            .order_by(Row.line).limit(SHOWN))]
+    summary = pending.summary or {}
+    return Review(total=summary.get("total", 0), ok=summary.get("ok", 0),
+                  mobile=summary.get("mobile", 0),
+                  missing_headers=summary.get("missing_headers", []),
+                  preview=first(True), problems=first(False))
 
 
 def get_pending(import_id: int) -> SupporterImport:
     pending = db.session.get(SupporterImport, import_id)
     if pending is None:
         raise NotFound(import_id)
+    if pending.content and not pending.summary:  # staged by a version that kept the text
+        _check_into(pending, io.StringIO(pending.content))
+        pending.content = ""
+        db.session.commit()
     return pending
 
 
+def _ok_rows(import_id: int) -> Iterator[list[RowResult]]:
+    """The rows to import, a chunk at a time, in the file's order."""
+    Row, line = SupporterImportRow, 0
+    while True:
+        chunk = [_result(r) for r in db.session.execute(
+            select(*_SHOWN_COLUMNS).where(Row.import_id == import_id, Row.ok, Row.line > line)
+            .order_by(Row.line).limit(CHUNK))]
+        if not chunk:
+            return
+        yield chunk
+        line = chunk[-1].line
+
+
 def commit_import(pending: SupporterImport, *, actor) -> int:
-    """Write every valid row in one transaction (all or none), then forget the file."""
-    result = dry_run(pending.content)
+    """Write every row that passed the dry run in one transaction (all or none), then forget
+    the file. A row whose person was registered since the dry run is left out."""
     count = 0
     try:
-        for row in result.valid:
-            services.add_supporter(row.data, "imported", actor=actor)
-            count += 1
+        # Checked against the registry before anything is written: the queries then see the
+        # registry as its statistics describe it, not one growing under them.
+        taken = set()
+        for chunk in _ok_rows(pending.id):
+            still = {r.line for r in registered(chunk)}
+            taken.update(r.line for r in chunk if r.line not in still)
+        for chunk in _ok_rows(pending.id):
+            count += len(bulk.add_supporters([r.data for r in chunk if r.line not in taken],
+                                             "imported", actor=actor))
         audit.record("supporter.import", "supporter_import", pending.id,
                      params={"people": count, "name": pending.filename}, actor=actor)
         db.session.delete(pending)

@@ -154,7 +154,8 @@ class SupporterChange(db.Model):
 class SupporterImport(db.Model):
     """An uploaded CSV waiting for the user's choice after the dry run.
 
-    The decoded text is kept only until it is imported or discarded.
+    Its checked rows (SupporterImportRow) are kept only until it is imported or discarded;
+    `summary` holds the dry run's counts ({"total", "ok", "mobile"}, "missing_headers").
     """
 
     __tablename__ = "supporter_import"
@@ -163,7 +164,31 @@ class SupporterImport(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     filename: Mapped[str] = mapped_column(String(200), default="")
     encoding: Mapped[str] = mapped_column(String(20), default="")
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text, default="")  # no longer written (rows instead)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    rows: Mapped[list["SupporterImportRow"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class SupporterImportRow(db.Model):
+    """One row of a staged import, as the dry run read and checked it: the data to write
+    (`data`, normalised) or the problems in the user's language. The keys let duplicates
+    within the file be found by the database rather than held in memory."""
+
+    __tablename__ = "supporter_import_row"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter_import.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(default=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email_key: Mapped[str] = mapped_column(String(254), default="")
+    name_key: Mapped[str] = mapped_column(String(300), default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+
+    __table_args__ = (Index("ix_supporter_import_row_ok", "import_id", "ok", "line"),)
 
 
 class LoginLink(db.Model):

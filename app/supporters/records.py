@@ -1,6 +1,8 @@
 """Supporter records: the fields, their checks, creating, changing and reading them."""
 from __future__ import annotations
 
+from typing import Collection
+
 from sqlalchemy import func, select
 
 from app.audit import services as audit
@@ -70,9 +72,10 @@ def normalise(data: dict) -> dict:
     return out
 
 
-def validate(data: dict, *, exclude_id: int | None = None,
-             check_duplicates: bool = True) -> dict[str, str]:
-    """Problems with a supporter's data, as {field: message in the user's language}."""
+def validate(data: dict, *, exclude_id: int | None = None, check_duplicates: bool = True,
+             district_ids: Collection[int] | None = None) -> dict[str, str]:
+    """Problems with a supporter's data, as {field: message in the user's language}.
+    `district_ids`, when given, are the districts that exist (else each is looked up)."""
     problems: dict[str, str] = {}
     kind = data.get("kind", "person")
     if kind not in KINDS:
@@ -113,7 +116,9 @@ def validate(data: dict, *, exclude_id: int | None = None,
         problems["can_help"] = _("協力できることを選び直してください。")
     if len(data.get("help_times") or "") > 200:
         problems["help_times"] = _("%(max)d文字以内で入力してください。", max=200)
-    if data.get("district_id") and db.session.get(District, data["district_id"]) is None:
+    if data.get("district_id") and (data["district_id"] not in district_ids
+                                    if district_ids is not None
+                                    else db.session.get(District, data["district_id"]) is None):
         problems["district_id"] = _("地区を選び直してください。")
     if check_duplicates and "email" not in problems and email:
         other = find_by_email(email, exclude_id=exclude_id)

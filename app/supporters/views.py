@@ -415,15 +415,12 @@ def import_upload():
             form.file.errors = [_("CSVファイルを選んでください。")]
         else:
             try:
-                pending, _result = csvio.stage(upload.read(), upload.filename, current_user.id)
+                pending = csvio.stage(upload.stream, upload.filename, current_user.id)
             except InvalidInput as exc:
                 add_error(form, exc)
             else:
                 return redirect(url_for("supporters.import_review", import_id=pending.id))
     return render_template("supporters/import_upload.html", form=form, columns=csvio.COLUMNS)
-
-
-PREVIEW_ROWS = 200
 
 
 @bp.get("/staff/supporters/import/<int:import_id>")
@@ -435,12 +432,9 @@ def import_review(import_id: int):
     except NotFound:
         flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
         return redirect(url_for("supporters.import_upload"))
-    result = csvio.dry_run(pending.content)
-    return render_template("supporters/import_review.html", pending=pending, result=result,
-                           form=ConfirmForm(), preview=result.valid[:PREVIEW_ROWS],
+    return render_template("supporters/import_review.html", pending=pending,
+                           result=csvio.review(pending), form=ConfirmForm(),
                            encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
-                           mobile=sum(1 for r in result.valid
-                                      if services.is_mobile_carrier(r.data.get("email"))),
                            sender_domain=services.sender_domain(),
                            districts={d.id: d.label for d in list_districts()})
 

@@ -1,0 +1,54 @@
+"""Adding many supporters at once (the CSV import).
+
+The same records as `records.add_supporter` makes one at a time — the editable fields, the
+joining date of an active supporter, the sort key, e-mail key and search terms that
+`search._refresh_derived` keeps in step, and a first history entry — written as many rows
+per statement (COPY on PostgreSQL) instead of a flush per supporter.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from app import actors
+from app.dbtypes import insert_rows, insert_rows_returning_ids, utcnow
+from app.formatting import today_tokyo
+from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
+from app.supporters.search import search_terms_for, sort_key_for
+
+_TABLE = Supporter.__table__
+# Every column but the id, with the model's own default (those made by a function are set
+# below), so that every row gives a value for every column.
+_COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id")
+_DEFAULTS = {c.key: (c.default.arg if c.default is not None and not callable(c.default.arg)
+                     else None) for c in _TABLE.columns if c.key != "id"}
+_HISTORY = ("supporter_id", "staff_id", "actor", "actor_kind", "action", "changes", "at")
+
+
+def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
+    """Add one supporter per dict of checked data (as `add_supporter` takes it), with its
+    first history entry; returns their ids in the same order (the caller commits)."""
+    if not rows:
+        return []
+    today, now = today_tokyo(), utcnow()
+    records, terms = [], []
+    for data in rows:
+        record = dict(_DEFAULTS)
+        record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
+        record["can_help"] = record["can_help"] or []
+        if record["status"] == "active" and record["joined_on"] is None:
+            record["joined_on"] = today
+        view = SimpleNamespace(**record)
+        view.display_name = Supporter.display_name.fget(view)
+        record["sort_key"] = sort_key_for(view)
+        record["email_key"] = record["email"].strip().lower() if record["email"] else None
+        record["created_at"] = record["updated_at"] = now
+        records.append(tuple(record[key] for key in _COLUMNS))
+        terms.append(sorted(search_terms_for(view)))
+    ids = insert_rows_returning_ids(_TABLE, _COLUMNS, records)
+    insert_rows(SupporterSearchTerm.__table__, ("supporter_id", "term"),
+                [(supporter_id, term) for supporter_id, own in zip(ids, terms, strict=True)
+                 for term in own])
+    staff_id, name, kind = actors.stamp(actor)
+    insert_rows(SupporterChange.__table__, _HISTORY,
+                [(supporter_id, staff_id, name, kind, action, {}, now) for supporter_id in ids])
+    return ids
