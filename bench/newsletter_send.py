@@ -5,8 +5,16 @@ The sender (`flask hotnet sender`, a separate process, as in production) deliver
 measured. The baseline in the same run is raw smtplib sending pre-built messages of the same
 size over one connection to the same server.
 
-Prints messages/s and the sender's peak RSS for both sizes, the ratio sender/baseline and
-the RSS ratio 100k/10k. Targets: ratio >= 0.7, rss_ratio <= 1.3. The last line holds the figures.
+Runs: one connection (HOTNET_SEND_CONNECTIONS=1) for both sizes on --db; then four
+connections on PostgreSQL at the first size, both as one process with
+HOTNET_SEND_CONNECTIONS=4 and as four processes with one each (on PostgreSQL whenever it is
+reachable, also when --db is sqlite). Prints messages/s, the sender's peak RSS and its CPU
+time per message (user + sys of the sender processes, from wait4; the sink and the database
+use CPU too, on the same cores).
+
+Targets: ratio (one connection / baseline) >= 0.8; ratio_4conn (four connections on
+PostgreSQL, the better of the two ways, / the one-connection baseline) >= 1.0; rss_ratio
+(peak RSS 100k/10k) <= 1.3. The last line holds the figures.
 """
 from __future__ import annotations
 
@@ -31,7 +39,13 @@ from app.geography.services import load_geography
 from app.newsletters import services
 from app.newsletters.models import Delivery
 from app.supporters.models import Supporter
-from bench.common import create_database, debian_program, drop_database, free_port
+from bench.common import (
+    create_database,
+    debian_program,
+    drop_database,
+    free_port,
+    postgres_reachable,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAGRAPH = ("地域の見守り活動にご協力いただき、ありがとうございます。最近は朝晩の冷え込みが厳しくなり、"
@@ -97,16 +111,23 @@ def sample_message(url: str, port: int) -> bytes:
         return data
 
 
-def run_sender(url: str, port: int, size: int) -> dict:
+def run_sender(url: str, port: int, size: int, connections: int = 1, processes: int = 1) -> dict:
+    """`processes` sender processes of `connections` connections each, until nothing is left."""
     env = dict(os.environ, DATABASE_URL=url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port),
-               FLASK_APP="wsgi", HOTNET_SEND_BATCH="200", HOTNET_SEND_RATE="0")
+               FLASK_APP="wsgi", HOTNET_SEND_BATCH="200", HOTNET_SEND_RATE="0",
+               HOTNET_SEND_CONNECTIONS=str(connections))
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "flask", "hotnet", "sender", "--until-idle"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _pid, status, usage = os.wait4(process.pid, 0)
+    senders = [subprocess.Popen([sys.executable, "-m", "flask", "hotnet", "sender", "--until-idle"],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               for _ in range(processes)]
+    cpu, rss = 0.0, 0.0
+    for process in senders:
+        _pid, status, usage = os.wait4(process.pid, 0)
+        output = process.stdout.read().decode()
+        assert status == 0, output
+        cpu += usage.ru_utime + usage.ru_stime
+        rss = max(rss, usage.ru_maxrss / 1024)
     wall = time.perf_counter() - started
-    output = process.stdout.read().decode()
-    assert status == 0, output
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         sent = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "sent"))
@@ -115,7 +136,34 @@ def run_sender(url: str, port: int, size: int) -> dict:
         db.engine.dispose()
     assert sent == size, (sent, size, output)
     span = (last - first).total_seconds()
-    return {"rate": sent / span, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "sent": sent}
+    return {"rate": sent / span, "wall": wall, "rss_mb": rss, "sent": sent,
+            "cpu_ms": cpu * 1000 / sent}
+
+
+def startup_cpu_ms(url: str, port: int) -> float:
+    """CPU time of a sender process that finds nothing to send (start-up and exit)."""
+    env = dict(os.environ, DATABASE_URL=url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port),
+               FLASK_APP="wsgi")
+    process = subprocess.Popen([sys.executable, "-m", "flask", "hotnet", "sender", "--until-idle"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, _status, usage = os.wait4(process.pid, 0)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def fresh_database(kind: str, label: str) -> tuple[str, callable]:
+    """(URL, clean-up) of an empty database: SQLite in a temporary folder, or PostgreSQL."""
+    if kind == "sqlite":
+        folder = tempfile.mkdtemp(prefix="hotnet-send-")
+        return ("sqlite:///" + os.path.join(folder, "send.sqlite3"),
+                lambda: shutil.rmtree(folder, ignore_errors=True))
+    name = f"hotnet_send_{os.getpid()}_{label}"
+    return database_url(create_database(name)), lambda: drop_database(name)
+
+
+def describe(label: str, r: dict, base_rate: float) -> None:
+    print(f"    {label}: {r['rate']:.0f} messages/s, wall {r['wall']:.1f}s, "
+          f"peak RSS {r['rss_mb']:.1f} MB, CPU {r['cpu_ms']:.2f} ms/message, "
+          f"ratio to baseline {r['rate'] / base_rate:.2f}", flush=True)
 
 
 def baseline(port: int, message: bytes, count: int) -> float:
@@ -138,41 +186,69 @@ def main() -> int:
     sink_process = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "256"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    results, base_rate, size_kb = {}, 0.0, 0.0
+    results, four, base_rate, size_kb, startup = {}, {}, 0.0, 0.0, 0.0
+    handled = 0  # messages the sink received
     try:
         for size in sizes:
-            folder = tempfile.mkdtemp(prefix="hotnet-send-")
-            if args.db == "sqlite":
-                url = "sqlite:///" + os.path.join(folder, "send.sqlite3")
-            else:
-                name = f"hotnet_send_{os.getpid()}_{size}"
-                url = database_url(create_database(name))
-            print(f"  {size:,} recipients ({args.db}):", flush=True)
+            url, clean_up = fresh_database(args.db, str(size))
+            print(f"  {size:,} recipients ({args.db}), one connection:", flush=True)
             fill(url, size)
             if not base_rate:
                 message = sample_message(url, port)
                 size_kb = len(message) / 1024
                 base_rate = baseline(port, message, 10000)
+                handled += 10000
                 print(f"    baseline raw smtplib: {base_rate:.0f} messages/s "
                       f"({size_kb:.1f} KB each, 10,000 messages, one connection)", flush=True)
             results[size] = run_sender(url, port, size)
-            r = results[size]
-            print(f"    sender: {r['rate']:.0f} messages/s, wall {r['wall']:.1f}s, "
-                  f"peak RSS {r['rss_mb']:.1f} MB, ratio to baseline {r['rate'] / base_rate:.2f}",
-                  flush=True)
-            if args.db == "postgresql":
-                drop_database(name)
-            shutil.rmtree(folder, ignore_errors=True)
+            if not startup:
+                startup = startup_cpu_ms(url, port)  # the ledger is empty now
+                print(f"    a sender process that finds nothing to send uses {startup:.0f} ms "
+                      f"of CPU (counted in each figure of CPU per message)", flush=True)
+            handled += size
+            describe("sender", results[size], base_rate)
+            clean_up()
+        if args.db == "postgresql" or postgres_reachable():
+            size = sizes[0]
+            for label, connections, processes in (("one process, 4 connections", 4, 1),
+                                                  ("4 processes, 1 connection each", 1, 4)):
+                url, clean_up = fresh_database("postgresql", f"{connections}x{processes}")
+                print(f"  {size:,} recipients (postgresql), {label}:", flush=True)
+                fill(url, size)
+                four[label] = run_sender(url, port, size, connections, processes)
+                handled += size
+                describe("senders", four[label], base_rate)
+                clean_up()
+        else:
+            print("  PostgreSQL is not reachable: no four-connection run", flush=True)
     finally:
         sink_process.terminate()
-        sink_process.wait(timeout=10)
+        _pid, _status, sink_usage = os.wait4(sink_process.pid, 0)
+    sink_ms = (sink_usage.ru_utime + sink_usage.ru_stime) * 1000 / handled
     small, large = results[sizes[0]], results[sizes[-1]]
     ratio = small["rate"] / base_rate
     rss_ratio = large["rss_mb"] / small["rss_mb"]
-    print(f"  ratio sender/baseline at {sizes[0]:,} = {ratio:.2f} (target >= 0.7), "
+    print(f"  smtp-sink used {sink_ms:.2f} ms of CPU per message received (the database's "
+          f"CPU is not counted anywhere here); the sender's CPU is per message sent")
+    print(f"  ratio sender/baseline at {sizes[0]:,} = {ratio:.2f} (target >= 0.8), "
           f"peak RSS {sizes[-1]:,}/{sizes[0]:,} = {rss_ratio:.2f} (target <= 1.3)")
-    print(f"newsletter_send db={args.db} rate_10k={small['rate']:.0f} "
-          f"rate_100k={large['rate']:.0f} baseline={base_rate:.0f} ratio={ratio:.2f} "
+    line = (f"newsletter_send db={args.db} rate_10k={small['rate']:.0f} "
+            f"rate_100k={large['rate']:.0f} baseline={base_rate:.0f} ratio={ratio:.2f} ")
+    if four:
+        best = max(four, key=lambda k: four[k]["rate"])
+        ratio_4conn = four[best]["rate"] / base_rate
+        one_process, processes = (four[k]["rate"] / base_rate for k in four)
+        print(f"  four connections on PostgreSQL at {sizes[0]:,}: one process {one_process:.2f}, "
+              f"four processes {processes:.2f} of the one-connection baseline; the better is "
+              f"{best} (ratio_4conn = {ratio_4conn:.2f}, target >= 1.0), its senders used "
+              f"{four[best]['cpu_ms']:.2f} ms of CPU per message")
+        line += (f"ratio_4conn={ratio_4conn:.2f} ratio_4conn_1proc={one_process:.2f} "
+                 f"ratio_4conn_4proc={processes:.2f} "
+                 f"best_4conn={'1proc' if best.startswith('one') else '4proc'} "
+                 f"cpu_ms_per_msg={four[best]['cpu_ms']:.2f} ")
+    else:
+        line += f"ratio_4conn=nan cpu_ms_per_msg={small['cpu_ms']:.2f} "
+    print(line + f"cpu_ms_per_msg_1conn={small['cpu_ms']:.2f} sink_cpu_ms_per_msg={sink_ms:.2f} "
           f"rss_ratio={rss_ratio:.2f} size_kb={size_kb:.1f}")
     return 0
 

@@ -19,6 +19,7 @@ before its dot (the connection is closed, and the server keeps nothing of it).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import smtplib
@@ -158,35 +159,23 @@ def mark_sent_sql(table: str, extra: str = "") -> str:
             f"WHERE id = {{p}} AND claimed_by = {{p}} AND status = 'sending'")
 
 
-def mark_sent(ledger, sql: str, row_id: int, worker: str) -> bool:
-    """Record one accepted message, committed before the next is accepted; False when the
-    row was no longer this sender's (another sender took it over: it may repeat the message).
-
-    `ledger` is a connection of its own, used through the driver: this runs once per
-    message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes.
-    """
-    now = utcnow()
-    if ledger.dialect.name == "sqlite":
-        statement, value = sql.format(p="?"), now.strftime("%Y-%m-%d %H:%M:%S.%f")
-    else:
-        statement, value = sql.format(p="%s"), now
-    count = ledger.exec_driver_sql(statement, (value, row_id, worker)).rowcount
-    ledger.commit()
-    return count == 1
-
-
 class Marks:
     """The marks of one connection's accepted messages, each committed on a ledger connection
     of its own by a thread of its own while the next exchange begins. One at a time: `settle`
     waits for the mark in flight (the sender calls it before the next message's final dot).
-    A context manager (it opens and closes the ledger connection)."""
+    A context manager (it opens and closes the ledger connection).
+
+    The connection is the driver's own (engine.raw_connection()): a mark runs once per
+    message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes."""
 
     def __init__(self, sql: str):
         self.sql = sql
         self.pending: Future | None = None
 
     def __enter__(self) -> Marks:
-        self.connection = db.engine.connect()
+        self.sqlite = db.engine.dialect.name == "sqlite"
+        self.statement = self.sql.format(p="?" if self.sqlite else "%s")
+        self.connection = db.engine.raw_connection()
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hotnet-marks")
         return self
 
@@ -200,12 +189,25 @@ class Marks:
     def submit(self, row_id: int, worker: str) -> None:
         if self.pending is not None:
             raise RuntimeError("the previous mark was not settled")
-        self.pending = self.thread.submit(mark_sent, self.connection, self.sql, row_id, worker)
+        self.pending = self.thread.submit(self._mark, row_id, worker)
 
     def settle(self) -> bool | None:
-        """Wait for the mark in flight: True marked, False no longer ours, None: none."""
+        """Wait for the mark in flight: True marked, False no longer ours (another sender
+        took the row over: it may repeat the message), None: there was none."""
         pending, self.pending = self.pending, None
         return None if pending is None else pending.result()
+
+    def _mark(self, row_id: int, worker: str) -> bool:
+        now = utcnow()
+        value = now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.statement, (value, row_id, worker))
+            count = cursor.rowcount
+        finally:
+            cursor.close()
+        self.connection.commit()
+        return count == 1
 
 
 def mark_problem(model, row_id: int, attempts_before: int, reply: str, permanent: bool,
@@ -278,19 +280,19 @@ class TimedConnection(flask_mail.Connection):
         if smtp.does_esmtp:
             options = ([f"size={prepared.size}"] if smtp.has_extn("size") else []) \
                 + prepared.mail_options
-        code, reply = smtp.mail(prepared.envelope_from, options)
+        code, reply = smtp.docmd("mail", f"FROM:{prepared.mail_from}{_options(options)}")
         if code != 250:
             _reset(smtp, code)
-            raise smtplib.SMTPSenderRefused(code, reply, prepared.envelope_from)
+            raise smtplib.SMTPSenderRefused(code, reply, prepared.mail_from)
         refused = {}
-        for address in prepared.recipients:
-            code, reply = smtp.rcpt(address, prepared.rcpt_options)
+        for address in prepared.rcpt_to:
+            code, reply = smtp.docmd("rcpt", f"TO:{address}{_options(prepared.rcpt_options)}")
             if code not in (250, 251):
                 refused[address] = (code, reply)
             if code == 421:
                 smtp.close()
                 raise smtplib.SMTPRecipientsRefused(refused)
-        if len(refused) == len(prepared.recipients):
+        if len(refused) == len(prepared.rcpt_to):
             smtp._rset()
             raise smtplib.SMTPRecipientsRefused(refused)
         code, reply = smtp.docmd("data")
@@ -317,6 +319,10 @@ class TimedConnection(flask_mail.Connection):
             pass  # the server already went away; nothing left to close cleanly
 
 
+def _options(options: list[str]) -> str:
+    return " " + " ".join(options) if options else ""
+
+
 def _reset(smtp, code: int) -> None:
     """After a refusal: 421 means the server is closing; otherwise start over with RSET."""
     if code == 421:
@@ -327,11 +333,12 @@ def _reset(smtp, code: int) -> None:
 
 @dataclass
 class Prepared:
-    """One message ready for the SMTP exchange: its envelope, and its bytes as they go after
-    DATA (signed, dot-stuffed, ending in CRLF . CRLF). Made ahead of the exchange."""
+    """One message ready for the SMTP exchange: its envelope as the commands write it
+    (<address>), and its bytes as they go after DATA (signed, dot-stuffed, ending in
+    CRLF . CRLF). Made ahead of the exchange."""
 
-    envelope_from: str
-    recipients: list[str]
+    mail_from: str
+    rcpt_to: list[str]
     payload: bytes
     size: int
     mail_options: list
@@ -340,6 +347,16 @@ class Prepared:
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_PLAIN_ADDRESS = re.compile(r'^[^<>()\[\]\\,;:\s@"]+@[^<>()\[\]\\,;:\s@"]+$')
+
+
+def _angle(address: str) -> str:
+    """<address> as MAIL FROM and RCPT TO write it (smtplib.quoteaddr, which parses the
+    address, only when it is more than a plain one)."""
+    return f"<{address}>" if _PLAIN_ADDRESS.match(address) else _quoted(address)
+
+
+_quoted = functools.lru_cache(maxsize=64)(smtplib.quoteaddr)  # the From address, named
 
 
 def prepare(message, data: bytes, kind: str, row_id: int) -> Prepared:
@@ -348,11 +365,13 @@ def prepare(message, data: bytes, kind: str, row_id: int) -> Prepared:
     finds the row (VERP). A DKIM key that cannot be used stops the sender, as it should."""
     message.return_path = return_path(kind, row_id)
     data = dkim_sign(data)
-    payload = _LEADING_DOT.sub(b"..", data)
+    payload = data
+    if payload.startswith(b".") or b"\n." in payload:  # rare: a search of the whole is dearer
+        payload = _LEADING_DOT.sub(b"..", payload)
     if not payload.endswith(b"\r\n"):
         payload += b"\r\n"
-    sender = message.return_path or message.sender
-    return Prepared(envelope_from=address_header(sender), recipients=list(message.send_to),
+    sender = message.return_path or address_header(message.sender)
+    return Prepared(mail_from=_angle(sender), rcpt_to=[_angle(a) for a in message.send_to],
                     payload=payload + b".\r\n", size=len(data),
                     mail_options=list(message.mail_options),
                     rcpt_options=list(message.rcpt_options), message=message)
