@@ -146,9 +146,17 @@ def smtp_server():
         """Keeps what arrives. `plan[address]` lists answers for that recipient's next
         attempts: "451"/"550" refuse at RCPT, "421" answers DATA so, "drop" hangs up after DATA."""
 
+        pipelining = True  # offered after EHLO, as Postfix does; a test may turn it off
+
         def __init__(self):
             self.messages = Mailbox()
             self.plan: dict[str, list[str]] = {}
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if self.pipelining:
+                responses.insert(-1, "250-PIPELINING")
+            return responses
 
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             answers = self.plan.get(address)
@@ -187,6 +195,7 @@ def mailbox(smtp_server):
     _controller, handler = smtp_server
     handler.messages.clear()
     handler.plan.clear()
+    handler.pipelining = True
     return handler.messages
 
 

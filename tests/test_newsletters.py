@@ -177,8 +177,11 @@ def test_starting_twice_queues_once(client, coordinator, people, mailbox):
     assert sorted(len(v) for v in by_recipient(mailbox).values()) == [1, 1]
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_smtp_failures_defer_or_fail_and_nothing_is_lost(app, client, coordinator, geography,
-                                                          mailbox, smtp_plan):
+                                                          mailbox, smtp_plan, smtp_server,
+                                                          pipelining):
+    smtp_server[1].pipelining = pipelining  # MAIL FROM, RCPT TO and DATA in one write or not
     app.config["HOTNET_SEND_MAX_ATTEMPTS"] = 3
     for name in ("temp", "busy", "drop", "gone", "never", "fine"):
         make_supporter(name=f"{name} 様子", kana="てすと", email=f"{name}@example.jp",
