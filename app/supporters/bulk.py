@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 from app import actors
 from app.dbtypes import insert_rows, insert_rows_returning_ids, utcnow
-from app.formatting import today_tokyo
 from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
+from app.supporters.records import joining_date
 from app.supporters.search import search_terms_for, sort_key_for
 
 _TABLE = Supporter.__table__
@@ -29,14 +29,13 @@ def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
     first history entry; returns their ids in the same order (the caller commits)."""
     if not rows:
         return []
-    today, now = today_tokyo(), utcnow()
+    now = utcnow()
     records, terms = [], []
     for data in rows:
         record = dict(_DEFAULTS)
         record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
         record["can_help"] = record["can_help"] or []
-        if record["status"] == "active" and record["joined_on"] is None:
-            record["joined_on"] = today
+        record["joined_on"] = joining_date(record["status"], record["joined_on"])
         view = SimpleNamespace(**record)
         view.display_name = Supporter.display_name.fget(view)
         record["sort_key"] = sort_key_for(view)

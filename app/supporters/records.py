@@ -177,12 +177,18 @@ def _checked(data: dict, exclude_id: int | None = None) -> dict:
     return data
 
 
+def joining_date(status: str | None, joined_on):
+    """The date a supporter joined: as given, else today for one who is active now."""
+    if status == "active" and joined_on is None:
+        return today_tokyo()
+    return joined_on
+
+
 def add_supporter(data: dict, action: str, *, actor) -> Supporter:
     """Add a supporter from checked data with its first history entry (the caller commits)."""
     supporter = Supporter(**{k: v for k, v in data.items()
                              if k in EDITABLE or k in ("consent_at", "consent_version")})
-    if supporter.status == "active" and supporter.joined_on is None:
-        supporter.joined_on = today_tokyo()
+    supporter.joined_on = joining_date(supporter.status, supporter.joined_on)
     db.session.add(supporter)
     db.session.flush()
     record_change(supporter, action, actor=actor)
