@@ -262,3 +262,36 @@ def test_figures_by_kind_and_area_hide_small_counts_and_match_the_csv(client, co
     assert [row[1] for row in rows if row and row[0] == month] == ["4"]
     assert "月ごとのつなぎの件数" in page
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "referral.figures"))
+
+
+def test_a_double_click_records_a_referral_note_message_and_agency_once(client, admin, mailbox):
+    """Staff forms that add something carry a one-time key: the same form sent twice (a
+    double click, a reload of the result) shows the first result and adds nothing more."""
+    from app.concerns.models import ConcernEvent
+    concern = concern_in("d01")
+    concerns.assign(concern, admin.id, actor=admin)
+    target = agency("西部地域包括支援センター")
+    login_staff(client, admin)
+    key = "k" * 20
+    for _ in range(2):
+        response = refer(client, concern, target.id, submission_key=key)
+        assert response.status_code == 302 and response.headers["Location"].endswith("#referrals")
+    assert len(db.session.scalars(select(Referral)).all()) == 1
+    for path, body in (("note", "玄関に新聞が三日分"), ("message", "包括支援センターにつなぎました")):
+        for _ in range(2):
+            assert post(client, f"/staff/concerns/{concern.id}/{path}",
+                        {"body": body, "submission_key": f"{path}-" + "x" * 20}).status_code == 302
+        events = db.session.scalars(select(ConcernEvent).where(
+            ConcernEvent.concern_id == concern.id, ConcernEvent.body == body)).all()
+        assert len(events) == 1, path
+    # Without a key (an old page) each send still counts: nothing is lost.
+    post(client, f"/staff/concerns/{concern.id}/note", {"body": "鍵なし"})
+    post(client, f"/staff/concerns/{concern.id}/note", {"body": "鍵なし"})
+    assert len(db.session.scalars(select(ConcernEvent).where(ConcernEvent.body == "鍵なし")).all()) == 2
+    first = post(client, "/admin/partners/new", {"kind": "houkatsu", "name": "北部地域包括支援センター",
+                                                 "submission_key": "a" * 20})
+    again = post(client, "/admin/partners/new", {"kind": "houkatsu", "name": "北部地域包括支援センター",
+                                                 "submission_key": "a" * 20})
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert len(db.session.scalars(select(Agency).where(Agency.name == "北部地域包括支援センター")).all()) == 1

@@ -56,7 +56,7 @@ class StatusForm(Form):
     confirmed = HiddenField()  # "1" once the person confirmed closing with open referrals
 
 
-class ReferralForm(Form):
+class ReferralForm(OneTimeForm):
     agency_id = SelectField(_l("つなぎ先"), coerce=bounded_int, choices=[], validate_choice=False)
     referred_on = DateField(_l("つないだ日"), validators=[optional()])
     # Checked by the service with messages in the user's language (referral_problems).
@@ -73,7 +73,7 @@ class ReferralStatusForm(Form):
     note = TextAreaField(_l("メモ（任意）"), validators=[optional(), max_length(2000)])
 
 
-class HelpForm(Form):
+class HelpForm(OneTimeForm):
     need = SelectField(_l("お願いしたいこと"), choices=[], validate_choice=False)
     supporter_id = RadioField(_l("お願いする方"), coerce=bounded_int, choices=[],
                               validate_choice=False)
@@ -89,11 +89,11 @@ class AssignForm(Form):
     assignee_id = SelectField(_l("担当者"), coerce=bounded_int, choices=[])
 
 
-class NoteForm(Form):
+class NoteForm(OneTimeForm):
     body = TextAreaField(_l("内部メモ（職員だけが見ます）"), validators=[optional(), max_length(5000)])
 
 
-class MessageForm(Form):
+class MessageForm(OneTimeForm):
     body = TextAreaField(_l("報告者へのメッセージ"), validators=[optional(), max_length(5000)])
 
 

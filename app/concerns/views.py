@@ -43,6 +43,7 @@ from app.concerns.referrals import referral_problems
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
 from app.formatting import TOKYO, format_datetime, today_tokyo
+from app.forms import OneTimeForm
 from app.geography.services import district_choices
 from app.i18n import gettext as _
 from app.labels import (
@@ -345,13 +346,17 @@ def _act(concern_id: int, form_name: str, form, action, done: str, *, anchor: st
         form.validate_on_submit()
     if valid:
         try:
+            if isinstance(form, OneTimeForm):  # a note, a message, a referral, a request
+                submissions.claim(form.submission_key.data, form_name)
             action(concern, form)
+        except AlreadySubmitted:  # a double click or a reload: the first one is on the page
+            db.session.rollback()
         except (InvalidInput, InvalidState) as exc:
             db.session.rollback()
             add_error(form, exc)
-        else:
-            flash(done, "success")
-            return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + anchor)
+            return _detail(concern, 400, **{form_name: form})
+        flash(done, "success")
+        return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + anchor)
     return _detail(concern, 400, **{form_name: form})
 
 

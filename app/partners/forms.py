@@ -2,7 +2,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.validators import Email, max_length, optional
 
@@ -12,7 +12,7 @@ def _checkboxes(label, coerce=str):
                                widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
 
-class AgencyForm(Form):
+class AgencyForm(OneTimeForm):
     kind = SelectField(_l("種類"), choices=[])
     name = StringField(_l("名称"), validators=[optional(), max_length(200)])  # the service says
     kana = StringField(_l("ふりがな"), validators=[optional(), max_length(200)])
