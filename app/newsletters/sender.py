@@ -6,13 +6,15 @@ message of each recipient, and stopping when an issue is paused or cancelled.
 
 One process drives HOTNET_SEND_CONNECTIONS SMTP connections (default 1), each in a thread
 of its own with its own database session and worker id (host:pid/cN). On each connection
-three things overlap: the messages of the batch are rendered, serialised and signed ahead in
-another thread (a bounded queue, `Ahead`); the SMTP exchange; and the commit of the last
-message's mark, which runs while the next message's MAIL FROM, RCPT TO and DATA go out and
-is waited for before that message's final dot (see ledger.py). So a crash repeats at most
-one message per open connection. The connections share the process's pace
-(HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims more than is
-left, counting what the other connections hold.
+three things overlap: the SMTP exchange; the making of the next messages (rendered,
+serialised, signed: `Lookahead`, at most two ahead), done while the server works on what it
+was just sent — in the same thread, for in one process threads take turns on the
+interpreter lock and a renderer thread would hold up the exchange; and the commit of the
+last message's mark, which runs in a thread of its own while the next message's MAIL FROM,
+RCPT TO and DATA go out, and is waited for before that message's final dot (see ledger.py).
+So a crash repeats at most one message per open connection. The connections share the
+process's pace (HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims
+more than is left, counting what the other connections hold.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from app.newsletters.recipients import Links, area_infos
 from app.newsletters.rendering import TemplateCache
 from app.outbox import ledger
 from app.outbox.ledger import RunReport, worker_id
-from app.outbox.overlap import Ahead, Pacer
+from app.outbox.overlap import Lookahead, Pacer
 from app.supporters.models import Supporter, salutation
 
 log = logging.getLogger("hotnet.sender")
@@ -110,8 +112,8 @@ def _load_issues(rows, state: dict) -> None:
 
 
 def _prepared(rows, state: dict):
-    """(row, the message ready for SMTP or None, why it cannot be sent) for each row: run
-    ahead of the exchange in a thread of its own (no database here)."""
+    """(row, the message ready for SMTP or None, why it cannot be sent) for each row, made
+    ahead while the server is busy (see Lookahead)."""
     for row in rows:
         reason, prepared = _unsendable(row), None
         if not reason:
@@ -136,15 +138,16 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
     """
     rows = _load(ids)
     _load_issues(rows, state)
+    ahead = Lookahead(_prepared(rows, state))
     with ledger.Batch(Delivery, state["worker"], ids, report, state["marks"],
-                      state["pacer"]) as batch, Ahead(_prepared(rows, state)) as ahead:
+                      state["pacer"]) as batch:
         for row, prepared, reason in ahead:
             if not batch.holds(row.id) or _stopped(row.newsletter_id, state):
                 continue  # a stopped issue's rows are given back when the batch ends
             if reason:
                 batch.set_aside(row.id, reason)
             else:
-                batch.send_prepared(row, prepared)
+                batch.send_prepared(row, prepared, ahead.make_one)
 
 
 def _stopped(newsletter_id: int, state: dict) -> bool:

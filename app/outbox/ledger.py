@@ -269,14 +269,16 @@ class TimedConnection(flask_mail.Connection):
             host.login(self.mail.username, self.mail.password)
         return host
 
-    def exchange(self, prepared: Prepared, before_end=None) -> None:
+    def exchange(self, prepared: Prepared, before_end=None, meanwhile=None) -> None:
         """Send one message as smtplib's sendmail does (same replies, same errors), except
         that `before_end` is called between the server's 354 and the final dot: the message
         is accepted only after it returned. If it raises, the connection is dropped and the
         server keeps nothing of the message.
 
         When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and DATA go in one
-        write and their replies are read together: two round trips per message, not four."""
+        write and their replies are read together: two round trips per message, not four.
+        `meanwhile` is called while the server works on what it was just sent (the next
+        message is made then)."""
         smtp = self.host
         smtp.ehlo_or_helo_if_needed()
         options = []
@@ -288,6 +290,8 @@ class TimedConnection(flask_mail.Connection):
         pipelined = smtp.does_esmtp and smtp.has_extn("pipelining")
         if pipelined:
             smtp.send("".join(f"{command}\r\n" for command in commands + ["DATA"]))
+        if meanwhile is not None:
+            meanwhile()
         replies = (smtp.getreply() if pipelined else smtp.docmd(command) for command in commands)
         code, reply = next(replies)
         if code != 250:
@@ -316,6 +320,8 @@ class TimedConnection(flask_mail.Connection):
                 smtp.close()  # no QUIT: inside DATA it would be taken for the message
                 raise
         smtp.send(prepared.payload)
+        if meanwhile is not None:
+            meanwhile()
         code, reply = smtp.getreply()
         if code != 250:
             _reset(smtp, code)
@@ -446,11 +452,12 @@ def smtp_reply(exc: Exception) -> str:
 SENT, DEFERRED, FAILED, DROPPED = "sent", "deferred", "failed", "dropped"
 
 
-def attempt(connection: TimedConnection, prepared: Prepared, before_end=None) -> tuple[str, str, bool]:
+def attempt(connection: TimedConnection, prepared: Prepared, before_end=None,
+            meanwhile=None) -> tuple[str, str, bool]:
     """Send one message; returns (outcome, the server's reply, whether the connection is
     still usable). 4xx and a dropped connection are worth another try; 5xx is not."""
     try:
-        connection.exchange(prepared, before_end)
+        connection.exchange(prepared, before_end, meanwhile)
     except smtplib.SMTPServerDisconnected as exc:
         return DEFERRED, smtp_reply(exc), False
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
@@ -505,9 +512,10 @@ class Batch:
         self.report.skipped += mark_skipped(self.model, row_id, reason, self.worker)
         self.heartbeat.done(row_id)
 
-    def send_prepared(self, row, prepared: Prepared) -> None:
+    def send_prepared(self, row, prepared: Prepared, meanwhile=None) -> None:
         """Send one message; its mark is committed while the next one starts (and before
-        the next one is accepted). After a connection failure, defer it."""
+        the next one is accepted). After a connection failure, defer it. `meanwhile` is
+        work to do while the server is busy (see TimedConnection.exchange)."""
         self.pacer.wait()
         if self.connection is None and not self.broken:
             try:
@@ -519,7 +527,7 @@ class Batch:
         if self.broken:
             self._problem(row, self.reply, permanent=False)
             return
-        outcome, reply, usable = attempt(self.connection, prepared, before_end=self._settle)
+        outcome, reply, usable = attempt(self.connection, prepared, self._settle, meanwhile)
         if outcome == SENT:
             self.heartbeat.done(row.id)
             self.marks.submit(row.id, self.worker)

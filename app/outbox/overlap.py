@@ -1,17 +1,15 @@
-"""Work that runs beside the SMTP exchange: messages made ahead in a thread of their own, and
-the pace shared by every connection of a sender process.
+"""Work that runs beside the SMTP exchange: messages made ahead while the server is busy,
+and the pace shared by every connection of a sender process.
 
-Both are plain threading; nothing here knows about ledgers (see ledger.py for the rules that
-keep a crash from repeating more than one message per connection).
+Nothing here knows about ledgers (see ledger.py for the rules that keep a crash from
+repeating more than one message per connection).
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-
-from flask import current_app
 
 
 class Pacer:
@@ -39,57 +37,37 @@ class _Failed:
         self.error = error
 
 
-_END = object()
+class Lookahead:
+    """The items of `items` made ahead, in this same thread, by `make_one` — which the SMTP
+    exchange calls while the server is busy with what it was just sent — at most `depth`
+    ahead. No thread: the work overlaps the server's, not this process's other threads (in
+    one process they would take turns on the interpreter lock). An error in the making is
+    raised where that item would have been used."""
 
+    def __init__(self, items: Iterable, depth: int = 2):
+        self.items = iter(items)
+        self.depth = depth
+        self.made: deque = deque()
+        self.over = False
 
-class Ahead:
-    """The items of `items` (an iterable, typically a generator) made in a thread of its own,
-    inside this app's context, at most `depth` ahead of their use. An error in the making is
-    raised where the items are used. As a context manager; leaving it stops the maker.
-
-    The maker must not use the database session of the thread that uses the items: it gets
-    an app context (and so a session) of its own."""
-
-    def __init__(self, items: Iterable, depth: int = 16):
-        self.items = items
-        self.queue: queue.Queue = queue.Queue(depth)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._make, args=(current_app._get_current_object(),),
-                                       name="hotnet-ahead", daemon=True)
-
-    def __enter__(self) -> Ahead:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def _make(self, app) -> None:
-        try:
-            with app.app_context():
-                for item in self.items:
-                    if not self._put(item):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed over to the user of the items
-            self._put(_Failed(exc))
+    def make_one(self) -> None:
+        if self.over or len(self.made) >= self.depth:
             return
-        self._put(_END)
-
-    def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        try:
+            self.made.append(next(self.items))
+        except StopIteration:
+            self.over = True
+        except Exception as exc:  # noqa: BLE001 - raised where the item is used
+            self.made.append(_Failed(exc))
+            self.over = True
 
     def __iter__(self) -> Iterator:
         while True:
-            item = self.queue.get()
-            if item is _END:
-                return
+            if not self.made:
+                self.make_one()
+                if not self.made:
+                    return
+            item = self.made.popleft()
             if isinstance(item, _Failed):
                 raise item.error
             yield item
