@@ -72,6 +72,10 @@ def _database_timeouts(app: Flask) -> None:
     elif url.startswith("sqlite"):
         # SQLite waits for the write lock this long, then says "database is locked".
         connect_args.setdefault("timeout", lock or 10)
+        if url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url:
+            # An in-memory database is one connection shared by the process (StaticPool),
+            # which has no overflow to size.
+            options.pop("max_overflow", None)
     options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
