@@ -68,6 +68,9 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
     """
     from app.extensions import db
 
+    rows = list(rows)
+    if not rows:
+        return
     connection = db.session.connection()
     dialect = connection.dialect
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)

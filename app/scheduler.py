@@ -21,12 +21,15 @@ _app: Flask | None = None
 
 
 def purge_expired_links_job() -> None:
-    """Delete one-time sign-in links that expired more than a day ago."""
+    """Delete one-time sign-in links that expired more than a day ago, and imports staged
+    more than a day ago that nobody decided on."""
+    from app.supporters.csvio import purge_stale_imports
     from app.supporters.signin import purge_expired_links
 
     with _app.app_context():
         removed = purge_expired_links()
-    log.info("purged %d expired sign-in links", removed)
+        imports = purge_stale_imports(hours=24)
+    log.info("purged %d expired sign-in links and %d undecided imports", removed, imports)
 
 
 def start_due_newsletters_job() -> None:

@@ -44,12 +44,17 @@ _COMPANY = {"(株)": "株式会社", "(有)": "有限会社", "(社)": "社団�
 _COMPANY_RE = re.compile("|".join(re.escape(k) for k in _COMPANY))
 
 
-@lru_cache(maxsize=1 << 16)
 def fold(text: str | None) -> str:
     """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key).
-    Cached: the same names and words come again and again (imports, search terms)."""
+    Short texts are cached: the same names and words come again and again (imports, search
+    terms); a long one (a stray cell of a file) is not kept."""
     if not text:
         return ""
+    return _fold(text) if len(text) <= 64 else _fold.__wrapped__(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _COMPANY_RE.sub(lambda m: _COMPANY[m.group(0)], text)
     text = text.translate(_KATAKANA_TO_HIRAGANA).lower().translate(_VARIANT_TABLE)

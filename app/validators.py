@@ -24,6 +24,11 @@ optional = Optional
 
 
 def is_valid_email(value: str) -> bool:
+    """A syntactically valid address that mail can carry: ASCII only (a full-width ＠, or a
+    name in kanji before the @, is a typing slip here; SMTPUTF8 is not offered by the
+    providers councils use)."""
+    if not value.isascii():
+        return False
     try:
         validate_email(value, check_deliverability=False)
         return True

@@ -189,3 +189,65 @@ def test_a_file_staged_by_the_previous_version_can_still_be_imported(client, coo
     assert "全 2 行のうち、登録できる行は 2 行" in page_text(review)
     decide(client, review, "import")
     assert count() == 2
+
+
+def test_files_that_cannot_be_imported_say_why_and_keep_nothing(client, coordinator):
+    login_staff(client, coordinator)
+    body = page_text(upload(client, HEADER.encode("utf-8")))
+    assert "見出しの行のほかに、取り込む行がありません。" in body
+    huge = HEADER + "個人," + "あ" * 140_000 + ",あ,,,,,田無小地区,送付しない,活動中,\r\n"
+    response = upload(client, huge.encode("utf-8"))
+    assert response.status_code == 400 and "CSVファイルではないようです" in page_text(response)
+    too_long = HEADER + "個人," + "長" * 120 + ",なが,,,,,田無小地区,送付しない,活動中,\r\n"
+    body = page_text(upload(client, too_long.encode("utf-8")))
+    assert "登録できる行は 0 行" in body and "100文字以内で入力してください。" in body
+    kanji_mail = HEADER + "個人,山田 花子,やまだ はなこ,山田@example.jp,,,,田無小地区,メール,活動中,\r\n"
+    body = page_text(upload(client, kanji_mail.encode("utf-8")))
+    assert "登録できる行は 0 行" in body and "メールアドレスの形式が正しくありません" in body
+    assert count() == 0
+    assert db.session.scalar(select(func.count(SupporterImport.id))) == 2  # the two reviews shown
+
+
+def test_an_import_is_seen_and_decided_only_by_who_uploaded_it(client, app, coordinator, admin):
+    """The review names registered supporters, who may live outside a colleague's areas."""
+    from app.accounts.services import create_staff
+    from tests.conftest import PASSWORD
+    colleague = create_staff("colleague@example.jp", "同僚 一人", PASSWORD, "coordinator",
+                             area_ids=[coordinator.areas[0].id], actor=None)
+    login_staff(client, coordinator)
+    review = upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    url = re.search(r"/staff/supporters/import/\d+", page_text(review)).group(0)
+    other = app.test_client()
+    login_staff(other, colleague)
+    assert other.get(url).status_code == 302  # "already finished or cancelled"
+    assert post(other, url, {"decision": "import"}).status_code == 302
+    assert count() == 0
+    boss = app.test_client()
+    login_staff(boss, admin)
+    assert boss.get(url).status_code == 200
+
+
+def test_import_pressed_twice_imports_once(client, coordinator):
+    login_staff(client, coordinator)
+    review = upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    decide(client, review, "import")
+    again = decide(client, review, "import")  # the page's button, sent a second time
+    assert "この取込みはすでに終わっているか" in page_text(client.get(again.headers["Location"]))
+    assert count() == 2
+
+
+def test_an_undecided_import_is_forgotten_after_a_day(client, coordinator):
+    from datetime import timedelta
+
+    from app.dbtypes import utcnow
+    from app.supporters.csvio import purge_stale_imports
+    from app.supporters.models import SupporterImportRow
+    login_staff(client, coordinator)
+    upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    first = db.session.scalar(select(SupporterImport).order_by(SupporterImport.id))
+    first.created_at = utcnow() - timedelta(hours=25)
+    db.session.commit()
+    assert purge_stale_imports(hours=24) == 1
+    assert db.session.scalar(select(func.count(SupporterImport.id))) == 1
+    assert db.session.scalar(select(func.count(SupporterImportRow.id))) == 2  # the other's rows

@@ -448,3 +448,30 @@ def test_a_daily_cap_stops_the_send_and_the_rest_goes_the_next_day(client, app, 
     db.session.commit()
     assert run(until_idle=True).sent == 3
     assert sorted(len(v) for v in by_recipient(mailbox).values()) == [1] * 7
+
+
+def test_an_address_mail_cannot_carry_is_set_aside_and_the_rest_go(client, coordinator, geography,
+                                                                  mailbox):
+    """山田@example.jp passed the old checks; SMTP without SMTPUTF8 cannot carry it. It must
+    not stop the send (before, every run stopped at the same row and the issue never ended)."""
+    make_supporter(name="前 一郎", kana="まえ いちろう", email="mae@example.jp", delivery="email")
+    kanji = make_supporter(name="山田 花子", kana="やまだ はなこ", email="yamada@example.jp",
+                           delivery="email")
+    make_supporter(name="後 三郎", kana="あと さぶろう", email="ato@example.jp", delivery="email")
+    kanji.email = "山田@example.jp"  # stored before the forms refused such addresses
+    db.session.commit()
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/send")
+    run(until_idle=True)
+    assert set(by_recipient(mailbox)) == {"mae@example.jp", "ato@example.jp"}
+    rows = {d.email: d for d in db.session.scalars(select(Delivery))}
+    assert rows["山田@example.jp"].status == "skipped" and "ASCII" in rows["山田@example.jp"].last_error
+    assert db.session.scalar(select(Newsletter)).status == "sent"
+    # The forms refuse such an address now, with the usual message.
+    response = post(client, "/staff/supporters/new", {
+        "kind": "person", "name": "山田 花子", "kana": "やまだ はなこ", "email": "山田@example.jp",
+        "delivery": "email", "status": "active", "joined_via": "staff",
+        "district_id": str(district("d01").id), "business_category_id": "0"})
+    assert "メールアドレスの形式が正しくありません" in page_text(response)
+    assert db.session.scalar(select(func.count(Supporter.id))) == 3

@@ -92,6 +92,8 @@ def _unsendable(row) -> str:
     """Why a ledger row cannot be sent at all ("" when it can)."""
     if not row.email:
         return "no address (the supporter withdrew or the address was erased)"
+    if not row.email.isascii():  # 山田@example.jp: SMTP without SMTPUTF8 cannot carry it
+        return "the address is not ASCII (mail servers take ASCII addresses only)"
     try:
         validate_email(row.email, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -136,11 +138,12 @@ def send_batch(ids: list[int], report: RunReport, state: dict) -> None:
     A row that cannot be sent (no address, one that no longer parses, a message that cannot
     be rendered) is set aside with its reason and never stops the batch or other issues.
     """
-    rows = _load(ids)
-    _load_issues(rows, state)
-    ahead = Lookahead(_prepared(rows, state))
     with ledger.Batch(Delivery, state["worker"], ids, report, state["marks"],
                       state["pacer"]) as batch:
+        # Inside the batch: should loading fail, its rows are given back at once.
+        rows = _load(ids)
+        _load_issues(rows, state)
+        ahead = Lookahead(_prepared(rows, state))
         for row, prepared, reason in ahead:
             if not batch.holds(row.id) or _stopped(row.newsletter_id, state):
                 continue  # a stopped issue's rows are given back when the batch ends

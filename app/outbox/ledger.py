@@ -312,6 +312,7 @@ class TimedConnection(flask_mail.Connection):
             raise smtplib.SMTPRecipientsRefused(refused)
         code, reply = smtp.getreply() if pipelined else smtp.docmd("data")
         if code != 354:
+            _reset(smtp, code)  # else the next MAIL FROM meets "503 nested MAIL"
             raise smtplib.SMTPDataError(code, reply)
         if before_end is not None:
             try:
@@ -348,7 +349,8 @@ def _refused_before_data(smtp, pipelined: bool, code: int) -> None:
         data_code, _reply = smtp.getreply()
         if data_code == 354:
             smtp.close()
-            return
+            raise smtplib.SMTPServerDisconnected(
+                "the server took DATA after refusing the message; connection closed")
     _reset(smtp, code)
 
 
@@ -466,6 +468,8 @@ def attempt(connection: TimedConnection, prepared: Prepared, before_end=None,
         return (FAILED if code >= 500 else DEFERRED), smtp_reply(exc), code != 421
     except OSError as exc:  # timeout, reset: the connection is unusable
         return DEFERRED, smtp_reply(exc), False
+    except UnicodeError as exc:  # an address SMTP cannot carry: never sendable as it is
+        return FAILED, f"{type(exc).__name__}: {exc}", False
     return SENT, "", True
 
 

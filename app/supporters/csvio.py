@@ -4,14 +4,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import IO, Iterable, Iterator
 
 from sqlalchemy import func, select, update
 
 from app.audit import services as audit
-from app.dbtypes import insert_rows
-from app.errors import NotFound
+from app.dbtypes import insert_rows, utcnow
+from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
 from app.i18n import gettext as _
@@ -203,7 +203,8 @@ def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
 
 def _name_key(label: str, phone: str | None) -> str:
     folded, phone_digits = fold(label), digits(phone)
-    return f"{folded}\t{phone_digits}" if folded and phone_digits else ""
+    # Both parts kept whole within the column's 300 characters (the phone never cut off).
+    return f"{folded[:250]}\t{phone_digits[:40]}" if folded and phone_digits else ""
 
 
 def _registered(rows: list[RowResult]) -> tuple[dict, dict]:
@@ -343,7 +344,15 @@ def stage(upload: IO[bytes] | bytes, filename: str, staff_id: int | None) -> Sup
     pending = SupporterImport(staff_id=staff_id, filename=filename[:200], encoding=encoding)
     db.session.add(pending)
     db.session.flush()
-    _check_into(pending, text)
+    try:
+        _check_into(pending, text)
+    except csv.Error:  # a cell of 128K characters, a NUL byte far into the file …
+        db.session.rollback()
+        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file") from None
+    if not pending.summary["total"] and not pending.summary["missing_headers"]:
+        db.session.rollback()
+        raise InvalidInput(_("見出しの行のほかに、取り込む行がありません。"), field="file")
     db.session.commit()
     return pending
 
@@ -383,9 +392,12 @@ def review(pending: SupporterImport) -> Review:
                   preview=first(True), problems=first(False))
 
 
-def get_pending(import_id: int) -> SupporterImport:
+def get_pending(import_id: int, *, actor) -> SupporterImport:
+    """A staged import, for the staff member who uploaded it (or an administrator): its
+    problems name registered supporters, who may live outside the viewer's areas."""
     pending = db.session.get(SupporterImport, import_id)
-    if pending is None:
+    if pending is None or not (getattr(actor, "is_admin", False)
+                               or pending.staff_id == getattr(actor, "id", None)):
         raise NotFound(import_id)
     if pending.content and not pending.summary:  # staged by a version that kept the text
         _check_into(pending, io.StringIO(pending.content))
@@ -412,6 +424,14 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
     the file. A row whose person was registered since the dry run is left out."""
     count = 0
     try:
+        # The import is taken first: a second request for it (a double click) waits here
+        # until the first has finished, then finds it gone. On SQLite this also takes the
+        # write lock before any row is read.
+        taken_now = db.session.execute(
+            update(SupporterImport).where(SupporterImport.id == pending.id)
+            .values(filename=SupporterImport.filename)).rowcount
+        if taken_now != 1:
+            raise NotFound(pending.id)
         # Checked against the registry before anything is written: the queries then see the
         # registry as its statistics describe it, not one growing under them.
         taken = set()
@@ -434,6 +454,17 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
 def discard_import(pending: SupporterImport) -> None:
     db.session.delete(pending)
     db.session.commit()
+
+
+def purge_stale_imports(hours: int = 24) -> int:
+    """Forget staged files nobody decided on (their rows hold personal data)."""
+    cutoff = utcnow() - timedelta(hours=hours)
+    stale = list(db.session.scalars(select(SupporterImport).where(
+        SupporterImport.created_at < cutoff)))
+    for pending in stale:
+        db.session.delete(pending)
+    db.session.commit()
+    return len(stale)
 
 
 def _cell(s: Supporter, key: str) -> str:

@@ -40,6 +40,10 @@ LIVE_STATUSES = ("applied", "active", "paused")
 ERASED_STATUSES = ("withdrawn", "declined")
 TEXT_FIELDS = ("name", "kana", "business_name", "business_kana", "contact_person",
                 "phone", "postal_code", "address")
+# The longest each text may be (the columns' sizes).
+_LIMITS = {"name": 100, "kana": 100, "business_name": 200, "business_kana": 200,
+           "contact_person": 100, "email": 254, "phone": 40, "postal_code": 10, "address": 300,
+           "help_times": 200}
 # Kept exactly as typed (only spaces tidied): ㈱, ①, 髙 and ～ are what people wrote.
 _AS_TYPED = ("name", "kana", "business_name", "business_kana", "contact_person", "address")
 
@@ -114,8 +118,9 @@ def validate(data: dict, *, exclude_id: int | None = None, check_duplicates: boo
         problems["joined_via"] = _("登録のきっかけを選んでください。")
     if any(code not in HELP_KIND for code in data.get("can_help") or []):
         problems["can_help"] = _("協力できることを選び直してください。")
-    if len(data.get("help_times") or "") > 200:
-        problems["help_times"] = _("%(max)d文字以内で入力してください。", max=200)
+    for key, limit in _LIMITS.items():  # the columns' sizes (the import has no form)
+        if len(data.get(key) or "") > limit and key not in problems:
+            problems[key] = _("%(max)d文字以内で入力してください。", max=limit)
     if data.get("district_id") and (data["district_id"] not in district_ids
                                     if district_ids is not None
                                     else db.session.get(District, data["district_id"]) is None):

@@ -420,7 +420,8 @@ def import_upload():
                 add_error(form, exc)
             else:
                 return redirect(url_for("supporters.import_review", import_id=pending.id))
-    return render_template("supporters/import_upload.html", form=form, columns=csvio.COLUMNS)
+    return render_template("supporters/import_upload.html", form=form, columns=csvio.COLUMNS), \
+        400 if form.errors else 200
 
 
 @bp.get("/staff/supporters/import/<int:import_id>")
@@ -428,7 +429,7 @@ def import_upload():
 def import_review(import_id: int):
     """The dry run of a staged file: what will be imported (a preview) and what will not."""
     try:
-        pending = csvio.get_pending(import_id)
+        pending = csvio.get_pending(import_id, actor=current_user)
     except NotFound:
         flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
         return redirect(url_for("supporters.import_upload"))
@@ -445,12 +446,22 @@ def import_decide(import_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        pending = csvio.get_pending(import_id)
+        pending = csvio.get_pending(import_id, actor=current_user)
     except NotFound:
         flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
         return redirect(url_for("supporters.import_upload"))
     if request.form.get("decision") == "import":
-        count = csvio.commit_import(pending, actor=current_user)
+        try:
+            count = csvio.commit_import(pending, actor=current_user)
+        except NotFound:  # the same button twice: the first request imported it
+            flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
+            return redirect(url_for("supporters.staff_list"))
+        except OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            db.session.rollback()
+            flash(_("混み合っていて、保存できませんでした（何も保存されていません）。入力した内容はこのままです。少し待ってから、もう一度送ってください。"), "error")
+            return redirect(url_for("supporters.import_review", import_id=import_id))
         flash(_("%(n)d件を取り込みました。", n=count), "success")
         return redirect(url_for("supporters.staff_list"))
     csvio.discard_import(pending)
