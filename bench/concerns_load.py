@@ -63,11 +63,12 @@ def fill(url: str, supporters: int, concerns: int) -> None:
         conn.execute(f"""
             INSERT INTO supporter (kind, name, kana, business_name, business_kana, contact_person,
                 email, email_key, phone, postal_code, address, district_id, delivery, status,
-                joined_via, notes, consent_version, sort_key, created_at, updated_at)
+                joined_via, notes, consent_version, sort_key, can_help, help_times, created_at,
+                updated_at)
             SELECT 'person', '推進員 ' || i, 'すいしんいん ' || i, '', '', '',
                 'u' || i || '@example.jp', 'u' || i || '@example.jp', '042-000-' || i,
                 '188-0012', '西東京市南町1-1-1', ({district_ids})[1 + i % {n}], 'email', 'active',
-                'staff', '', '', 'すいしんいん' || lpad(i::text, 6, '0'), now(), now()
+                'staff', '', '', 'すいしんいん' || lpad(i::text, 6, '0'), '[]', '', now(), now()
             FROM generate_series(1, {supporters}) AS i""")
         categories = conn.execute("SELECT array_agg(id) FROM concern_category").fetchone()[0]
         conn.execute(f"""
