@@ -94,6 +94,13 @@ def test_test_send_goes_to_my_address_only(client, coordinator, people, mailbox)
     (recipients, message), = mailbox
     assert recipients == [coordinator.email] and message["Subject"].startswith("[テスト]")
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
+    # Its unsubscribe link says it belongs to a test (not "this link cannot be used").
+    link = message["List-Unsubscribe"].strip("<>")
+    path = "/" + link.split("://", 1)[1].split("/", 1)[1]
+    for response in (client.get(path), client.post(path)):
+        assert response.status_code == 200
+        assert "これはテスト送信のメールのリンクです。何も変わっていません。" in page_text(response)
+    assert all(s.unsubscribed_at is None for s in db.session.scalars(select(Supporter)))
 
 
 def test_sent_messages_are_complete_and_personal(client, coordinator, people, mailbox):

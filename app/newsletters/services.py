@@ -394,6 +394,12 @@ def unsubscribe(token: str) -> Supporter:
     return supporter
 
 
+def is_test_token(token: str) -> bool:
+    """Whether the link came from a test send (made for a staff member, no supporter)."""
+    found = read_unsubscribe_token(token)
+    return found is not None and found[0] == 0
+
+
 def supporter_for_token(token: str) -> Supporter:
     found = read_unsubscribe_token(token)
     supporter = db.session.get(Supporter, found[0]) if found else None

@@ -362,6 +362,8 @@ def labels(newsletter_id: int):
 @limiter.limit(lambda: current_app.config["HOTNET_PUBLIC_FORM_RATE_LIMIT"], methods=["POST"])
 def unsubscribe(token: str):
     """GET shows a button (a GET never unsubscribes); POST unsubscribes at once."""
+    if services.is_test_token(token):  # a staff member trying the link of a test send
+        return render_template("newsletters/unsubscribe.html", invalid=False, test=True)
     try:
         supporter = (services.unsubscribe(token) if request.method == "POST"
                      else services.supporter_for_token(token))
