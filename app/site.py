@@ -179,12 +179,16 @@ def is_busy(exc: BaseException) -> bool:
             or "statement timeout" in text_)
 
 
+def busy_message() -> str:
+    return _("混み合っていて、保存できませんでした（何も保存されていません）。入力した内容はこのままです。少し待ってから、もう一度送ってください。")
+
+
 def busy(form) -> None:
     """Tell the person their form was not stored because the database was busy; what they
     typed stays in the form (the caller re-renders it)."""
     db.session.rollback()
     form.busy = True
-    form.form_errors.append(_("混み合っていて、保存できませんでした（何も保存されていません）。入力した内容はこのままです。少し待ってから、もう一度送ってください。"))
+    form.form_errors.append(busy_message())
 
 
 @bp.post("/language")

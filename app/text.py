@@ -83,6 +83,12 @@ def fold_words(text: str | None) -> list[str]:
     return [fold(word) for word in _SPACES.split(text) if word.strip()]
 
 
+def email_key(address: str | None) -> str | None:
+    """An e-mail address as it is looked up: case and surrounding spaces ignored (None when
+    there is none)."""
+    return (address or "").strip().lower() or None
+
+
 def digits(text: str | None) -> str:
     """Only the digits of text (full-width digits included): phone numbers, postal codes."""
     if not text:

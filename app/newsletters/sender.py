@@ -23,7 +23,6 @@ import threading
 import time
 from datetime import datetime
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_mail import Message
 from sqlalchemy import select, update
@@ -88,19 +87,6 @@ def _finish_done_issues() -> None:
     db.session.commit()
 
 
-def _unsendable(row) -> str:
-    """Why a ledger row cannot be sent at all ("" when it can)."""
-    if not row.email:
-        return "no address (the supporter withdrew or the address was erased)"
-    if not row.email.isascii():  # 山田@example.jp: SMTP without SMTPUTF8 cannot carry it
-        return "the address is not ASCII (mail servers take ASCII addresses only)"
-    try:
-        validate_email(row.email, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return f"the address does not parse: {exc}"
-    return ""
-
-
 def _load_issues(rows, state: dict) -> None:
     """The issues of a batch's rows and their rendered shells, kept for the run."""
     for newsletter_id in {row.newsletter_id for row in rows} - set(state["newsletters"]):
@@ -117,7 +103,7 @@ def _prepared(rows, state: dict):
     """(row, the message ready for SMTP or None, why it cannot be sent) for each row, made
     ahead while the server is busy (see Lookahead)."""
     for row in rows:
-        reason, prepared = _unsendable(row), None
+        reason, prepared = ledger.address_problem(row.email), None
         if not reason:
             try:
                 message = _message(row, state["newsletters"][row.newsletter_id],

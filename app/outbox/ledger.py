@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import flask_mail
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
@@ -406,6 +407,21 @@ def prepare(message, data: bytes, kind: str, row_id: int) -> Prepared:
                     payload=payload + b".\r\n", size=len(data),
                     mail_options=list(message.mail_options),
                     rcpt_options=list(message.rcpt_options), message=message)
+
+
+def address_problem(address: str | None) -> str:
+    """Why mail cannot go to this address at all ("" when it can): none (withdrawn, erased),
+    one outside ASCII (山田@example.jp: SMTP without SMTPUTF8 cannot carry it), or one that
+    does not parse. Every ledger sets such a row aside with the reason, for staff."""
+    if not address:
+        return "no address (the person withdrew or the address was erased)"
+    if not address.isascii():
+        return "the address is not ASCII (mail servers take ASCII addresses only)"
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"the address does not parse: {exc}"
+    return ""
 
 
 def open_connection() -> TimedConnection:

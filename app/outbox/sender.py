@@ -6,7 +6,6 @@ import base64
 import logging
 import time
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_mail import Message
 from sqlalchemy import select
@@ -43,12 +42,9 @@ class RawMessage:
 
 def build(row: OutboxMessage):
     """The e-mail for one outbox row, with a fixed Message-ID (a repeat is recognisable)."""
-    if not row.recipient:
-        raise Unsendable("no address (the person withdrew or the address was erased)")
-    try:
-        validate_email(row.recipient, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise Unsendable(f"the address does not parse: {exc}") from exc
+    problem = ledger.address_problem(row.recipient)
+    if problem:
+        raise Unsendable(problem)
     config = current_app.config
     if row.raw:
         return RawMessage(config["MAIL_DEFAULT_SENDER"], row.recipient, row.raw)

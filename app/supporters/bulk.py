@@ -14,6 +14,7 @@ from app.dbtypes import insert_rows, insert_rows_returning_ids, utcnow
 from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
 from app.supporters.records import joining_date
 from app.supporters.search import search_terms_for, sort_key_for
+from app.text import email_key
 
 _TABLE = Supporter.__table__
 # Every column but the id, with the model's own default (those made by a function are set
@@ -39,7 +40,7 @@ def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
         view = SimpleNamespace(**record)
         view.display_name = Supporter.display_name.fget(view)
         record["sort_key"] = sort_key_for(view)
-        record["email_key"] = record["email"].strip().lower() if record["email"] else None
+        record["email_key"] = email_key(record["email"])
         record["created_at"] = record["updated_at"] = now
         records.append(tuple(record[key] for key in _COLUMNS))
         terms.append(sorted(search_terms_for(view)))

@@ -22,9 +22,8 @@ from app.supporters.models import (
     Supporter,
     SupporterImport,
     SupporterImportRow,
-    SupporterSearchTerm,
 )
-from app.text import digits, fold
+from app.text import email_key, fold
 
 # (column header, field) — the same headers for export and import, so a file round-trips.
 COLUMNS = (
@@ -201,37 +200,6 @@ def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
         yield chunk
 
 
-def _name_key(label: str, phone: str | None) -> str:
-    folded, phone_digits = fold(label), digits(phone)
-    # Both parts kept whole within the column's 300 characters (the phone never cut off).
-    return f"{folded[:250]}\t{phone_digits[:40]}" if folded and phone_digits else ""
-
-
-def _registered(rows: list[RowResult]) -> tuple[dict, dict]:
-    """Live supporters already registered with a row's e-mail address, or with its name and
-    phone number: {email key: name} and {name key: name}, found with one query each for a
-    whole chunk (the rules of find_by_email and find_by_name_and_phone)."""
-    emails = {(r.data.get("email") or "").lower() for r in rows} - {""}
-    phones = {digits(r.data.get("phone")) for r in rows if _name_key(r.name, r.data.get("phone"))}
-    by_email, by_name = {}, {}
-    live = Supporter.status.in_(services.LIVE_STATUSES)
-    if emails:
-        for key, kind, name, business in db.session.execute(
-                select(Supporter.email_key, Supporter.kind, Supporter.name, Supporter.business_name)
-                .where(Supporter.email_key.in_(emails), live)):
-            by_email.setdefault(key, business if kind == "business" and business else name)
-    if phones:
-        candidates = select(SupporterSearchTerm.supporter_id).where(
-            SupporterSearchTerm.term.in_(phones))
-        for kind, name, business, phone in db.session.execute(
-                select(Supporter.kind, Supporter.name, Supporter.business_name, Supporter.phone)
-                .where(Supporter.id.in_(candidates), live)):
-            for other in (name, business):
-                if key := _name_key(other, phone):
-                    by_name.setdefault(key, business if kind == "business" and business else name)
-    return by_email, by_name
-
-
 class _Checker:
     """Checks rows a chunk at a time: each row on its own (the rules of the forms), then
     against the registry with a query or two per chunk."""
@@ -260,18 +228,20 @@ class _Checker:
 
 def registered(rows: list[RowResult]) -> list[RowResult]:
     """Add a problem to each row whose person the registry already has; returns the rest."""
-    by_email, by_name = _registered(rows)
+    by_email, by_person = services.find_registered(
+        emails=[r.data.get("email") for r in rows],
+        people=[(r.name, r.data.get("phone")) for r in rows])
     fine = []
     for r in rows:
-        r.email_key = (r.data.get("email") or "").lower()
-        r.name_key = _name_key(r.name, r.data.get("phone"))
+        r.email_key = email_key(r.data.get("email")) or ""
+        r.name_key = services.name_phone_key(r.name, r.data.get("phone"))
         if (other := by_email.get(r.email_key)) is not None:
             r.problems.append(_("メールアドレスが登録済みの推進員（%(name)s）と同じです。",
-                                name=other))
+                                name=other.display_name))
             r.email_key = ""
-        if (other := by_name.get(r.name_key)) is not None:
+        if (other := by_person.get(r.name_key)) is not None:
             r.problems.append(_("氏名と電話番号が登録済みの推進員（%(name)s）と同じです。",
-                                name=other))
+                                name=other.display_name))
             r.name_key = ""
         if r.ok:
             fine.append(r)

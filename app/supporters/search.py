@@ -17,7 +17,7 @@ from app.supporters.models import (
     SupporterSearchTerm,
 )
 from app.supporters.records import LIVE_STATUSES
-from app.text import digits, fold, fold_words, sort_key
+from app.text import digits, email_key, fold, fold_words, sort_key
 
 # --- search terms and sort key ------------------------------------------------------------
 
@@ -39,8 +39,8 @@ def search_terms_for(s: Supporter) -> set[str]:
     phone = digits(s.phone)
     if phone:
         terms.update({phone, phone[-4:]})
-    if s.email:
-        email = s.email.strip().lower()
+    email = email_key(s.email)
+    if email:
         local, _, domain = email.partition("@")
         terms.update({email, local, domain})
     return {t[:254] for t in terms if t}
@@ -59,7 +59,7 @@ def _refresh_derived(session: Session, flush_context, instances) -> None:
         if not isinstance(obj, Supporter):
             continue
         obj.sort_key = sort_key_for(obj)
-        obj.email_key = obj.email.strip().lower() if obj.email else None
+        obj.email_key = email_key(obj.email)
         wanted = search_terms_for(obj)
         have = {t.term: t for t in obj.search_terms}
         for term, row in have.items():

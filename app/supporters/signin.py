@@ -16,6 +16,7 @@ from app.extensions import db
 from app.i18n import gettext as _
 from app.outbox import services as outbox
 from app.supporters.models import LoginLink, Supporter
+from app.text import email_key
 from app.urls import external_url
 
 ACCOUNT_KINDS["supporter"] = Supporter  # Flask-Login loads "supporter:N:G" sessions from here
@@ -25,7 +26,7 @@ def _hash(token: str) -> str:
 
 
 def find_supporter_by_email(email: str) -> Supporter | None:
-    key = email.strip().lower()
+    key = email_key(email)
     if not key:
         return None
     return db.session.scalar(

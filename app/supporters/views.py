@@ -17,6 +17,7 @@ from app.labels import localized
 from app.site import (
     add_error,
     busy,
+    busy_message,
     form_data,
     form_int,
     int_arg,
@@ -424,6 +425,11 @@ def import_upload():
         400 if form.errors else 200
 
 
+def _import_gone(endpoint: str):
+    flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
+    return redirect(url_for(endpoint))
+
+
 @bp.get("/staff/supporters/import/<int:import_id>")
 @staff_required
 def import_review(import_id: int):
@@ -431,8 +437,7 @@ def import_review(import_id: int):
     try:
         pending = csvio.get_pending(import_id, actor=current_user)
     except NotFound:
-        flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
-        return redirect(url_for("supporters.import_upload"))
+        return _import_gone("supporters.import_upload")
     return render_template("supporters/import_review.html", pending=pending,
                            result=csvio.review(pending), form=ConfirmForm(),
                            encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
@@ -448,19 +453,17 @@ def import_decide(import_id: int):
     try:
         pending = csvio.get_pending(import_id, actor=current_user)
     except NotFound:
-        flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
-        return redirect(url_for("supporters.import_upload"))
+        return _import_gone("supporters.import_upload")
     if request.form.get("decision") == "import":
         try:
             count = csvio.commit_import(pending, actor=current_user)
         except NotFound:  # the same button twice: the first request imported it
-            flash(_("この取込みはすでに終わっているか、取り消されています。"), "error")
-            return redirect(url_for("supporters.staff_list"))
+            return _import_gone("supporters.staff_list")
         except OperationalError as exc:
             if not is_busy(exc):
                 raise
             db.session.rollback()
-            flash(_("混み合っていて、保存できませんでした（何も保存されていません）。入力した内容はこのままです。少し待ってから、もう一度送ってください。"), "error")
+            flash(busy_message(), "error")
             return redirect(url_for("supporters.import_review", import_id=import_id))
         flash(_("%(n)d件を取り込みました。", n=count), "success")
         return redirect(url_for("supporters.staff_list"))
