@@ -114,3 +114,31 @@ def test_withdrawn_are_not_listed_by_default(client, admin, people):
     assert "青木" not in page_text(client.get("/staff/supporters"))
     assert names(client.get("/staff/supporters", query_string={"q": "あおき",
                                                                 "status": "withdrawn"})) == []
+
+
+@pytest.mark.parametrize("one_pass_limit", [2000, 1], ids=["one-pass", "counted-by-database"])
+@pytest.mark.parametrize("sort,desc,expected", [
+    ("kana", "", ["やまぐち はなこ", "やまだ たろう", "やまね じろう"]),
+    ("district", "1", ["やまね じろう", "やまぐち はなこ", "やまだ たろう"]),
+])
+def test_a_search_pages_sorts_and_counts_alike_however_many_it_finds(
+        client, admin, geography, app, monkeypatch, one_pass_limit, sort, desc, expected):
+    """A typed search is counted and paged in one pass when it finds few, by the database when
+    it finds many: the same pages, order and totals either way."""
+    from app.supporters import search
+    monkeypatch.setattr(search, "ONE_PASS_LIMIT", one_pass_limit)
+    app.config["HOTNET_PAGE_SIZE"] = 2
+    make_supporter(name="山田 太郎", kana="やまだ たろう", district_id=district("d01").id)
+    make_supporter(name="山口 花子", kana="やまぐち はなこ", district_id=district("d11").id)
+    make_supporter(name="山根 次郎", kana="やまね じろう", district_id=district("d16").id)
+    make_supporter(name="青木 一郎", kana="あおき いちろう", district_id=district("d16").id)
+    login_staff(client, admin)
+    pages = [client.get("/staff/supporters", query_string={"q": "やま", "sort": sort,
+                                                           "desc": desc, "page": n})
+             for n in (1, 2)]
+    readings = {"山田 太郎": "やまだ たろう", "山口 花子": "やまぐち はなこ", "山根 次郎": "やまね じろう"}
+    assert [readings[n] for p in pages for n in names(p)] == expected
+    body = page_text(pages[0])
+    assert "該当 3 件" in body and "1 / 2 ページ" in body
+    assert "中部圏域: <strong>1</strong>" in body and "西部圏域: <strong>1</strong>" in body
+    assert "南部圏域: <strong>0</strong>" in body

@@ -7,7 +7,7 @@ from app.extensions import db
 from app.i18n import current_language
 
 
-class _Named:
+class Named:
     """A place's name as the reader reads it: the English name, when there is one and the
     reader reads English; else the name as the council wrote it."""
 
@@ -16,7 +16,7 @@ class _Named:
         return self.name_en if current_language() == "en" and self.name_en else self.name
 
 
-class Station(_Named, db.Model):
+class Station(Named, db.Model):
     """A Hot-Net station (ほっとネットステーション) where coordinators work."""
 
     __tablename__ = "station"
@@ -31,7 +31,7 @@ class Station(_Named, db.Model):
     areas: Mapped[list["Area"]] = relationship(back_populates="station", order_by="Area.position")
 
 
-class Area(_Named, db.Model):
+class Area(Named, db.Model):
     """A daily-life area (圏域), served by one station."""
 
     __tablename__ = "area"
@@ -48,7 +48,7 @@ class Area(_Named, db.Model):
     )
 
 
-class District(_Named, db.Model):
+class District(Named, db.Model):
     """A district (地区, a former elementary-school district) inside one area."""
 
     __tablename__ = "district"

@@ -4,15 +4,16 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.audit import services as audit
 from app.errors import InvalidInput
 from app.extensions import db
-from app.geography.models import Area, District, Station
+from app.geography.models import Area, District, Named, Station
 
 
 @dataclass
@@ -133,13 +134,49 @@ def list_areas() -> list[Area]:
     return list(db.session.scalars(select(Area).order_by(Area.position)))
 
 
-def list_districts() -> list[District]:
-    """Every district with its area and the area's station, in one query."""
-    return list(db.session.scalars(
-        select(District).join(Area).join(Station, Station.id == Area.station_id)
-        .options(contains_eager(District.area).contains_eager(Area.station))
-        .order_by(Area.position, District.position)
-    ))
+@dataclass(frozen=True, eq=False)
+class PlaceView(Named):
+    """A station, area or district as pick lists and filters name it, read without the ORM
+    (a page that only names places pays for one plain query, not for mapped objects)."""
+    id: int
+    name: str
+    name_en: str
+
+
+@dataclass(frozen=True, eq=False)
+class AreaView(PlaceView):
+    station_id: int
+    station: PlaceView
+
+
+@dataclass(frozen=True, eq=False)
+class DistrictView(PlaceView):
+    area_id: int
+    area: AreaView
+
+
+@cache
+def _places_statement():
+    """Built once: a statement is immutable, and building it costs more than running it."""
+    return (select(District.id, District.name, District.name_en,
+                   Area.id, Area.name, Area.name_en, Station.id, Station.name, Station.name_en)
+            .join(Area, Area.id == District.area_id).join(Station, Station.id == Area.station_id)
+            .order_by(Area.position, District.position))
+
+
+def list_districts() -> list[DistrictView]:
+    """Every district with its area and the area's station, in one query (read-only views
+    of them: for names and ids, not for changing them)."""
+    rows = db.session.execute(_places_statement()).tuples()
+    stations: dict[int, PlaceView] = {}
+    areas: dict[int, AreaView] = {}
+    out = []
+    for d_id, d_name, d_en, a_id, a_name, a_en, s_id, s_name, s_en in rows:
+        station = stations.get(s_id) or stations.setdefault(s_id, PlaceView(s_id, s_name, s_en))
+        area = areas.get(a_id) or areas.setdefault(
+            a_id, AreaView(a_id, a_name, a_en, station_id=s_id, station=station))
+        out.append(DistrictView(d_id, d_name, d_en, area_id=a_id, area=area))
+    return out
 
 
 def district_choices() -> list[tuple[int, str]]:

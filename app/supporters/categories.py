@@ -1,6 +1,8 @@
 """Business categories (業種) of registered businesses."""
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import func, select
 
 from app.audit import services as audit
@@ -13,9 +15,14 @@ from app.supporters.models import (
 from app.text import clean
 
 
+@cache
+def _in_order():
+    """Built once: a statement is immutable, and building it costs more than running it."""
+    return select(BusinessCategory).order_by(BusinessCategory.position, BusinessCategory.id)
+
+
 def list_categories() -> list[BusinessCategory]:
-    return list(db.session.scalars(select(BusinessCategory).order_by(BusinessCategory.position,
-                                                                     BusinessCategory.id)))
+    return list(db.session.scalars(_in_order()))
 
 
 def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:

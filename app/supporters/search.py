@@ -1,12 +1,13 @@
 """Finding supporters: search terms and sort keys kept in step, filters, pages, exports."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from math import ceil
 
-from sqlalchemy import case, event, func, or_, select
-from sqlalchemy.orm import Session, joinedload, load_only
+from sqlalchemy import bindparam, case, event, func, or_, select
+from sqlalchemy.orm import Session, aliased, joinedload, load_only
 
 from app.extensions import db
 from app.geography.models import Area, District
@@ -225,23 +226,57 @@ LIST_COLUMNS = (Supporter.id, Supporter.kind, Supporter.name, Supporter.kana,
 @cache
 def _list_options() -> tuple:
     """The list's loader options, built once (on first use: building them configures the
-    mappers): they are immutable, and making them costs more than the rest of the statement."""
-    return (load_only(*LIST_COLUMNS),
-            joinedload(Supporter.district).load_only(District.name, District.name_en))
+    mappers): they are immutable, and making them costs more than the rest of the statement.
+    The district is named from the page's place list, not joined (LIST_COLUMNS has its id)."""
+    return (load_only(*LIST_COLUMNS, raiseload=True),)
+
+
+@cache
+def _rows_by_id():
+    """The list's rows of the given supporters (built once, like the options)."""
+    return (select(Supporter).where(Supporter.id.in_(bindparam("ids", expanding=True)))
+            .options(*_list_options()))
+
+
+@cache
+def _area_of_supporter():
+    """The area of a supporter's district, as a column (built once: an alias is costly to
+    make; the district sort joins District itself, hence the alias)."""
+    place = aliased(District)
+    return select(place.area_id).where(place.id == Supporter.district_id).scalar_subquery()
+
+
+# A search that matches at most this many supporters is done in one pass: their ids in
+# order, counted per area here. More (a broad filter over a big registry) are counted and
+# paged by the database instead, which then need not send every id.
+ONE_PASS_LIMIT = 2000
 
 
 def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
            areas: list[Area] | None = None) -> Page:
     """One page of supporters in 五十音 order, with the total and the totals per area."""
     page = max(1, page)
-    totals = area_totals(f, areas)
+    offset = (page - 1) * per_page
+    matches = None
+    if f.q:
+        matches = db.session.execute(
+            _ordered(_filtered(select(Supporter.id, _area_of_supporter()), f), f)
+            .limit(ONE_PASS_LIMIT + 1)
+        ).tuples().all()
+    if matches is not None and len(matches) <= ONE_PASS_LIMIT:
+        totals = _area_totals(Counter(area for _id, area in matches), f, areas)
+        ids = [supporter_id for supporter_id, _area in matches[offset:offset + per_page]]
+        found = {s.id: s for s in db.session.scalars(_rows_by_id(), {"ids": ids})}
+        rows = [found[i] for i in ids if i in found]
+    else:
+        totals = area_totals(f, areas)
+        rows = list(db.session.scalars(
+            _ordered(_filtered(select(Supporter), f), f)
+            .options(*_list_options())
+            .limit(per_page).offset(offset)
+        ))
     # The per-area totals follow every filter: the total is their sum.
     total = sum(n for _name, n in totals)
-    rows = list(db.session.scalars(
-        _ordered(_filtered(select(Supporter), f), f)
-        .options(*_list_options())
-        .limit(per_page).offset((page - 1) * per_page)
-    ))
     return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
 
 
@@ -263,6 +298,12 @@ def area_totals(f: RegistryFilters, areas: list[Area] | None = None) -> list[tup
                   .select_from(Supporter).outerjoin(District), f)
         .group_by(District.area_id)
     ).all())
+    return _area_totals(counts, f, areas)
+
+
+def _area_totals(counts: dict[int | None, int], f: RegistryFilters,
+                 areas: list[Area] | None) -> list[tuple[str, int]]:
+    """(area name, count) in the areas' order, as the list shows them."""
     if areas is None:
         areas = list(db.session.scalars(select(Area).order_by(Area.position)))
     placed = bool(f.area_id or f.district_id or f.station_id)

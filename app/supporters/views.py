@@ -252,7 +252,8 @@ def _filters() -> services.RegistryFilters:
 def staff_list():
     filters = _filters()
     scope = filters.scope
-    districts = [d for d in list_districts() if scope is None or d.area_id in scope]
+    places = list_districts()
+    districts = [d for d in places if scope is None or d.area_id in scope]
     areas = list({d.area.id: d.area for d in districts}.values())
     stations = list({a.station_id: a.station for a in areas}.values())
     page = services.search(filters, page=page_arg(),
@@ -266,6 +267,7 @@ def staff_list():
         "supporters/staff_list.html", page=page, filters=filters, args=args,
         areas=areas, districts=shown, stations=stations, categories=services.list_categories(),
         contradiction=filters.contradiction(), sorts=services.SORTS,
+        district_names={d.id: d.label for d in places},
     )
 
 
