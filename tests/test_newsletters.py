@@ -127,6 +127,10 @@ def test_sent_messages_are_complete_and_personal(client, coordinator, people, ma
         f"<hotnet.{url.rsplit('/', 1)[1]}.{people['both'].id}@")
     assert unsubscribe in text and unsubscribe.replace("&", "&amp;") in html
     assert message.get_all("Message-ID") == [message["Message-ID"]]  # only one
+    # Every body line as RFC 2045 wants it: base64 in lines of at most 76 characters, CRLF.
+    body = message.raw.split(b"\r\n\r\n", 1)[1]
+    assert body.endswith(b"--\r\n") and b"\n" not in body.replace(b"\r\n", b"")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
     newsletter = db.session.scalar(select(Newsletter))
     assert newsletter.status == "sent" and newsletter.post_count == 2
     for delivery in db.session.scalars(select(Delivery)):

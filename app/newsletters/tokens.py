@@ -1,12 +1,20 @@
 """Signed unsubscribe tokens: they never expire, and only say who and which issue."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="hotnet-unsubscribe")
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeSerializer:
+    """Made once per key: a sender signs a link for every message."""
+    return URLSafeSerializer(secret_key, salt="hotnet-unsubscribe")
 
 
 def make_unsubscribe_token(supporter_id: int, newsletter_id: int | None) -> str:
