@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload, load_only
 from app.accounts.models import StaffUser
 from app.accounts.services import Viewer
 from app.audit import services as audit
-from app.concerns.models import OPEN_STATUSES, STATUSES, URGENCIES, Concern, ConcernCategory
+from app.concerns.models import STATUSES, URGENCIES, Concern, ConcernCategory, is_open
 from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
 from app.extensions import db
 from app.geography.models import Area, District
@@ -50,7 +50,7 @@ def _filtered(query, f: QueueFilters, me: Viewer | None):
             query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids
                                 else Concern.area_id.is_(None))
     if f.status == "open":
-        query = query.where(Concern.status.in_(OPEN_STATUSES))
+        query = query.where(is_open())
     elif f.status in STATUSES:
         query = query.where(Concern.status == f.status)
     if f.category_id:
@@ -180,7 +180,7 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
         .where(overdue_clause(received.c)).scalar_subquery(),
         select(func.count()).select_from(unassigned).scalar_subquery(),
         select(func.count()).select_from(Concern)
-        .where(Concern.assignee_id == me.id, Concern.status.in_(OPEN_STATUSES)).scalar_subquery(),
+        .where(Concern.assignee_id == me.id, is_open()).scalar_subquery(),
     )).one()
     return {"new": new, "overdue": overdue, "unassigned": loose, "mine": mine}
 
