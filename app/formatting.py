@@ -49,7 +49,7 @@ def format_time(value: datetime | None) -> str:
     """14:30 in Japan time."""
     if value is None:
         return ""
-    return dates.format_time(to_tokyo(value), "HH:mm", locale=_LOCALES[current_language()])
+    return to_tokyo(value).strftime("%H:%M")  # the same in both languages (CLDR "HH:mm")
 
 
 def today_tokyo() -> date:
