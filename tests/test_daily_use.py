@@ -282,6 +282,18 @@ def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordin
     assert done.reference in page_text(client.get("/staff/concerns?status=all"))
 
 
+def test_a_queue_page_past_the_last_says_where_the_list_ends(client, coordinator, app):
+    app.config["HOTNET_PAGE_SIZE"] = 2
+    for n in range(3):
+        concern(body=f"件 {n}")
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns", query_string={"page": 9}))
+    assert "9 ページ目はありません（全 3 件、2 ページまで）。" in page
+    assert "該当する記録はありません" not in page
+    last = re.search(r'href="([^"]*page=2[^"]*)">最後のページへ', page).group(1)
+    assert "件 0" in page_text(client.get(last.replace("&amp;", "&")))
+
+
 def test_the_digest_counts_what_waits_and_says_each_status(app, coordinator, mailbox):
     from datetime import datetime
 
