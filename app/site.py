@@ -97,9 +97,17 @@ def int_arg(name: str, maximum: int = MAX_ID) -> int | None:
     return parse_id(request.args.get(name), maximum)
 
 
+_PAGE = re.compile(r"[0-9]{1,100}")
+
+
 def page_arg() -> int:
-    """The page number asked for (1 when missing or unreasonable)."""
-    return int_arg("page", MAX_PAGE) or 1
+    """The page number asked for: 1 when missing or not a number; one past any list (above
+    MAX_PAGE) as MAX_PAGE, so that the list says there is no such page and where it ends,
+    as it does for page 20 of 19, instead of quietly showing the first."""
+    value = (request.args.get("page") or "").strip()
+    if not _PAGE.fullmatch(value):
+        return 1
+    return max(1, min(int(value), MAX_PAGE))
 
 
 def form_int(name: str) -> int | None:

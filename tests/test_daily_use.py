@@ -280,6 +280,12 @@ def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordin
     assert "駅前公園 いつもの件" in page  # a one-line summary
     assert "自分の担当（完了・重複以外）" in page
     assert done.reference in page_text(client.get("/staff/concerns?status=all"))
+    # An address it does not know opens the queue as it opens, never an error page.
+    for odd in ("status=bogus", "area=%C2%B2", "area=99999999999999999999", "area=-1"):
+        response = client.get("/staff/concerns?" + odd)
+        assert response.status_code == 200, odd
+        if odd.startswith("status"):
+            assert done.reference not in page_text(response) and routine.reference in page_text(response)
 
 
 def test_a_queue_page_past_the_last_says_where_the_list_ends(client, coordinator, app):

@@ -20,8 +20,12 @@ def people(geography):
 
 
 def names(response) -> list[str]:
+    return names_in(page_text(response))
+
+
+def names_in(body: str) -> list[str]:
     import re
-    return re.findall(r'/staff/supporters/\d+">([^<]+)</a>', page_text(response))
+    return re.findall(r'/staff/supporters/\d+">([^<]+)</a>', body)
 
 
 @pytest.mark.parametrize("query", ["やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "山田", "山田太郎", "山田　太郎",
@@ -105,6 +109,13 @@ def test_pagination(client, admin, geography, app):
     assert names(first) == ["あ野 太郎", "い野 太郎"] and "1 / 3 ページ" in page_text(first)
     third = client.get("/staff/supporters", query_string={"page": 3})
     assert names(third) == ["お野 太郎"]
+    # A page past the end says so, however far past (a huge number is not read as page 1).
+    for far in ("4", "999999", "9" * 30):
+        body = page_text(client.get("/staff/supporters", query_string={"page": far}))
+        assert "ページ目はありません（全 5 件、3 ページまで）" in body and names_in(body) == []
+    for nonsense in ("0", "-3", "abc", "２"):
+        assert names(client.get("/staff/supporters", query_string={"page": nonsense})) == [
+            "あ野 太郎", "い野 太郎"]
 
 
 def test_withdrawn_are_not_listed_by_default(client, admin, people):

@@ -66,6 +66,7 @@ from app.site import (
     int_arg,
     is_busy,
     page_arg,
+    parse_id,
     public_form_limit,
     validate_with_rules,
 )
@@ -188,17 +189,18 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     area = args.get("area", "mine" if my_areas else "all")
     if area == "mine" and my_areas:
         area_ids = my_areas
-    elif area.isdigit():
-        area_ids = [int(area)]
+    elif parse_id(area) is not None:  # ASCII digits in range ("²" and 10**20 are not areas)
+        area_ids = [parse_id(area)]
     elif area == "none":
         area_ids = []
     else:
         area, area_ids = "all", None
-    # The queue opens on what is still being worked on; "all" shows closed ones too.
+    # The queue opens on what is still being worked on; "all" shows closed ones too, and
+    # anything else it does not know opens it as it opens.
     status = args.get("status", "open")
     return queue.QueueFilters(
         area_ids=area_ids,
-        status=status if status in STATUSES or status == "open" else "",
+        status="" if status == "all" else status if status in STATUSES else "open",
         category_id=int_arg("category"),
         assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
         overdue=args.get("overdue") == "1",
