@@ -127,13 +127,14 @@ def test_withdrawn_are_not_listed_by_default(client, admin, people):
                                                                 "status": "withdrawn"})) == []
 
 
+@pytest.mark.parametrize("kind", ["", "person"], ids=["typed-only", "with-a-filter"])
 @pytest.mark.parametrize("one_pass_limit", [2000, 1], ids=["one-pass", "counted-by-database"])
 @pytest.mark.parametrize("sort,desc,expected", [
     ("kana", "", ["やまぐち はなこ", "やまだ たろう", "やまね じろう"]),
     ("district", "1", ["やまね じろう", "やまぐち はなこ", "やまだ たろう"]),
 ])
 def test_a_search_pages_sorts_and_counts_alike_however_many_it_finds(
-        client, admin, geography, app, monkeypatch, one_pass_limit, sort, desc, expected):
+        client, admin, geography, app, monkeypatch, one_pass_limit, kind, sort, desc, expected):
     """A typed search is counted and paged in one pass when it finds few, by the database when
     it finds many: the same pages, order and totals either way."""
     from app.supporters import search
@@ -144,7 +145,7 @@ def test_a_search_pages_sorts_and_counts_alike_however_many_it_finds(
     make_supporter(name="山根 次郎", kana="やまね じろう", district_id=district("d16").id)
     make_supporter(name="青木 一郎", kana="あおき いちろう", district_id=district("d16").id)
     login_staff(client, admin)
-    pages = [client.get("/staff/supporters", query_string={"q": "やま", "sort": sort,
+    pages = [client.get("/staff/supporters", query_string={"q": "やま", "sort": sort, "kind": kind,
                                                            "desc": desc, "page": n})
              for n in (1, 2)]
     readings = {"山田 太郎": "やまだ たろう", "山口 花子": "やまぐち はなこ", "山根 次郎": "やまね じろう"}

@@ -92,6 +92,11 @@ class RegistryFilters:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items()
                          if v and k not in ("scope", "sort", "descending"))
 
+    def only_typed(self) -> bool:
+        """Whether nothing but the search box narrows the list (the usual search)."""
+        return not (self.area_id or self.district_id or self.kind or self.status
+                    or self.delivery or self.category_id or self.station_id)
+
     def codes(self) -> dict:
         """The filters that are set, as codes (for the audit log)."""
         return {k: v for k, v in self.__dict__.items()
@@ -177,12 +182,28 @@ def where_place_and_kind(query, *, area_id: int | None = None, district_id: int 
     return query
 
 
+def _scope_clause(areas):
+    """Within the areas served (a list, or a parameter standing for one); supporters not yet
+    placed in a district are seen by every staff member, who place them."""
+    return or_(Supporter.district_id.is_(None), Supporter.district_id.in_(
+        select(District.id).where(District.area_id.in_(areas))))
+
+
 def in_scope(query, scope: frozenset[int] | None):
     """Narrow a supporter query to the areas a staff member serves (None: no narrowing)."""
     if scope is None:
         return query
-    return query.where(or_(Supporter.district_id.is_(None), Supporter.district_id.in_(
-        select(District.id).where(District.area_id.in_(sorted(scope))))))
+    return query.where(_scope_clause(sorted(scope)))
+
+
+# After every term that starts with the typed text (the end of a prefix range).
+_PAST = "\U0010ffff"
+
+
+def _matching(term, end):
+    """Supporters with a search term from `term` up to `end` (values or parameters)."""
+    return Supporter.id.in_(select(SupporterSearchTerm.supporter_id).where(
+        SupporterSearchTerm.term >= term, SupporterSearchTerm.term < end))
 
 
 def where_matches(query, q: str):
@@ -190,10 +211,13 @@ def where_matches(query, q: str):
     range scan on the folded search terms)."""
     term = _query_term(q or "")
     if term:
-        matches = select(SupporterSearchTerm.supporter_id).where(
-            SupporterSearchTerm.term >= term, SupporterSearchTerm.term < term + "\U0010ffff")
-        query = query.where(Supporter.id.in_(matches))
+        query = query.where(_matching(term, term + _PAST))
     return query
+
+
+def _status_clause(status: str):
+    """The chosen status; by default the live ones (申込中・活動中・休止中)."""
+    return Supporter.status == status if status else Supporter.status.in_(LIVE_STATUSES)
 
 
 def _filtered(query, f: RegistryFilters, *, geography: bool = True):
@@ -204,10 +228,7 @@ def _filtered(query, f: RegistryFilters, *, geography: bool = True):
         query, area_id=f.area_id if geography else None,
         district_id=f.district_id if geography else None, kind=f.kind, category_id=f.category_id,
         station_id=f.station_id if geography else None)
-    if f.status:
-        query = query.where(Supporter.status == f.status)
-    else:
-        query = query.where(Supporter.status.in_(LIVE_STATUSES))
+    query = query.where(_status_clause(f.status))
     if f.delivery:
         query = query.where(Supporter.delivery == f.delivery)
     return query
@@ -246,6 +267,19 @@ def _area_of_supporter():
     return select(place.area_id).where(place.id == Supporter.district_id).scalar_subquery()
 
 
+@cache
+def _typed_search(scoped: bool, sort: str, descending: bool):
+    """The one pass of a typed search with no other filter (the usual search), built once
+    per kind of scope and order: the typed text and the areas are parameters. (Building a
+    statement and its cache key costs more than the database takes to run it.)"""
+    query = select(Supporter.id, _area_of_supporter()).where(
+        _matching(bindparam("term"), bindparam("end")), _status_clause(""))
+    if scoped:
+        query = query.where(_scope_clause(bindparam("areas", expanding=True)))
+    return (_ordered(query, RegistryFilters(sort=sort, descending=descending))
+            .limit(ONE_PASS_LIMIT + 1))
+
+
 # A search that matches at most this many supporters is done in one pass: their ids in
 # order, counted per area here. More (a broad filter over a big registry) are counted and
 # paged by the database instead, which then need not send every id.
@@ -258,7 +292,14 @@ def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
     page = max(1, page)
     offset = (page - 1) * per_page
     matches = None
-    if f.q:
+    term = _query_term(f.q) if f.q else ""
+    if term and f.only_typed():
+        params = {"term": term, "end": term + _PAST}
+        if f.scope is not None:
+            params["areas"] = sorted(f.scope)
+        matches = db.session.execute(_typed_search(f.scope is not None, f.sort, f.descending),
+                                     params).tuples().all()
+    elif f.q:
         matches = db.session.execute(
             _ordered(_filtered(select(Supporter.id, _area_of_supporter()), f), f)
             .limit(ONE_PASS_LIMIT + 1)
