@@ -189,8 +189,8 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     area = args.get("area", "mine" if my_areas else "all")
     if area == "mine" and my_areas:
         area_ids = my_areas
-    elif parse_id(area) is not None:  # ASCII digits in range ("²" and 10**20 are not areas)
-        area_ids = [parse_id(area)]
+    elif (area_id := parse_id(area)) is not None:  # ASCII digits in range (not "²", 10**20)
+        area_ids = [area_id]
     elif area == "none":
         area_ids = []
     else:

@@ -172,9 +172,11 @@ def list_districts() -> list[DistrictView]:
     areas: dict[int, AreaView] = {}
     out = []
     for d_id, d_name, d_en, a_id, a_name, a_en, s_id, s_name, s_en in rows:
-        station = stations.get(s_id) or stations.setdefault(s_id, PlaceView(s_id, s_name, s_en))
-        area = areas.get(a_id) or areas.setdefault(
-            a_id, AreaView(a_id, a_name, a_en, station_id=s_id, station=station))
+        if s_id not in stations:
+            stations[s_id] = PlaceView(s_id, s_name, s_en)
+        if a_id not in areas:
+            areas[a_id] = AreaView(a_id, a_name, a_en, station_id=s_id, station=stations[s_id])
+        area = areas[a_id]
         out.append(DistrictView(d_id, d_name, d_en, area_id=a_id, area=area))
     return out
 

@@ -94,8 +94,7 @@ class RegistryFilters:
 
     def only_typed(self) -> bool:
         """Whether nothing but the search box narrows the list (the usual search)."""
-        return not (self.area_id or self.district_id or self.kind or self.status
-                    or self.delivery or self.category_id or self.station_id)
+        return self.codes().keys() <= {"q"}
 
     def codes(self) -> dict:
         """The filters that are set, as codes (for the audit log)."""
@@ -299,7 +298,7 @@ def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
             params["areas"] = sorted(f.scope)
         matches = db.session.execute(_typed_search(f.scope is not None, f.sort, f.descending),
                                      params).tuples().all()
-    elif f.q:
+    elif term:
         matches = db.session.execute(
             _ordered(_filtered(select(Supporter.id, _area_of_supporter()), f), f)
             .limit(ONE_PASS_LIMIT + 1)
