@@ -40,7 +40,7 @@ class NewsletterMessage(Message):
         self.mail_options, self.rcpt_options = [], []
 
     def as_bytes(self) -> bytes:
-        boundary = f"hotnet-{uuid.uuid4().hex}"
+        boundary = _BOUNDARY
         headers = [
             ("From", address_header(self.sender)),
             ("To", ", ".join(address_header(r) for r in self.recipients)),
@@ -62,6 +62,9 @@ class NewsletterMessage(Message):
         return out + f"--{boundary}--\r\n".encode("ascii")
 
 
+# One boundary for the process's messages: every part is base64, whose lines never hold "-",
+# so no part can contain it (a fresh one per message costs a call for random bytes each).
+_BOUNDARY = f"hotnet-{uuid.uuid4().hex}"
 _LINE = re.compile(rb".{1,76}")
 
 

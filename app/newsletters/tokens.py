@@ -4,17 +4,28 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, Serializer, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
 
 
 def _serializer() -> URLSafeSerializer:
     return _serializer_for(current_app.config["SECRET_KEY"])
 
 
+class _TokenSerializer(URLSafeSerializer):
+    """itsdangerous's URL-safe tokens, made without trying zlib first: the payload is two
+    ids, which compression does not shorten (for ids of a registry's size the tokens are the
+    very same), and the sender signs one for every message. Tokens made compressed by earlier
+    versions are read as before."""
+
+    def dump_payload(self, obj) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+
 @lru_cache(maxsize=4)
 def _serializer_for(secret_key: str) -> URLSafeSerializer:
     """Made once per key: a sender signs a link for every message."""
-    return URLSafeSerializer(secret_key, salt="hotnet-unsubscribe")
+    return _TokenSerializer(secret_key, salt="hotnet-unsubscribe")
 
 
 def make_unsubscribe_token(supporter_id: int, newsletter_id: int | None) -> str:
