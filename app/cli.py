@@ -90,15 +90,16 @@ def mailcatcher_command(host: str, port: int, folder: str | None) -> None:
 @click.option("--outbox/--no-outbox", default=True,
               help="Also send the outbox (sign-in links, receipts …) between batches.")
 def sender_command(until_idle: bool, outbox: bool) -> None:
-    """Send newsletter e-mail from the delivery ledger (several may run on PostgreSQL)."""
-    from app.newsletters.sender import run
+    """Send newsletter e-mail from the delivery ledger (several may run on PostgreSQL), in
+    HOTNET_SEND_PROCESSES worker processes of HOTNET_SEND_CONNECTIONS connections each."""
+    from app.newsletters.sender import run_processes
     from app.outbox.sender import deliver
 
     if outbox:
         first = deliver(until_idle=True)
         click.echo(f"outbox: sent {first.sent}, deferred {first.deferred}, failed {first.failed}, "
                    f"skipped {first.skipped}")
-    report = run(until_idle=until_idle)
+    report = run_processes(current_app.config["HOTNET_SEND_PROCESSES"], until_idle=until_idle)
     click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
                f"skipped {report.skipped}")
 

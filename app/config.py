@@ -108,6 +108,7 @@ def from_environment(instance_path: str) -> dict:
         # SMTP connections one sender process drives at once (1 to 16); a council's provider
         # may allow only one. A crash repeats at most one message per open connection.
         "HOTNET_SEND_CONNECTIONS": send_connections,
+        "HOTNET_SEND_PROCESSES": _int_between("HOTNET_SEND_PROCESSES", 1, 1, 8),
         # Newsletter messages per day (Japan time) at most, as mail providers limit them
         # (0: no cap); a send that meets it continues the next day by itself.
         "HOTNET_SEND_DAILY_CAP": _int("HOTNET_SEND_DAILY_CAP", 0),

@@ -66,6 +66,7 @@ class Delivery(db.Model):
         UniqueConstraint("newsletter_id", "supporter_id", name="uq_delivery_newsletter_supporter"),
         Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_newsletter_status", "newsletter_id", "status"),
+        Index("ix_delivery_sent_at", "sent_at"),  # today's count, against the daily cap
     )
 
 

@@ -14,21 +14,33 @@ last message's mark, which runs in a thread of its own while the next message's 
 RCPT TO and DATA go out, and is waited for before that message's final dot (see ledger.py).
 So a crash repeats at most one message per open connection. The connections share the
 process's pace (HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims
-more than is left, counting what the other connections hold.
+more than is left, counting what the other connections hold, and what other senders' batches
+hold (other processes, other machines).
+
+`flask hotnet sender` can also fork HOTNET_SEND_PROCESSES worker processes (default 1), each
+driving HOTNET_SEND_CONNECTIONS connections as above (`run_processes`): they take no turns on
+an interpreter lock and the start-up is paid once. Each is a sender of its own (host:pid), so
+every bound above holds per connection, and the workers end with the process that forked
+them.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import signal
 import threading
 import time
 from datetime import datetime
 
 from flask import current_app
 from flask_mail import Message
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app.dbtypes import utcnow
 from app.extensions import db
+from app.formatting import TOKYO, today_tokyo
 from app.geography.models import District
 from app.newsletters.mime import build_message
 from app.newsletters.models import Delivery, Newsletter
@@ -43,10 +55,18 @@ log = logging.getLogger("hotnet.sender")
 
 
 def claim_batch(worker: str, size: int) -> list[int]:
-    """Claim up to `size` due rows of issues that are sending; returns their ids."""
+    """Claim up to `size` due rows of issues that are sending; returns their ids. Under a daily
+    cap, no more than is left of it, counting the rows every sender holds (see ledger.claim)."""
     candidates = (select(Delivery.id).join(Newsletter, Newsletter.id == Delivery.newsletter_id)
                   .where(Newsletter.status == "sending"))
-    return ledger.claim(Delivery, worker, size, candidates)
+    cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
+    most = None
+    if cap:
+        counted = aliased(Delivery)  # not the claimed table's rows: a count of its own
+        most = cap - (select(func.count(counted.id)).where(or_(
+            counted.status == "sending",
+            and_(counted.status == "sent", counted.sent_at >= _midnight()))).scalar_subquery())
+    return ledger.claim(Delivery, worker, size, candidates, most)
 
 
 def _message(delivery_row, newsletter: Newsletter, cache: TemplateCache, areas: dict,
@@ -167,7 +187,8 @@ class Shared:
     against what is left, so no connection overshoots it), `max_batches`, and a stop when
     one connection fails."""
 
-    def __init__(self, max_batches: int | None):
+    def __init__(self, max_batches: int | None, owner: str):
+        self.owner = owner  # this process's worker id (its connections' ids begin with it)
         self.pacer = Pacer(current_app.config["HOTNET_SEND_RATE"])
         self.max_batches = max_batches
         self.batches = 0
@@ -183,7 +204,7 @@ class Shared:
             while True:
                 if self.failure is not None or self.batches == self.max_batches:
                     return None
-                left = left_today()
+                left = left_today(besides=self.owner)
                 allowed = size if left is None else min(size, max(0, left - self.held))
                 if allowed or not self.held:
                     self.held += allowed
@@ -216,7 +237,7 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
     return once nothing is due now."""
     connections = current_app.config["HOTNET_SEND_CONNECTIONS"]
     release_dead_claims()
-    shared = Shared(max_batches)
+    shared = Shared(max_batches, worker or worker_id())
     report = RunReport()
     if connections == 1:
         _connection(worker or worker_id(), shared, report, until_idle, idle_sleep)
@@ -238,6 +259,52 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
     if report.batches:
         log.info("sender: %s", report)
     return report
+
+
+def run_processes(processes: int, until_idle: bool = True, idle_sleep: float = 5.0) -> RunReport:
+    """`run` in `processes` worker processes forked from this one (HOTNET_SEND_PROCESSES), their
+    reports added up. A worker that fails does not stop the others; once they are done, its
+    rows are given back (its process is gone) and the failure is raised."""
+    if processes == 1:
+        return run(until_idle=until_idle, idle_sleep=idle_sleep)
+    app = current_app._get_current_object()
+    db.session.remove()
+    db.engine.dispose()  # no database connection may be shared across the fork
+    context = multiprocessing.get_context("fork")
+    reports = context.SimpleQueue()
+    workers = [context.Process(target=_worker_process, name=f"hotnet-send-p{n}", daemon=True,
+                               args=(app, until_idle, idle_sleep, reports))
+               for n in range(1, processes + 1)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    report = RunReport()
+    while not reports.empty():
+        report.add(reports.get())
+    failed = [process.name for process in workers if process.exitcode]
+    if failed:
+        release_dead_claims()
+        raise RuntimeError(f"sender worker processes failed: {', '.join(failed)}")
+    return report
+
+
+def _worker_process(app, until_idle: bool, idle_sleep: float, reports) -> None:
+    _end_with_parent()
+    with app.app_context():
+        db.engine.dispose(close=False)  # the parent's pool is not this process's
+        report = run(until_idle=until_idle, idle_sleep=idle_sleep)
+    del report.errors[20:]  # the report goes through a pipe; it stays small
+    reports.put(report)
+
+
+def _end_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the process that forked it dies, however it dies
+    (else a killed sender would leave workers sending on their own)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _connection_thread(app, worker: str, shared: Shared, report: RunReport, until_idle: bool,
@@ -286,22 +353,30 @@ def _connection(worker: str, shared: Shared, report: RunReport, until_idle: bool
                 shared.done(ids)
 
 
+def _midnight() -> datetime:
+    """Today's start, Japan time: providers count per day."""
+    return datetime.combine(today_tokyo(), datetime.min.time(), tzinfo=TOKYO)
+
+
 def sent_today() -> int:
-    """Newsletter messages sent since midnight, Japan time (providers count per day)."""
-    from sqlalchemy import func, select
-
-    from app.formatting import TOKYO, today_tokyo
-    midnight = datetime.combine(today_tokyo(), datetime.min.time(), tzinfo=TOKYO)
+    """Newsletter messages sent since midnight, Japan time."""
     return db.session.scalar(select(func.count(Delivery.id)).where(
-        Delivery.status == "sent", Delivery.sent_at >= midnight)) or 0
+        Delivery.status == "sent", Delivery.sent_at >= _midnight())) or 0
 
 
-def left_today() -> int | None:
+def left_today(besides: str | None = None) -> int | None:
     """How many more may go today under HOTNET_SEND_DAILY_CAP (None: no cap). A send that
-    meets the cap waits, still "sending", and the scheduler goes on after midnight."""
+    meets the cap waits, still "sending", and the scheduler goes on after midnight.
+
+    `besides`: a sender's worker id; the rows that other senders have claimed and not yet
+    sent count as gone too, so that several senders together keep to the cap."""
     cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
     if not cap:
         return None
-    left = max(0, cap - sent_today())
+    left = cap - sent_today()
+    if besides is not None:
+        left -= db.session.scalar(select(func.count(Delivery.id)).where(
+            Delivery.status == "sending", Delivery.claimed_by != besides,
+            ~Delivery.claimed_by.startswith(f"{besides}/", autoescape=True)))
     db.session.rollback()
-    return left
+    return max(0, left)

@@ -32,7 +32,7 @@ from datetime import timedelta
 import flask_mail
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from app.dbtypes import utcnow
 from app.extensions import db
@@ -72,13 +72,19 @@ def _pid_of(owner: str, host: str) -> int | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process exists and has not ended: one that ended and was not yet reaped (a
+    zombie: a sender's worker whose parent died, where nothing reaps orphans) sends nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: as before, alive
 
 
 def lease() -> timedelta:
@@ -108,13 +114,27 @@ def due(model, now=None):
                and_(model.status == "sending", model.claimed_at < now - lease()))
 
 
-def claim(model, worker: str, size: int, candidates=None) -> list[int]:
+# Held (PostgreSQL) by a claim bounded by a limit that all senders share.
+SHARED_LIMIT_LOCK_KEY = 0x486F744E6543  # "HotNeC"
+
+
+def claim(model, worker: str, size: int, candidates=None, most=None) -> list[int]:
     """Claim up to `size` due rows; returns their ids in order. `candidates` may narrow the
-    choice (a select of model.id with extra joins and conditions)."""
+    choice (a select of model.id with extra joins and conditions).
+
+    `most`: a SQL expression for a bound that every sender shares (the daily cap: how many
+    may still be claimed, counting what all senders hold). It is evaluated by the claiming
+    statement itself, and such claims are made one at a time (PostgreSQL: a transaction-level
+    advisory lock; SQLite: one writer at a time anyway), so senders together never exceed it."""
     now = utcnow()
     if candidates is None:
         candidates = select(model.id)
-    candidates = candidates.where(due(model, now)).order_by(model.id).limit(size)
+    limit = size
+    if most is not None:
+        limit = case((most <= 0, 0), (most < size, most), else_=size)
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(select(func.pg_advisory_xact_lock(SHARED_LIMIT_LOCK_KEY)))
+    candidates = candidates.where(due(model, now)).order_by(model.id).limit(limit)
     if db.engine.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=model)
     ids = list(db.session.scalars(

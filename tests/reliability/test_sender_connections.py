@@ -1,6 +1,7 @@
-"""One sender process driving several SMTP connections (HOTNET_SEND_CONNECTIONS): a kill -9
-repeats at most one message per open connection, the rate is the process's, the daily cap
-holds across connections, and claims of a dead process's connections are given back."""
+"""One sender process driving several SMTP connections (HOTNET_SEND_CONNECTIONS), and one
+forking worker processes (HOTNET_SEND_PROCESSES): a kill -9 repeats at most one message per
+open connection, the rate is the process's, the daily cap holds across connections,
+processes and other senders, and claims of a dead process's connections are given back."""
 import collections
 import os
 import re
@@ -19,7 +20,8 @@ from app.dbtypes import utcnow
 from app.extensions import db
 from app.newsletters import services
 from app.newsletters.models import Delivery, Newsletter
-from app.newsletters.sender import release_dead_claims, run
+from app.newsletters.sender import claim_batch, release_dead_claims, run
+from app.outbox.ledger import _pid_alive
 from tests.reliability.conftest import add_recipients, flask_process, wait_for
 
 CONNECTIONS = 4
@@ -87,6 +89,50 @@ def test_kill_9_with_four_connections_repeats_at_most_one_message_per_connection
     assert db.session.get(Newsletter, newsletter_id).status == "sent"
 
 
+def test_kill_9_of_a_sender_with_forked_workers_ends_them_and_repeats_at_most_one_per_connection(
+        geography, mailbox, process_env):
+    """Two worker processes of two connections each (four in all): the kill of the sender ends
+    its workers too, and the repeats stay within one per open connection."""
+    addresses = add_recipients(300)
+    newsletter_id = start("二つの作業プロセス", 300)
+    env = dict(process_env, HOTNET_SEND_PROCESSES="2", HOTNET_SEND_CONNECTIONS="2",
+               HOTNET_SEND_BATCH="10", HOTNET_SEND_RATE="100", HOTNET_SEND_LEASE_SECONDS="3600")
+    sender = flask_process(env, "sender", "--until-idle")
+    assert wait_for(lambda: len(mailbox) >= 40, timeout=60), sender.communicate()
+    with ledger_writes_held() as query:
+        before = len(mailbox)
+        owners = {owner for (owner,) in query(
+            "SELECT DISTINCT claimed_by FROM delivery WHERE status = 'sending'")}
+        time.sleep(1.5)
+        during = len(mailbox) - before
+        sender.send_signal(signal.SIGKILL)
+        sender.wait(timeout=10)
+    pattern = re.compile(rf"^{re.escape(socket.gethostname())}:(\d+)/c[12]$")
+    assert owners and all(pattern.match(owner) for owner in owners), owners
+    workers = {int(pattern.match(owner)[1]) for owner in owners}
+    assert sender.pid not in workers and len(workers) <= 2 and len(owners) <= 4
+    assert wait_for(lambda: not any(_pid_alive(pid) for pid in workers), timeout=10), \
+        "the workers went on after their sender was killed"
+    assert len(mailbox) < 300, "the send was over before the kill"
+    db.session.expire_all()
+    marked = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "sent"))
+    db.session.rollback()
+    sender = flask_process(env, "sender", "--until-idle")
+    output, _ = sender.communicate(timeout=120)
+    assert sender.returncode == 0, output.decode()
+
+    received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
+    repeated = sum(n - 1 for n in received.values())
+    print(f"2 workers x 2 connections ({len(owners)} holding a batch at the kill): "
+          f"{during} accepted while the ledger was locked, {repeated} repeated")
+    assert set(received) == set(addresses)
+    assert during <= 4 and repeated <= 4
+    assert output.decode().strip().splitlines()[-1].startswith(f"sent {300 - marked},")
+    db.session.expire_all()
+    assert collections.Counter(db.session.scalars(select(Delivery.status))) == {"sent": 300}
+    assert db.session.get(Newsletter, newsletter_id).status == "sent"
+
+
 def test_the_rate_is_for_the_whole_process_with_four_connections(geography, mailbox,
                                                                  process_env):
     add_recipients(60)
@@ -119,6 +165,44 @@ def test_the_daily_cap_holds_across_connections(app, geography, mailbox):
     assert len(received) == 9 and set(received.values()) == {1}
 
 
+def test_the_daily_cap_counts_what_other_senders_hold(app, geography, mailbox):
+    """Another sender (another machine) holds two rows it has not sent yet: this one sends
+    only what is left of the cap besides them, and nothing more once they are sent."""
+    add_recipients(9)
+    start("上限", 9)
+    app.config.update(HOTNET_SEND_BATCH=10, HOTNET_SEND_DAILY_CAP=5)
+    assert len(claim_batch("other-host:4242", 2)) == 2
+    report = run(until_idle=True)
+    assert report.sent == 3 and report.capped and len(mailbox) == 3
+    db.session.execute(update(Delivery).where(Delivery.claimed_by == "other-host:4242")
+                       .values(status="sent", sent_at=utcnow(), claimed_by=""))
+    db.session.commit()
+    report = run(until_idle=True)
+    assert report.sent == 0 and report.capped
+    db.session.execute(update(Delivery).where(Delivery.status == "sent")
+                       .values(sent_at=utcnow() - timedelta(days=1)))
+    db.session.commit()
+    assert run(until_idle=True).sent == 4
+
+
+def test_the_daily_cap_holds_across_forked_workers(geography, mailbox, process_env):
+    """Three worker processes racing for batches of two under a cap of five: five go today."""
+    add_recipients(12)
+    newsletter_id = start("三つの作業プロセス", 12)
+    env = dict(process_env, HOTNET_SEND_PROCESSES="3", HOTNET_SEND_BATCH="2",
+               HOTNET_SEND_DAILY_CAP="5")
+    sender = flask_process(env, "sender", "--until-idle")
+    output, _ = sender.communicate(timeout=120)
+    assert sender.returncode == 0, output.decode()
+    assert output.decode().strip().splitlines()[-1].startswith("sent 5,")
+    received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
+    assert len(received) == 5 and set(received.values()) == {1}
+    db.session.expire_all()
+    assert collections.Counter(db.session.scalars(select(Delivery.status))) == {
+        "sent": 5, "waiting": 7}
+    assert db.session.get(Newsletter, newsletter_id).status == "sending"  # the rest: tomorrow
+
+
 def test_claims_of_a_dead_process_connections_are_given_back_not_a_live_ones(app, geography):
     add_recipients(3)
     start("後始末", 3)
@@ -142,4 +226,12 @@ def test_a_wrong_number_of_connections_stops_the_app_with_a_clear_error(monkeypa
     monkeypatch.setenv("HOTNET_SEND_CONNECTIONS", value)
     with pytest.raises(ConfigError, match="HOTNET_SEND_CONNECTIONS must be a whole number "
                                           "from 1 to 16"):
+        from_environment("/tmp")
+
+
+@pytest.mark.parametrize("value", ["0", "9", "-1", "two"])
+def test_a_wrong_number_of_worker_processes_stops_the_app_with_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("HOTNET_SEND_PROCESSES", value)
+    with pytest.raises(ConfigError, match="HOTNET_SEND_PROCESSES must be a whole number "
+                                          "from 1 to 8"):
         from_environment("/tmp")
