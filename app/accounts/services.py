@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts.models import ROLES, StaffCover, StaffUser
+from app.accounts.models import ROLES, StaffCover, StaffUser, staff_area
 from app.audit import services as audit
 from app.dbtypes import utcnow
 from app.errors import InvalidInput, NotAllowed, NotFound, raise_problems
@@ -151,10 +151,11 @@ def area_scope(user) -> frozenset[int] | None:
     cached = getattr(user, "_area_scope", None)
     if cached is not None:
         return cached
-    ids = {area.id for area in user.areas}
-    ids.update(db.session.scalars(select(StaffCover.area_id).where(
-        StaffCover.staff_id == user.id, StaffCover.until >= today_tokyo())))
-    scope = frozenset(ids)
+    # One statement: the account's own areas and its covers (not the Area rows themselves).
+    scope = frozenset(db.session.scalars(union(
+        select(staff_area.c.area_id).where(staff_area.c.staff_id == user.id),
+        select(StaffCover.area_id).where(StaffCover.staff_id == user.id,
+                                         StaffCover.until >= today_tokyo()))))
     user._area_scope = scope
     return scope
 

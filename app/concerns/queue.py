@@ -7,10 +7,11 @@ only, which an index on (area, status, assignee, created) answers.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
 from app.accounts.services import Viewer
@@ -18,7 +19,7 @@ from app.audit import services as audit
 from app.concerns.models import STATUSES, URGENCIES, Concern, ConcernCategory, is_open
 from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
 from app.extensions import db
-from app.geography.models import Area, District
+from app.geography.models import Area, District, Named
 from app.text import clean
 
 
@@ -80,44 +81,69 @@ def _filtered(query, f: QueueFilters, me: Viewer | None):
 
 
 COUNT_CAP = 1000
-# What the queue shows; the text and personal details stay in the database.
-LIST_COLUMNS = (Concern.reference, Concern.created_at, Concern.urgency, Concern.status,
-                Concern.category_id, Concern.district_id, Concern.area_id, Concern.assignee_id,
-                Concern.body, Concern.place)
 URGENT_PINNED = 20
 
 
+class Name(Named):
+    """A name read with a row of the queue (its category, district, area, assignee)."""
+
+    __slots__ = ("name", "name_en")
+
+    def __init__(self, name: str, name_en: str = ""):
+        self.name, self.name_en = name, name_en
+
+
+class QueueRow(NamedTuple):
+    """What the queue shows of one concern (the text and personal details stay in the
+    database), read as plain values: a page of them costs a fraction of loaded models."""
+    id: int
+    reference: str
+    created_at: datetime
+    urgency: str
+    status: str
+    area_id: int | None
+    body: str
+    place: str
+    category: Name
+    district: Name | None
+    area: Name | None
+    assignee: Name | None
+
+
+_ROW_COLUMNS = (Concern.id, Concern.reference, Concern.created_at, Concern.urgency,
+                Concern.status, Concern.area_id, Concern.body, Concern.place,
+                ConcernCategory.name, ConcernCategory.name_en, District.name, District.name_en,
+                Area.name, Area.name_en, StaffUser.name)
+
+
+def _queue_rows(f: QueueFilters, me: Viewer | None, limit: int, offset: int = 0
+                ) -> list[QueueRow]:
+    """Matching concerns, newest first, with the names each row shows."""
+    query = (_filtered(select(*_ROW_COLUMNS).select_from(Concern), f, me)
+             .outerjoin(ConcernCategory, ConcernCategory.id == Concern.category_id)
+             .outerjoin(District, District.id == Concern.district_id)
+             .outerjoin(Area, Area.id == Concern.area_id)
+             .outerjoin(StaffUser, StaffUser.id == Concern.assignee_id)
+             .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(limit).offset(offset))
+    return [QueueRow(*r[:8], Name(r[8] or "", r[9] or ""),
+                     None if r[10] is None else Name(r[10], r[11] or ""),
+                     None if r[12] is None else Name(r[12], r[13] or ""),
+                     None if r[14] is None else Name(r[14]))
+            for r in db.session.execute(query)]
+
+
 def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bool = False
-                ) -> list[Concern]:
+                ) -> list[QueueRow]:
     """Urgent concerns not yet closed, newest first: pinned above the queue so none waits
     behind routine ones (a short index range: urgent open concerns are few)."""
-    query = _filtered(select(Concern), QueueFilters(area_ids=area_ids, status="open",
-                                               urgency="urgent", with_unplaced=with_unplaced), me)
-    return list(db.session.scalars(
-        query.options(load_only(*LIST_COLUMNS),
-                      joinedload(Concern.category).load_only(ConcernCategory.name,
-                                                             ConcernCategory.name_en),
-                      joinedload(Concern.district).load_only(District.name, District.name_en),
-                      joinedload(Concern.area).load_only(Area.name, Area.name_en),
-                      joinedload(Concern.assignee).load_only(StaffUser.name))
-        .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(URGENT_PINNED)))
+    return _queue_rows(QueueFilters(area_ids=area_ids, status="open", urgency="urgent",
+                                    with_unplaced=with_unplaced), me, URGENT_PINNED)
 
 
 def one_page(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
-          ) -> tuple[list[Concern], int]:
-    """One page of concerns, newest first, and how many match (counted up to COUNT_CAP + 1)."""
-    base = _filtered(select(Concern), f, me)
-    total = count_matching(f, me, cap=COUNT_CAP)
-    rows = db.session.scalars(
-        base.options(load_only(*LIST_COLUMNS),
-                     joinedload(Concern.category).load_only(ConcernCategory.name,
-                                                            ConcernCategory.name_en),
-                     joinedload(Concern.district).load_only(District.name, District.name_en),
-                     joinedload(Concern.area).load_only(Area.name, Area.name_en),
-                     joinedload(Concern.assignee).load_only(StaffUser.name))
-        .order_by(Concern.created_at.desc(), Concern.id.desc())
-        .limit(per_page).offset((page - 1) * per_page))
-    return list(rows), total
+             ) -> list[QueueRow]:
+    """One page of concerns, newest first (how many match: waiting_counts(matching=f))."""
+    return _queue_rows(f, me, per_page, (page - 1) * per_page)
 
 
 def export_query(f: QueueFilters, me: Viewer):
@@ -159,10 +185,12 @@ def record_export(f: QueueFilters, count: int, *, actor) -> None:
     db.session.commit()
 
 
-def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool = False
-                   ) -> dict[str, int]:
+def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool = False,
+                   matching: QueueFilters | None = None) -> dict[str, int]:
     """The dashboard's tiles, in one statement: new and overdue (both still 受付) and
-    unassigned open concerns in the areas, and the open concerns assigned to me anywhere.
+    unassigned open concerns in the areas, and the open concerns assigned to me anywhere;
+    with `matching`, also how many concerns the list's filters match ("matching", counted up
+    to COUNT_CAP + 1), in the same statement.
 
     Each part is a short index range: 受付 concerns are few, the unassigned are counted up
     to COUNT_CAP + 1, and mine come from the assignee index.
@@ -174,26 +202,27 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
                                                        assignee="none",
                                                        with_unplaced=with_unplaced), me
                            ).limit(COUNT_CAP + 1).subquery()
-    new, overdue, loose, mine = db.session.execute(select(
+    counts = [
         select(func.count()).select_from(received).scalar_subquery(),
         select(func.count()).select_from(received)
         .where(overdue_clause(received.c)).scalar_subquery(),
         select(func.count()).select_from(unassigned).scalar_subquery(),
         select(func.count()).select_from(Concern)
         .where(Concern.assignee_id == me.id, is_open()).scalar_subquery(),
-    )).one()
-    return {"new": new, "overdue": overdue, "unassigned": loose, "mine": mine}
+    ]
+    if matching is not None:
+        counts.append(_count_matching(matching, me, COUNT_CAP).scalar_subquery())
+    values = db.session.execute(select(*counts)).one()
+    return dict(zip(("new", "overdue", "unassigned", "mine", "matching"), values, strict=False))
 
 
-def count_matching(f: QueueFilters, me: Viewer | None, cap: int | None = None) -> int:
-    """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap").
-
-    Over a million concerns an exact count of a whole area costs more than the page itself.
-    """
+def _count_matching(f: QueueFilters, me: Viewer | None, cap: int | None):
+    """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap"):
+    over a million concerns an exact count of a whole area costs more than the page itself."""
     query = _filtered(select(Concern.id), f, me)
     if cap is not None:
         query = query.limit(cap + 1)
-    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return select(func.count()).select_from(query.subquery())
 
 
 

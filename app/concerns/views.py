@@ -217,11 +217,12 @@ def dashboard():
     page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     viewer = Viewer.of(current_user)
-    rows, total = queue.one_page(filters, viewer, page=page, per_page=per_page)
-    pinned = queue.urgent_open(filters.area_ids, viewer, filters.with_unplaced) if page == 1 else []
     scope = filters.area_ids
     cap = queue.COUNT_CAP
-    quick = queue.waiting_counts(scope, viewer, filters.with_unplaced)
+    quick = queue.waiting_counts(scope, viewer, filters.with_unplaced, matching=filters)
+    total = quick["matching"]
+    rows = queue.one_page(filters, viewer, page=page, per_page=per_page)
+    pinned = queue.urgent_open(filters.area_ids, viewer, filters.with_unplaced) if page == 1 else []
     pick_lists = queue.pick_lists()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
@@ -240,7 +241,7 @@ def dashboard():
 def my_area_choice() -> bool:
     """Whether "my areas" is a choice (the account serves some areas, or covers some)."""
     scope = area_scope(current_user)
-    return bool(current_user.areas) or bool(scope)
+    return bool(scope) or bool(current_user.areas)
 
 
 @bp.get("/staff/concerns/export.csv")
