@@ -288,6 +288,33 @@ def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordin
             assert done.reference not in page_text(response) and routine.reference in page_text(response)
 
 
+def test_the_pinned_urgent_ones_and_the_page_each_hold_their_own_concerns(client, coordinator,
+                                                                          app):
+    """The pinned list and the page are read together: each keeps its own rows and order, the
+    pinned ones stay on the first page only, and the count is the list's."""
+    from app.concerns import services
+    app.config["HOTNET_PAGE_SIZE"] = 2
+    closed_urgent = concern(body="片付いた急ぎの件", urgency="urgent")
+    services.change_status(closed_urgent, "acknowledged", actor=None)
+    services.change_status(closed_urgent, "closed", actor=None)
+    elsewhere = concern("d06", body="よその急ぎの件", urgency="urgent")  # another area
+    urgent = concern(body="倒れているかもしれない", urgency="urgent")
+    for n in range(3):
+        concern(body=f"いつもの件 {n}")
+    login_staff(client, coordinator)
+    page = page_text(client.get("/staff/concerns"))
+    pinned, listed = page.split("緊急（完了していないもの）")[1].split("該当 4 件")
+    assert urgent.reference in pinned and "倒れているかもしれない" in pinned
+    assert closed_urgent.reference not in pinned and elsewhere.reference not in pinned
+    assert "いつもの件" not in pinned
+    assert listed.index("いつもの件 2") < listed.index("いつもの件 1")
+    assert "いつもの件 0" not in listed and urgent.reference not in listed
+    second = page_text(client.get("/staff/concerns", query_string={"page": 2}))
+    assert "緊急（完了していないもの）" not in second and "該当 4 件" in second
+    assert "いつもの件 0" in second and urgent.reference in second
+    assert "いつもの件 2" not in second
+
+
 def test_a_queue_page_past_the_last_says_where_the_list_ends(client, coordinator, app):
     app.config["HOTNET_PAGE_SIZE"] = 2
     for n in range(3):

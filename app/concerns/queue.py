@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
@@ -116,34 +116,45 @@ _ROW_COLUMNS = (Concern.id, Concern.reference, Concern.created_at, Concern.urgen
                 Area.name, Area.name_en, StaffUser.name)
 
 
-def _queue_rows(f: QueueFilters, me: Viewer | None, limit: int, offset: int = 0
-                ) -> list[QueueRow]:
-    """Matching concerns, newest first, with the names each row shows."""
-    query = (_filtered(select(*_ROW_COLUMNS).select_from(Concern), f, me)
+def _queue_rows(parts: list[tuple[QueueFilters, int, int]], me: Viewer | None
+                ) -> list[list[QueueRow]]:
+    """For each (filters, limit, offset): matching concerns, newest first, with the names each
+    row shows; all parts in one statement (UNION ALL of each part's ids, then the rows)."""
+    chosen = union_all(*(
+        select(ids.c.part, ids.c.concern_id).select_from(ids) for ids in (
+            _filtered(select(literal(n).label("part"), Concern.id.label("concern_id"))
+                      .select_from(Concern), f, me)
+            .order_by(Concern.created_at.desc(), Concern.id.desc())
+            .limit(limit).offset(offset).subquery()
+            for n, (f, limit, offset) in enumerate(parts)))).subquery()
+    query = (select(chosen.c.part, *_ROW_COLUMNS).select_from(chosen)
+             .join(Concern, Concern.id == chosen.c.concern_id)
              .outerjoin(ConcernCategory, ConcernCategory.id == Concern.category_id)
              .outerjoin(District, District.id == Concern.district_id)
              .outerjoin(Area, Area.id == Concern.area_id)
              .outerjoin(StaffUser, StaffUser.id == Concern.assignee_id)
-             .order_by(Concern.created_at.desc(), Concern.id.desc()).limit(limit).offset(offset))
-    return [QueueRow(*r[:8], Name(r[8] or "", r[9] or ""),
-                     None if r[10] is None else Name(r[10], r[11] or ""),
-                     None if r[12] is None else Name(r[12], r[13] or ""),
-                     None if r[14] is None else Name(r[14]))
-            for r in db.session.execute(query)]
+             .order_by(chosen.c.part, Concern.created_at.desc(), Concern.id.desc()))
+    found: list[list[QueueRow]] = [[] for _part in parts]
+    for r in db.session.execute(query):
+        found[r[0]].append(QueueRow(
+            *r[1:9], Name(r[9] or "", r[10] or ""),
+            None if r[11] is None else Name(r[11], r[12] or ""),
+            None if r[13] is None else Name(r[13], r[14] or ""),
+            None if r[15] is None else Name(r[15])))
+    return found
 
 
-def urgent_open(area_ids: list[int] | None, me: Viewer | None, with_unplaced: bool = False
-                ) -> list[QueueRow]:
-    """Urgent concerns not yet closed, newest first: pinned above the queue so none waits
-    behind routine ones (a short index range: urgent open concerns are few)."""
-    return _queue_rows(QueueFilters(area_ids=area_ids, status="open", urgency="urgent",
-                                    with_unplaced=with_unplaced), me, URGENT_PINNED)
-
-
-def one_page(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
-             ) -> list[QueueRow]:
-    """One page of concerns, newest first (how many match: waiting_counts(matching=f))."""
-    return _queue_rows(f, me, per_page, (page - 1) * per_page)
+def page_and_pinned(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
+                    ) -> tuple[list[QueueRow], list[QueueRow]]:
+    """One page of concerns, newest first (how many match: waiting_counts(matching=f)), and
+    on the first page the urgent concerns not yet closed, pinned above the queue so none
+    waits behind routine ones (a short index range: urgent open concerns are few)."""
+    parts = [(f, per_page, (page - 1) * per_page)]
+    if page == 1:
+        parts.append((QueueFilters(area_ids=f.area_ids, status="open", urgency="urgent",
+                                   with_unplaced=f.with_unplaced), URGENT_PINNED, 0))
+    found = _queue_rows(parts, me)
+    return found[0], found[1] if page == 1 else []
 
 
 def export_query(f: QueueFilters, me: Viewer):

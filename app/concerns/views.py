@@ -221,8 +221,7 @@ def dashboard():
     cap = queue.COUNT_CAP
     quick = queue.waiting_counts(scope, viewer, filters.with_unplaced, matching=filters)
     total = quick["matching"]
-    rows = queue.one_page(filters, viewer, page=page, per_page=per_page)
-    pinned = queue.urgent_open(filters.area_ids, viewer, filters.with_unplaced) if page == 1 else []
+    rows, pinned = queue.page_and_pinned(filters, viewer, page=page, per_page=per_page)
     pick_lists = queue.pick_lists()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
