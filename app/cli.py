@@ -102,6 +102,9 @@ def sender_command(until_idle: bool, outbox: bool) -> None:
     report = run_processes(current_app.config["HOTNET_SEND_PROCESSES"], until_idle=until_idle)
     click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
                f"skipped {report.skipped}")
+    if report.capped:
+        click.echo(f"today's cap of {current_app.config['HOTNET_SEND_DAILY_CAP']} messages "
+                   f"(HOTNET_SEND_DAILY_CAP) is reached: the rest goes after midnight, Japan time")
 
 
 @hotnet.command("dkim-keygen")

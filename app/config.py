@@ -14,13 +14,20 @@ def _bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
 class ConfigError(ValueError):
     """A setting the app cannot start with."""
+
+
+def _int(name: str, default: int) -> int:
+    """A count, a size or a number of seconds: a whole number, 0 or more."""
+    value = os.environ.get(name)
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{name} must be a whole number, 0 or more, not {value!r}")
+    return number
 
 
 def _int_between(name: str, default: int, low: int, high: int) -> int:

@@ -138,6 +138,24 @@ def test_sent_messages_are_complete_and_personal(client, coordinator, people, ma
         assert delivery.attempts == 1 and delivery.claimed_by == ""
 
 
+def test_a_long_japanese_subject_is_folded_with_crlf_as_every_line(client, coordinator, people,
+                                                                     mailbox):
+    """A subject long enough to be folded: no line of the message, header or body, may end in
+    a bare LF (strict servers, e.g. Exchange Online, refuse such mail), in the test send too."""
+    subject = "【ほっとネット】冬号のお知らせと研修のご案内（西東京市社会福祉協議会）"
+    login_staff(client, coordinator)
+    url = write(client, subject=subject)
+    post(client, url + "/test")
+    post(client, url + "/send")
+    run(until_idle=True)
+    assert len(mailbox) == 3
+    for _recipients, message in mailbox:
+        assert b"\n" not in message.raw.replace(b"\r\n", b""), message.raw.split(b"\r\n\r\n")[0]
+        head = message.raw.split(b"\r\n\r\n", 1)[0]
+        assert b"\r\n =?utf-8?" in head  # it was folded
+        assert message["Subject"].endswith(subject)
+
+
 def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinator, people,
                                                                 mailbox):
     login_staff(client, coordinator)

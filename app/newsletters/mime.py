@@ -77,7 +77,9 @@ def _base64_lines(data: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=16)
 def _subject(value: str) -> str:
-    return Header(value, "utf-8").encode()
+    """RFC 2047 words, folded with CRLF as every line of the message (Header folds a long
+    subject with a bare LF by default, which strict servers refuse)."""
+    return Header(value, "utf-8").encode(linesep="\r\n")
 
 
 def build_message(newsletter: Newsletter, address: str, rendered, personal, *,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import threading
 import time
@@ -62,11 +63,13 @@ def claim_batch(worker: str, size: int) -> list[int]:
     cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
     most = None
     if cap:
-        counted = aliased(Delivery)  # not the claimed table's rows: a count of its own
-        most = cap - (select(func.count(counted.id)).where(or_(
-            counted.status == "sending",
-            and_(counted.status == "sent", counted.sent_at >= _midnight()))).scalar_subquery())
+        most = cap - (select(func.count(_COUNTED.id)).where(or_(
+            _COUNTED.status == "sending",
+            and_(_COUNTED.status == "sent", _COUNTED.sent_at >= _midnight()))).scalar_subquery())
     return ledger.claim(Delivery, worker, size, candidates, most)
+
+
+_COUNTED = aliased(Delivery)  # the rows counted against the cap: not the claimed table's
 
 
 def _message(delivery_row, newsletter: Newsletter, cache: TemplateCache, areas: dict,
@@ -263,8 +266,9 @@ def run(until_idle: bool = True, max_batches: int | None = None, worker: str | N
 
 def run_processes(processes: int, until_idle: bool = True, idle_sleep: float = 5.0) -> RunReport:
     """`run` in `processes` worker processes forked from this one (HOTNET_SEND_PROCESSES), their
-    reports added up. A worker that fails does not stop the others; once they are done, its
-    rows are given back (its process is gone) and the failure is raised."""
+    reports added up. When a worker fails, the others finish what is due (until_idle) or are
+    stopped (a sender that runs for good); then the failed one's rows are given back (its
+    process is gone) and the failure is raised."""
     if processes == 1:
         return run(until_idle=until_idle, idle_sleep=idle_sleep)
     app = current_app._get_current_object()
@@ -277,8 +281,16 @@ def run_processes(processes: int, until_idle: bool = True, idle_sleep: float = 5
                for n in range(1, processes + 1)]
     for process in workers:
         process.start()
-    for process in workers:
-        process.join()
+    running = {process.sentinel: process for process in workers}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            ended = running.pop(sentinel)
+            ended.join()  # its pipe closes a moment before its exit status is there
+            if ended.exitcode and not until_idle:
+                # A sender that runs for good stops whole, as one process would (its service
+                # starts it again), rather than go on with a worker fewer.
+                for process in running.values():
+                    process.terminate()
     report = RunReport()
     while not reports.empty():
         report.add(reports.get())

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -22,7 +23,7 @@ from app.newsletters import services
 from app.newsletters.models import Delivery, Newsletter
 from app.newsletters.sender import claim_batch, release_dead_claims, run
 from app.outbox.ledger import _pid_alive
-from tests.reliability.conftest import add_recipients, flask_process, wait_for
+from tests.reliability.conftest import ROOT, add_recipients, flask_process, wait_for
 
 CONNECTIONS = 4
 
@@ -133,6 +134,27 @@ def test_kill_9_of_a_sender_with_forked_workers_ends_them_and_repeats_at_most_on
     assert db.session.get(Newsletter, newsletter_id).status == "sent"
 
 
+def test_a_failing_worker_stops_a_sender_that_runs_for_good(app, geography, monkeypatch,
+                                                            tmp_path):
+    """With workers forked, one that fails stops the whole sender (its service starts it again)
+    instead of leaving it running a worker short; the failure is raised, not swallowed."""
+    from app.newsletters import sender
+
+    def worker_run(until_idle, idle_sleep):
+        try:  # the first worker fails; the other would wait for work for good
+            os.close(os.open(tmp_path / "first", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            while True:
+                time.sleep(0.1)
+        raise OSError("the SMTP server's certificate changed")
+
+    monkeypatch.setattr(sender, "run", worker_run)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="sender worker processes failed: hotnet-send-p"):
+        sender.run_processes(2, until_idle=False)
+    assert time.monotonic() - started < 30
+
+
 def test_the_rate_is_for_the_whole_process_with_four_connections(geography, mailbox,
                                                                  process_env):
     add_recipients(60)
@@ -194,7 +216,10 @@ def test_the_daily_cap_holds_across_forked_workers(geography, mailbox, process_e
     sender = flask_process(env, "sender", "--until-idle")
     output, _ = sender.communicate(timeout=120)
     assert sender.returncode == 0, output.decode()
-    assert output.decode().strip().splitlines()[-1].startswith("sent 5,")
+    lines = output.decode().strip().splitlines()
+    assert lines[-2].startswith("sent 5,")
+    assert lines[-1] == ("today's cap of 5 messages (HOTNET_SEND_DAILY_CAP) is reached: the rest "
+                         "goes after midnight, Japan time")
     received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
     assert len(received) == 5 and set(received.values()) == {1}
     db.session.expire_all()
@@ -235,3 +260,20 @@ def test_a_wrong_number_of_worker_processes_stops_the_app_with_a_clear_error(mon
     with pytest.raises(ConfigError, match="HOTNET_SEND_PROCESSES must be a whole number "
                                           "from 1 to 8"):
         from_environment("/tmp")
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("HOTNET_SEND_PROCESSES", "0", "HOTNET_SEND_PROCESSES must be a whole number from 1 to 8"),
+    ("HOTNET_SEND_PROCESSES", "abc", "HOTNET_SEND_PROCESSES must be a whole number from 1 to 8"),
+    ("HOTNET_SEND_DAILY_CAP", "abc", "HOTNET_SEND_DAILY_CAP must be a whole number, 0 or more"),
+    ("HOTNET_SEND_DAILY_CAP", "-3", "HOTNET_SEND_DAILY_CAP must be a whole number, 0 or more"),
+])
+def test_the_sender_command_says_which_setting_is_wrong_without_a_traceback(tmp_path, setting,
+                                                                           value, says):
+    env = dict(os.environ, HOTNET_ENV="development", HOTNET_INSTANCE_PATH=str(tmp_path),
+               DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3", **{setting: value})
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "hotnet", "sender",
+                           "--until-idle"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
