@@ -313,6 +313,14 @@ def test_the_pinned_urgent_ones_and_the_page_each_hold_their_own_concerns(client
     assert "緊急（完了していないもの）" not in second and "該当 4 件" in second
     assert "いつもの件 0" in second and urgent.reference in second
     assert "いつもの件 2" not in second
+    # The pinned ones are among what the filters choose: none above a list of closed ones,
+    # and a search pins only the urgent ones it finds.
+    closed = page_text(client.get("/staff/concerns", query_string={"status": "closed"}))
+    assert "緊急（完了していないもの）" not in closed and closed_urgent.reference in closed
+    found = page_text(client.get("/staff/concerns", query_string={"q": "いつもの件"}))
+    assert "緊急（完了していないもの）" not in found and urgent.reference not in found
+    found = page_text(client.get("/staff/concerns", query_string={"q": "倒れて"}))
+    assert found.split("緊急（完了していないもの）")[1].count(urgent.reference) == 2  # pinned, listed
 
 
 def test_a_queue_page_past_the_last_says_where_the_list_ends(client, coordinator, app):

@@ -6,7 +6,7 @@ only, which an index on (area, status, assignee, created) answers.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -16,7 +16,14 @@ from sqlalchemy.orm import joinedload
 from app.accounts.models import StaffUser
 from app.accounts.services import Viewer
 from app.audit import services as audit
-from app.concerns.models import STATUSES, URGENCIES, Concern, ConcernCategory, is_open
+from app.concerns.models import (
+    OPEN_STATUSES,
+    STATUSES,
+    URGENCIES,
+    Concern,
+    ConcernCategory,
+    is_open,
+)
 from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
 from app.extensions import db
 from app.geography.models import Area, District, Named
@@ -147,14 +154,23 @@ def _queue_rows(parts: list[tuple[QueueFilters, int, int]], me: Viewer | None
 def page_and_pinned(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
                     ) -> tuple[list[QueueRow], list[QueueRow]]:
     """One page of concerns, newest first (how many match: waiting_counts(matching=f)), and
-    on the first page the urgent concerns not yet closed, pinned above the queue so none
-    waits behind routine ones (a short index range: urgent open concerns are few)."""
+    on the first page the urgent ones not yet closed among those the filters choose, pinned
+    above the list so none waits behind routine ones (a short index range: urgent open
+    concerns are few)."""
     parts = [(f, per_page, (page - 1) * per_page)]
-    if page == 1:
-        parts.append((QueueFilters(area_ids=f.area_ids, status="open", urgency="urgent",
-                                   with_unplaced=f.with_unplaced), URGENT_PINNED, 0))
+    pinning = _pinned_filters(f) if page == 1 else None
+    if pinning is not None:
+        parts.append((pinning, URGENT_PINNED, 0))
     found = _queue_rows(parts, me)
-    return found[0], found[1] if page == 1 else []
+    return found[0], found[1] if pinning is not None else []
+
+
+def _pinned_filters(f: QueueFilters) -> QueueFilters | None:
+    """The filters narrowed to urgent concerns not yet closed; None when the list is of
+    others only (closed ones, or another urgency): nothing to pin above it."""
+    if f.urgency not in ("", "urgent") or f.status not in ("", "open", *OPEN_STATUSES):
+        return None
+    return replace(f, urgency="urgent", status=f.status if f.status in OPEN_STATUSES else "open")
 
 
 def export_query(f: QueueFilters, me: Viewer):
