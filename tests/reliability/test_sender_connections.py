@@ -52,15 +52,10 @@ def ledger_writes_held():
             raw.rollback()
 
 
-def test_kill_9_with_four_connections_repeats_at_most_one_message_per_connection(
-        geography, mailbox, process_env):
-    """While the marks cannot be committed (the ledger is locked) no connection may get a
-    second message accepted; after the kill every recipient gets the newsletter, and at most
-    one message per open connection arrives twice."""
-    addresses = add_recipients(300)
-    newsletter_id = start("四本の接続", 300)
-    env = dict(process_env, HOTNET_SEND_CONNECTIONS=str(CONNECTIONS), HOTNET_SEND_BATCH="10",
-               HOTNET_SEND_RATE="150", HOTNET_SEND_LEASE_SECONDS="3600")
+def kill_9_while_marks_wait(env: dict, mailbox: list) -> tuple[int, set[str], int, int]:
+    """Start a sender on 300 queued recipients, lock the ledger once 40 are out, wait, kill -9
+    it: (its pid, the workers that held batches, messages accepted while the marks could not
+    be committed, rows marked sent by then)."""
     sender = flask_process(env, "sender", "--until-idle")
     assert wait_for(lambda: len(mailbox) >= 40, timeout=60), sender.communicate()
     with ledger_writes_held() as query:
@@ -71,23 +66,45 @@ def test_kill_9_with_four_connections_repeats_at_most_one_message_per_connection
         during = len(mailbox) - before
         sender.send_signal(signal.SIGKILL)
         sender.wait(timeout=10)
-    pattern = re.compile(rf"^{re.escape(socket.gethostname())}:{sender.pid}/c[1-4]$")
-    assert owners and all(pattern.match(owner) for owner in owners), owners
     assert len(mailbox) < 300, "the send was over before the kill"
+    db.session.expire_all()
+    marked = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "sent"))
+    db.session.rollback()
+    return sender.pid, owners, during, marked
+
+
+def send_the_rest(env: dict, mailbox: list, addresses: list[str], newsletter_id: int,
+                  connections: int, during: int, marked: int) -> None:
+    """A new sender finishes the send: everyone got it, and at most one message per open
+    connection of the killed one arrived twice."""
     sender = flask_process(env, "sender", "--until-idle")
     output, _ = sender.communicate(timeout=120)
     assert sender.returncode == 0, output.decode()
-
+    assert output.decode().strip().splitlines()[-1].startswith(f"sent {300 - marked},")
     received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
     repeated = sum(n - 1 for n in received.values())
-    print(f"{CONNECTIONS} connections ({len(owners)} holding a batch at the kill): "
-          f"{during} accepted while the ledger was locked, {repeated} repeated")
+    print(f"{connections} connections: {during} accepted while the ledger was locked, "
+          f"{repeated} repeated")
     assert set(received) == set(addresses)
-    assert during <= CONNECTIONS
-    assert repeated <= CONNECTIONS
+    assert during <= connections and repeated <= connections
     db.session.expire_all()
     assert collections.Counter(db.session.scalars(select(Delivery.status))) == {"sent": 300}
     assert db.session.get(Newsletter, newsletter_id).status == "sent"
+
+
+def test_kill_9_with_four_connections_repeats_at_most_one_message_per_connection(
+        geography, mailbox, process_env):
+    """While the marks cannot be committed (the ledger is locked) no connection may get a
+    second message accepted; after the kill every recipient gets the newsletter, and at most
+    one message per open connection arrives twice."""
+    addresses = add_recipients(300)
+    newsletter_id = start("四本の接続", 300)
+    env = dict(process_env, HOTNET_SEND_CONNECTIONS=str(CONNECTIONS), HOTNET_SEND_BATCH="10",
+               HOTNET_SEND_RATE="150", HOTNET_SEND_LEASE_SECONDS="3600")
+    pid, owners, during, marked = kill_9_while_marks_wait(env, mailbox)
+    pattern = re.compile(rf"^{re.escape(socket.gethostname())}:{pid}/c[1-4]$")
+    assert owners and all(pattern.match(owner) for owner in owners), owners
+    send_the_rest(env, mailbox, addresses, newsletter_id, CONNECTIONS, during, marked)
 
 
 def test_kill_9_of_a_sender_with_forked_workers_ends_them_and_repeats_at_most_one_per_connection(
@@ -97,41 +114,15 @@ def test_kill_9_of_a_sender_with_forked_workers_ends_them_and_repeats_at_most_on
     addresses = add_recipients(300)
     newsletter_id = start("二つの作業プロセス", 300)
     env = dict(process_env, HOTNET_SEND_PROCESSES="2", HOTNET_SEND_CONNECTIONS="2",
-               HOTNET_SEND_BATCH="10", HOTNET_SEND_RATE="100", HOTNET_SEND_LEASE_SECONDS="3600")
-    sender = flask_process(env, "sender", "--until-idle")
-    assert wait_for(lambda: len(mailbox) >= 40, timeout=60), sender.communicate()
-    with ledger_writes_held() as query:
-        before = len(mailbox)
-        owners = {owner for (owner,) in query(
-            "SELECT DISTINCT claimed_by FROM delivery WHERE status = 'sending'")}
-        time.sleep(1.5)
-        during = len(mailbox) - before
-        sender.send_signal(signal.SIGKILL)
-        sender.wait(timeout=10)
+               HOTNET_SEND_BATCH="10", HOTNET_SEND_RATE="75", HOTNET_SEND_LEASE_SECONDS="3600")
+    pid, owners, during, marked = kill_9_while_marks_wait(env, mailbox)
     pattern = re.compile(rf"^{re.escape(socket.gethostname())}:(\d+)/c[12]$")
     assert owners and all(pattern.match(owner) for owner in owners), owners
     workers = {int(pattern.match(owner)[1]) for owner in owners}
-    assert sender.pid not in workers and len(workers) <= 2 and len(owners) <= 4
-    assert wait_for(lambda: not any(_pid_alive(pid) for pid in workers), timeout=10), \
+    assert pid not in workers and len(workers) <= 2 and len(owners) <= 4
+    assert wait_for(lambda: not any(_pid_alive(worker) for worker in workers), timeout=10), \
         "the workers went on after their sender was killed"
-    assert len(mailbox) < 300, "the send was over before the kill"
-    db.session.expire_all()
-    marked = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.status == "sent"))
-    db.session.rollback()
-    sender = flask_process(env, "sender", "--until-idle")
-    output, _ = sender.communicate(timeout=120)
-    assert sender.returncode == 0, output.decode()
-
-    received = collections.Counter(a for recipients, _m in mailbox for a in recipients)
-    repeated = sum(n - 1 for n in received.values())
-    print(f"2 workers x 2 connections ({len(owners)} holding a batch at the kill): "
-          f"{during} accepted while the ledger was locked, {repeated} repeated")
-    assert set(received) == set(addresses)
-    assert during <= 4 and repeated <= 4
-    assert output.decode().strip().splitlines()[-1].startswith(f"sent {300 - marked},")
-    db.session.expire_all()
-    assert collections.Counter(db.session.scalars(select(Delivery.status))) == {"sent": 300}
-    assert db.session.get(Newsletter, newsletter_id).status == "sent"
+    send_the_rest(env, mailbox, addresses, newsletter_id, 4, during, marked)
 
 
 def test_a_failing_worker_stops_a_sender_that_runs_for_good(app, geography, monkeypatch,
