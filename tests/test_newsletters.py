@@ -175,6 +175,9 @@ def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinat
     db.session.refresh(people["both"])
     assert people["both"].delivery == "post" and people["both"].unsubscribed_at is not None
     assert anonymous.post(link).status_code == 200  # twice is fine
+    # Opened again later, the link says it is done instead of asking again.
+    again = page_text(anonymous.get(link))
+    assert "メールでの通信の配信を停止しました。" in again and "配信を停止する" not in again
     counts = services.audiences.counts(services.audiences.Audience())
     assert counts["email"] == 1 and counts["post"] == 2
     assert anonymous.get("/u/forged-token").status_code == 404

@@ -372,9 +372,9 @@ def unsubscribe(token: str):
     if request.method == "POST" and request.form.get("from_page"):
         # From our own page: show the answer at its own address (a reload sends nothing).
         return redirect(url_for("newsletters.unsubscribe", token=token, done=1))
-    # A mail client's one-click POST (RFC 8058) gets its answer directly.
-    done = request.method == "POST" or (request.args.get("done") == "1"
-                                        and supporter.unsubscribed_at is not None)
+    # A mail client's one-click POST (RFC 8058) gets its answer directly; a link opened again
+    # after unsubscribing (until the person chooses e-mail again) says it is done, not asks.
+    done = request.method == "POST" or supporter.unsubscribed_at is not None
     return render_template("newsletters/unsubscribe.html", invalid=False, done=done,
                            supporter=supporter, token=token)
 
