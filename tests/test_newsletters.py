@@ -1,5 +1,6 @@
 """Newsletters end to end against a real SMTP server: writing, audience, preview, the messages
 and their headers, unsubscribing, the ledger under SMTP failures, pause/cancel/retry, scheduling."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -136,6 +137,23 @@ def test_sent_messages_are_complete_and_personal(client, coordinator, people, ma
     for delivery in db.session.scalars(select(Delivery)):
         assert abs((utcnow() - delivery.sent_at).total_seconds()) < 60  # stored as UTC
         assert delivery.attempts == 1 and delivery.claimed_by == ""
+
+
+def test_the_web_link_of_a_test_send_opens_for_staff_only(client, coordinator, people, mailbox):
+    login_staff(client, coordinator)
+    url = write(client)
+    post(client, url + "/test")
+    (_recipients, message), = mailbox
+    link = re.search(r"ウェブで読む: (\S+)", message.get_body(("plain",)).get_content()).group(1)
+    path = link.replace("https://hotnet.test", "")
+    response = client.get(path)
+    assert response.status_code == 200 and "冬の通信" in page_text(response)
+    assert "まだ送っていない号です。職員だけがこのページを見られます。" in page_text(response)
+    assert "no-store" in response.headers["Cache-Control"]
+    assert client.application.test_client().get(path).status_code == 404  # not public yet
+    post(client, url + "/send")
+    public = client.application.test_client().get(path)
+    assert public.status_code == 200 and "まだ送っていない号です" not in page_text(public)
 
 
 def test_a_long_japanese_subject_is_folded_with_crlf_as_every_line(client, coordinator, people,

@@ -406,10 +406,17 @@ def public_archive():
 @bp.get("/newsletters/<int:newsletter_id>")
 def public_issue(newsletter_id: int):
     """The web edition: open from the moment the first message left (the 「ウェブで読む」 link
-    in it must work), and kept for a cancelled issue that reached some people. The archive
-    lists an issue only once its sending ended."""
+    in it must work), and kept for a cancelled issue that reached some people; before that,
+    to staff only (the same link in a test send). The archive lists an issue only once its
+    sending ended."""
     newsletter = _get(newsletter_id)
-    if not services.is_public(newsletter):
+    draft = not services.is_public(newsletter)
+    if draft and not (current_user.is_authenticated and current_user.is_staff):
         abort(404)
-    return render_template("newsletters/public_issue.html", newsletter=newsletter,
-                           content=content(newsletter))
+    # Before it goes out, staff see it here too: the link in a test send must open.
+    response = make_response(render_template("newsletters/public_issue.html",
+                                             newsletter=newsletter, content=content(newsletter),
+                                             draft=draft))
+    if draft:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
