@@ -61,15 +61,23 @@ def claim_batch(worker: str, size: int) -> list[int]:
     candidates = (select(Delivery.id).join(Newsletter, Newsletter.id == Delivery.newsletter_id)
                   .where(Newsletter.status == "sending"))
     cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
-    most = None
-    if cap:
-        most = cap - (select(func.count(_COUNTED.id)).where(or_(
-            _COUNTED.status == "sending",
-            and_(_COUNTED.status == "sent", _COUNTED.sent_at >= _midnight()))).scalar_subquery())
+    most = cap - _used_today().scalar_subquery() if cap else None
     return ledger.claim(Delivery, worker, size, candidates, most)
 
 
 _COUNTED = aliased(Delivery)  # the rows counted against the cap: not the claimed table's
+
+
+def _used_today(besides: str | None = None):
+    """A count of what uses up today's cap: messages sent since midnight (Japan time) and rows
+    a sender has claimed and not yet sent — besides those of `besides` (a worker id, and its
+    connections'), which that sender counts itself."""
+    claimed = _COUNTED.status == "sending"
+    if besides is not None:
+        claimed = and_(claimed, _COUNTED.claimed_by != besides,
+                       ~_COUNTED.claimed_by.startswith(f"{besides}/", autoescape=True))
+    return select(func.count(_COUNTED.id)).where(or_(
+        claimed, and_(_COUNTED.status == "sent", _COUNTED.sent_at >= _midnight())))
 
 
 def _message(delivery_row, newsletter: Newsletter, cache: TemplateCache, areas: dict,
@@ -223,7 +231,7 @@ class Shared:
             self.changed.notify_all()
 
     def done(self, ids: list[int]) -> None:
-        """The batch ended: what it sent is in sent_today() now."""
+        """The batch ended: what it sent counts in left_today() now."""
         with self.changed:
             self.held -= len(ids)
             self.changed.notify_all()
@@ -370,25 +378,13 @@ def _midnight() -> datetime:
     return datetime.combine(today_tokyo(), datetime.min.time(), tzinfo=TOKYO)
 
 
-def sent_today() -> int:
-    """Newsletter messages sent since midnight, Japan time."""
-    return db.session.scalar(select(func.count(Delivery.id)).where(
-        Delivery.status == "sent", Delivery.sent_at >= _midnight())) or 0
-
-
 def left_today(besides: str | None = None) -> int | None:
-    """How many more may go today under HOTNET_SEND_DAILY_CAP (None: no cap). A send that
-    meets the cap waits, still "sending", and the scheduler goes on after midnight.
-
-    `besides`: a sender's worker id; the rows that other senders have claimed and not yet
-    sent count as gone too, so that several senders together keep to the cap."""
+    """How many more may go today under HOTNET_SEND_DAILY_CAP (None: no cap), counting what
+    senders hold (see _used_today). A send that meets the cap waits, still "sending", and the
+    scheduler goes on after midnight."""
     cap = current_app.config["HOTNET_SEND_DAILY_CAP"]
     if not cap:
         return None
-    left = cap - sent_today()
-    if besides is not None:
-        left -= db.session.scalar(select(func.count(Delivery.id)).where(
-            Delivery.status == "sending", Delivery.claimed_by != besides,
-            ~Delivery.claimed_by.startswith(f"{besides}/", autoescape=True)))
+    left = cap - db.session.scalar(_used_today(besides))
     db.session.rollback()
     return max(0, left)

@@ -371,7 +371,7 @@ def unsubscribe(token: str):
         return render_template("newsletters/unsubscribe.html", invalid=True), 404
     if request.method == "POST" and request.form.get("from_page"):
         # From our own page: show the answer at its own address (a reload sends nothing).
-        return redirect(url_for("newsletters.unsubscribe", token=token, done=1))
+        return redirect(url_for("newsletters.unsubscribe", token=token))
     # A mail client's one-click POST (RFC 8058) gets its answer directly; a link opened again
     # after unsubscribing (until the person chooses e-mail again) says it is done, not asks.
     done = request.method == "POST" or supporter.unsubscribed_at is not None
@@ -379,14 +379,20 @@ def unsubscribe(token: str):
                            supporter=supporter, token=token)
 
 
+def _public_or_staff(public: bool) -> None:
+    """404 unless what is asked for is public or a staff member asks (drafts are theirs)."""
+    if not (public or (current_user.is_authenticated and current_user.is_staff)):
+        abort(404)
+
+
 @bp.get("/newsletters/<int:newsletter_id>/image")
 def image(newsletter_id: int):
     """The issue's picture: public once the issue went out (mail clients fetch it)."""
     newsletter = _get(newsletter_id)
     public = newsletter.status in ("sending", "paused", "sent", "cancelled")
-    if not newsletter.image or not (public or (current_user.is_authenticated
-                                               and current_user.is_staff)):
+    if not newsletter.image:
         abort(404)
+    _public_or_staff(public)
     if public:
         response = send_from_directory(services.image_folder(), newsletter.image, max_age=3600)
         response.cache_control.public = True
@@ -411,8 +417,7 @@ def public_issue(newsletter_id: int):
     sending ended."""
     newsletter = _get(newsletter_id)
     draft = not services.is_public(newsletter)
-    if draft and not (current_user.is_authenticated and current_user.is_staff):
-        abort(404)
+    _public_or_staff(not draft)
     # Before it goes out, staff see it here too: the link in a test send must open.
     response = make_response(render_template("newsletters/public_issue.html",
                                              newsletter=newsletter, content=content(newsletter),
