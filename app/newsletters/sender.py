@@ -10,8 +10,8 @@ three things overlap: the SMTP exchange; the making of the next messages (render
 serialised, signed: `Lookahead`, at most two ahead), done while the server works on what it
 was just sent — in the same thread, for in one process threads take turns on the
 interpreter lock and a renderer thread would hold up the exchange; and the commit of the
-last message's mark, which runs in a thread of its own while the next message's MAIL FROM,
-RCPT TO and DATA go out, and is waited for before that message's final dot (see ledger.py).
+last message's mark, which the database works on while the next message's MAIL FROM, RCPT
+TO and DATA go out, and is waited for before that message's final dot (see ledger.py).
 So a crash repeats at most one message per open connection. The connections share the
 process's pace (HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims
 more than is left, counting what the other connections hold, and what other senders' batches

@@ -8,14 +8,16 @@ live sender's rows look abandoned; only rows whose claim is older than the lease
 over, and a row is marked only by the sender that holds it. So a crash, or a sender stalled
 past its lease, repeats at most the one message that was in flight on each open connection.
 
-The mark is not in series with the next exchange. It is committed on a ledger connection of
-its own, in a thread of its own (`Marks`), while the next message's MAIL FROM, RCPT TO and
-DATA go to the server; before the final dot of that next message — the moment the server
-accepts it — the sender waits until the mark is committed (`TimedConnection.exchange`). So
-at any moment each connection has at most one accepted message whose mark is not yet
-committed: the one it sent last. A crash (SIGKILL) repeats at most that one per open
-connection, as before; if the mark cannot be committed, the next message is abandoned
-before its dot (the connection is closed, and the server keeps nothing of it).
+Each mark is committed on a ledger connection of its own (`Marks`). On PostgreSQL it is
+sent without waiting for the reply, so the server commits it while the next message's MAIL
+FROM, RCPT TO and DATA go out; on SQLite, a local write, it is made at once. Before the final
+dot of the next message — the moment the server accepts it — the sender waits until the mark
+is committed (`TimedConnection.exchange`). So at any moment each connection has at most one
+accepted message whose mark is not yet committed: the one it sent last. A crash (SIGKILL)
+repeats at most that one per open connection, as before (a mark already sent may still be
+committed by PostgreSQL after the crash: its message was accepted, so that is no repeat); if
+the mark cannot be committed, the next message is abandoned before its dot (the connection is
+closed, and the server keeps nothing of it).
 """
 from __future__ import annotations
 
@@ -25,13 +27,16 @@ import re
 import smtplib
 import socket
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from select import select as wait_for_socket
 
 import flask_mail
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from psycopg import errors as pg_errors
+from psycopg import pq
 from sqlalchemy import and_, case, func, or_, select, update
 
 from app.dbtypes import utcnow
@@ -181,46 +186,85 @@ def mark_sent_sql(table: str, extra: str = "") -> str:
 
 
 class Marks:
-    """The marks of one connection's accepted messages, each committed on a ledger connection
-    of its own by a thread of its own while the next exchange begins. One at a time: `settle`
-    waits for the mark in flight (the sender calls it before the next message's final dot).
-    A context manager (it opens and closes the ledger connection).
+    """The marks of one connection's accepted messages, committed on a ledger connection of
+    their own while the next exchange begins. One at a time: `settle` waits for the mark in
+    flight (the sender calls it before the next message's final dot). A context manager (it
+    opens and closes the ledger connection).
+
+    On PostgreSQL a mark is a prepared UPDATE sent without waiting (libpq's asynchronous
+    commands, autocommit): the server works on it and flushes its commit while the next
+    envelope goes out, and `settle` reads the reply. No thread: handing each mark to one cost
+    more CPU than the commit itself (measured with bench/newsletter_send.py, issue 16). On
+    SQLite the commit is a local write, made at once. Either way an error surfaces at `settle`.
 
     The connection is the driver's own (engine.raw_connection()): a mark runs once per
     message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes."""
 
     def __init__(self, sql: str):
         self.sql = sql
-        self.pending: Future | None = None
+        # Named for this ledger connection's use only: one left behind by a failure can
+        # never be mistaken for the next one.
+        self.name = f"hotnet_mark_{uuid.uuid4().hex[:12]}"
+        self.pending: bool | BaseException | None = None
+        self.in_flight = False
 
     def __enter__(self) -> Marks:
         self.sqlite = db.engine.dialect.name == "sqlite"
-        self.statement = self.sql.format(p="?" if self.sqlite else "%s")
         self.connection = db.engine.raw_connection()
-        self.thread = ThreadPoolExecutor(1, thread_name_prefix="hotnet-marks")
+        if self.sqlite:
+            self.statement = self.sql.format(p="?")
+            return self
+        parts = self.sql.split("{p}")  # libpq numbers its parameters: $1, $2 …
+        self.statement = "".join(part + (f"${n}" if n < len(parts) else "")
+                                 for n, part in enumerate(parts, start=1))
+        driver = self.connection.driver_connection
+        driver.autocommit = True
+        self.pgconn = driver.pgconn
+        self._check(self.pgconn.prepare(self.name.encode(), self.statement.encode()))
         return self
 
     def __exit__(self, *exc) -> None:
         try:
             self.settle()
         finally:
-            self.thread.shutdown()
+            if not self.sqlite:
+                driver = self.connection.driver_connection
+                if not driver.closed and self.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                    driver.execute(f"DEALLOCATE {self.name}")
+                    driver.autocommit = False
             self.connection.close()
 
     def submit(self, row_id: int, worker: str) -> None:
-        if self.pending is not None:
+        if self.pending is not None or self.in_flight:
             raise RuntimeError("the previous mark was not settled")
-        self.pending = self.thread.submit(self._mark, row_id, worker)
+        now = utcnow()
+        try:
+            if self.sqlite:
+                self.pending = self._mark_now(now.strftime("%Y-%m-%d %H:%M:%S.%f"), row_id,
+                                              worker)
+            else:
+                self.pgconn.send_query_prepared(self.name.encode(), [
+                    now.isoformat().encode(), str(row_id).encode(), worker.encode()])
+                self._flush()
+                self.in_flight = True
+        except Exception as exc:  # noqa: BLE001 - raised where the mark is waited for
+            self.pending = exc
 
     def settle(self) -> bool | None:
         """Wait for the mark in flight: True marked, False no longer ours (another sender
         took the row over: it may repeat the message), None: there was none."""
+        if self.in_flight:
+            self.in_flight = False
+            try:
+                self.pending = self._reply()
+            except Exception as exc:  # noqa: BLE001
+                self.pending = exc
         pending, self.pending = self.pending, None
-        return None if pending is None else pending.result()
+        if isinstance(pending, BaseException):
+            raise pending
+        return pending
 
-    def _mark(self, row_id: int, worker: str) -> bool:
-        now = utcnow()
-        value = now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
+    def _mark_now(self, value, row_id: int, worker: str) -> bool:
         cursor = self.connection.cursor()
         try:
             cursor.execute(self.statement, (value, row_id, worker))
@@ -229,6 +273,33 @@ class Marks:
             cursor.close()
         self.connection.commit()
         return count == 1
+
+    def _flush(self) -> None:
+        """Send what libpq holds (psycopg keeps its connections non-blocking)."""
+        while self.pgconn.flush():
+            wait_for_socket([self.pgconn.socket], [self.pgconn.socket], [])
+
+    def _reply(self) -> bool:
+        """The reply to the mark in flight: whether it marked the row."""
+        results = []
+        while True:
+            while self.pgconn.is_busy():
+                wait_for_socket([self.pgconn.socket], [], [])
+                self.pgconn.consume_input()
+            result = self.pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
+        if not results:
+            raise RuntimeError("no reply to the mark")
+        result = results[-1]
+        self._check(result)
+        return result.command_tuples == 1
+
+    def _check(self, result) -> None:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            message = (result.error_message or b"").decode(errors="replace").strip()
+            raise pg_errors.DatabaseError(message or f"the mark failed ({result.status.name})")
 
 
 def mark_problem(model, row_id: int, attempts_before: int, reply: str, permanent: bool,
