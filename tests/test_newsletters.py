@@ -574,3 +574,42 @@ def test_an_address_mail_cannot_carry_is_set_aside_and_the_rest_go(client, coord
         "district_id": str(district("d01").id), "business_category_id": "0"})
     assert "メールアドレスの形式が正しくありません" in page_text(response)
     assert db.session.scalar(select(func.count(Supporter.id))) == 3
+
+
+def test_ledger_marks_only_rows_held_and_leave_their_connection_as_they_found_it(
+        client, coordinator, people):
+    """A mark sets a row sent only while this sender holds it; a failed mark is raised where
+    it is waited for; afterwards the pooled connection works in transactions as before."""
+    from app.newsletters.sender import _MARK_SENT
+    from app.outbox import ledger
+
+    login_staff(client, coordinator)
+    post(client, write(client) + "/send")
+    mine, other = db.session.scalars(select(Delivery.id).order_by(Delivery.id)).all()
+    db.session.execute(Delivery.__table__.update().values(status="sending", claimed_by="me"))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == other)
+                       .values(claimed_by="someone-else"))
+    db.session.commit()
+    with ledger.Marks(_MARK_SENT) as marks:
+        marks.submit(mine, "me")
+        with pytest.raises(RuntimeError):
+            marks.submit(other, "me")  # one at a time: the first is not settled
+        assert marks.settle() is True
+        marks.submit(other, "me")
+        assert marks.settle() is False
+        assert marks.settle() is None
+        marks.submit(2**40, "me")  # no such id: out of range of PostgreSQL's integer
+        if db.engine.dialect.name == "postgresql":
+            with pytest.raises(Exception, match="out of range"):
+                marks.settle()
+        else:
+            assert marks.settle() is False
+    db.session.rollback()  # the session holds no connection: the ledger's is next in the pool
+    for _ in range(2):  # no autocommit left on it: a rollback undoes
+        with db.engine.connect() as conn:
+            conn.execute(Delivery.__table__.update().values(last_error="rolled back"))
+            conn.rollback()
+    assert {d.id: (d.status, d.claimed_by, d.last_error)
+            for d in db.session.scalars(select(Delivery))} == {
+        mine: ("sent", "", ""), other: ("sending", "someone-else", "")}
+    assert db.session.get(Delivery, mine).sent_at > utcnow() - timedelta(minutes=1)
