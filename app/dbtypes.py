@@ -73,11 +73,10 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
         return
     connection = db.session.connection()
     dialect = connection.dialect
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                  for name in columns]
-    if any(processors):
-        rows = (tuple(value if convert is None else convert(value)
-                      for convert, value in zip(processors, row, strict=True)) for row in rows)
+    converted = [(n, convert) for n, name in enumerate(columns)
+                 if (convert := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
+    if converted:
+        rows = (_convert(row, converted) for row in rows)
     names = ", ".join(columns)
     if dialect.name == "postgresql":
         with connection.connection.driver_connection.cursor() as cursor:
@@ -88,6 +87,14 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
         marks = ", ".join("?" * len(columns))
         connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
                                    list(rows))
+
+
+def _convert(row: tuple, converted: list) -> tuple:
+    """A row with the values of the columns that have a conversion converted (only those)."""
+    row = list(row)
+    for n, convert in converted:
+        row[n] = convert(row[n])
+    return tuple(row)
 
 
 def insert_rows_returning_ids(table, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:

@@ -178,6 +178,20 @@ def test_someone_registered_after_the_dry_run_is_not_imported_twice(client, coor
     assert count() == 2
 
 
+def test_someone_typed_in_by_name_and_phone_after_the_dry_run_is_not_imported_twice(
+        client, coordinator):
+    login_staff(client, coordinator)
+    review = upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
+    # The same person as the second row, typed in full-width without the space meanwhile.
+    make_supporter(name="保谷二郎", kana="ほうや じろう", phone="０４２－４０１－０００２",
+                   delivery="post")
+    response = decide(client, review, "import")
+    assert "1件を取り込みました。" in page_text(client.get(response.headers["Location"]))
+    assert count() == 2
+    assert db.session.scalar(select(func.count(Supporter.id)).where(
+        Supporter.email == "ichiro@example.jp")) == 1
+
+
 def test_a_file_staged_by_the_previous_version_can_still_be_imported(client, coordinator):
     """Before 0014 a staged import kept the file's text; it is checked when next opened."""
     login_staff(client, coordinator)

@@ -376,17 +376,33 @@ def get_pending(import_id: int, *, actor) -> SupporterImport:
     return pending
 
 
-def _ok_rows(import_id: int) -> Iterator[list[RowResult]]:
-    """The rows to import, a chunk at a time, in the file's order."""
+def _ok_chunks(import_id: int, columns) -> Iterator[list]:
+    """`columns` (line first) of the rows to import, a chunk at a time, in the file's order."""
     Row, line = SupporterImportRow, 0
     while True:
-        chunk = [_result(r) for r in db.session.execute(
-            select(*_SHOWN_COLUMNS).where(Row.import_id == import_id, Row.ok, Row.line > line)
-            .order_by(Row.line).limit(CHUNK))]
+        chunk = db.session.execute(
+            select(*columns).where(Row.import_id == import_id, Row.ok, Row.line > line)
+            .order_by(Row.line).limit(CHUNK)).all()
         if not chunk:
             return
         yield chunk
         line = chunk[-1].line
+
+
+def _ok_rows(import_id: int) -> Iterator[list[RowResult]]:
+    """The rows to import, a chunk at a time, in the file's order."""
+    for chunk in _ok_chunks(import_id, _SHOWN_COLUMNS):
+        yield [_result(r) for r in chunk]
+
+
+def _taken_since(import_id: int) -> set[int]:
+    """The lines whose person was registered since the dry run (by the keys it kept)."""
+    Row, taken = SupporterImportRow, set()
+    for chunk in _ok_chunks(import_id, (Row.line, Row.email_key, Row.name_key)):
+        by_email, by_person = services.find_registered_keys(
+            [r.email_key for r in chunk], [r.name_key for r in chunk])
+        taken.update(r.line for r in chunk if r.email_key in by_email or r.name_key in by_person)
+    return taken
 
 
 def commit_import(pending: SupporterImport, *, actor) -> int:
@@ -404,10 +420,7 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
             raise NotFound(pending.id)
         # Checked against the registry before anything is written: the queries then see the
         # registry as its statistics describe it, not one growing under them.
-        taken = set()
-        for chunk in _ok_rows(pending.id):
-            still = {r.line for r in registered(chunk)}
-            taken.update(r.line for r in chunk if r.line not in still)
+        taken = _taken_since(pending.id)
         for chunk in _ok_rows(pending.id):
             count += len(bulk.add_supporters([r.data for r in chunk if r.line not in taken],
                                              "imported", actor=actor))

@@ -145,16 +145,25 @@ def find_registered(emails=(), people=(), exclude_id: int | None = None
     """Live supporters with one of these e-mail addresses, or one of these (name, phone):
     {email key: supporter} and {name_phone_key: supporter}, with one query for each however
     many are asked (the import asks for a thousand rows at once)."""
+    return find_registered_keys({email_key(e) for e in emails} - {None},
+                                {name_phone_key(name, phone) for name, phone in people} - {""},
+                                exclude_id)
+
+
+def find_registered_keys(email_keys, name_keys, exclude_id: int | None = None
+                         ) -> tuple[dict[str, Supporter], dict[str, Supporter]]:
+    """`find_registered` for keys already made (`email_key`, `name_phone_key`): the import
+    keeps them with each checked row."""
     live = [Supporter.status.in_(LIVE_STATUSES)]
     if exclude_id:
         live.append(Supporter.id != exclude_id)
     by_email: dict[str, Supporter] = {}
-    keys = {email_key(e) for e in emails} - {None}
+    keys = set(email_keys) - {None, ""}
     if keys:
         for s in db.session.scalars(select(Supporter).where(Supporter.email_key.in_(keys), *live)):
             by_email.setdefault(s.email_key, s)
     by_person: dict[str, Supporter] = {}
-    phones = {digits(phone) for name, phone in people if name_phone_key(name, phone)}
+    phones = {key.rpartition("\t")[2] for key in name_keys if key}
     if phones:
         candidates = select(SupporterSearchTerm.supporter_id).where(
             SupporterSearchTerm.term.in_(phones))

@@ -46,6 +46,7 @@ from app.supporters.records import (
     find_by_email,
     find_by_name_and_phone,
     find_registered,
+    find_registered_keys,
     get_supporter,
     live_per_district,
     name_phone_key,
