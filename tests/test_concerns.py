@@ -3,9 +3,11 @@ digest, the audit log, retention and the newsletter statistics block (both datab
 real SMTP)."""
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import date, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from PIL import Image
@@ -249,6 +251,29 @@ def test_routing_by_district_shows_my_areas_first(client, coordinator, other_coo
     everything = page_text(client.get("/staff/concerns?area=all"))
     assert theirs.reference in everything
     assert theirs.reference in page_text(client.get(f"/staff/concerns?q={theirs.reference}&area=all"))
+
+
+def test_the_way_back_from_a_concern_keeps_the_lists_filters_search_and_page(
+        client, coordinator, other_coordinator):
+    mine, theirs = concern_in("d01"), concern_in("d20")
+    login_staff(client, coordinator)
+
+    def back_link(concern_id: int) -> str:
+        page = client.get(f"/staff/concerns/{concern_id}").get_data(as_text=True)
+        return html.unescape(re.search(r'<a href="([^"]*)">気になることの一覧へ</a>', page)[1])
+
+    client.get(f"/staff/concerns?area=all&status=all&q={theirs.reference}&page=1&junk=x")
+    back = back_link(mine.id)
+    assert dict(parse_qsl(urlsplit(back).query)) == {
+        "area": "all", "status": "all", "q": theirs.reference, "page": "1"}
+    assert theirs.reference in page_text(client.get(back))
+    assert mine.reference not in page_text(client.get(back))
+    # After a form on the concern's page was sent, and on a colleague's concern's summary.
+    post(client, f"/staff/concerns/{mine.id}/note", {"body": "電話で確認"})
+    assert back_link(mine.id) == back
+    assert back_link(theirs.id) == back
+    client.get("/staff/concerns")  # the list opened as it opens: the way back is to that
+    assert back_link(mine.id) == "/staff/concerns"
 
 
 def test_assign_and_reassign_and_unassigned_filter(client, coordinator, other_coordinator):

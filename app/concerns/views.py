@@ -210,10 +210,30 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     ), area
 
 
+# The list as the staff member last saw it (its filters, search and page), for the way back
+# from a concern — also after the forms on its page were sent.
+_LIST_KEYS = ("area", "status", "category", "assignee", "overdue", "urgency", "q", "page")
+
+
+def _remember_list() -> None:
+    kept = {key: request.args[key][:100] for key in _LIST_KEYS if request.args.get(key)}
+    if session.get("concern_list", {}) != kept:
+        session["concern_list"] = kept
+
+
+def _list_url() -> str:
+    kept = session.get("concern_list")
+    if not isinstance(kept, dict):
+        kept = {}
+    return url_for("concerns.dashboard", **{key: value for key, value in kept.items()
+                                            if key in _LIST_KEYS and isinstance(value, str)})
+
+
 @bp.get("/staff/concerns")
 @staff_required
 def dashboard():
     filters, area = _filters()
+    _remember_list()
     page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     viewer = Viewer.of(current_user)
@@ -313,6 +333,7 @@ def _detail(concern, status_code: int = 200, **forms):
     linked = services.related(concern)
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
+        list_url=_list_url(),
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
         overdue=rules.is_overdue(concern), referrals=services.referrals_of(concern),
         helpers=helpers, help_requests=services.requests_of_concern(concern),
@@ -329,7 +350,8 @@ def staff_detail(concern_id: int):
     concern = services.get_concern(concern_id)
     if not Viewer.of(current_user).sees(concern.area_id):
         # Colleagues may see that it exists and how far it has come, not what it says.
-        return render_template("concerns/staff_summary.html", concern=concern)
+        return render_template("concerns/staff_summary.html", concern=concern,
+                               list_url=_list_url())
     return _detail(services.view_concern(concern_id, actor=current_user))
 
 
