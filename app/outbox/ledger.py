@@ -227,12 +227,21 @@ class Marks:
         try:
             self.settle()
         finally:
-            if not self.sqlite:
-                driver = self.connection.driver_connection
-                if not driver.closed and self.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                    driver.execute(f"DEALLOCATE {self.name}")
-                    driver.autocommit = False
-            self.connection.close()
+            try:
+                if not self.sqlite:
+                    self._forget_statement()
+            finally:
+                self.connection.close()
+
+    def _forget_statement(self) -> None:
+        """Give the connection back to the pool as it was taken (no statement of ours, not
+        in autocommit); one that cannot be put back so is closed instead."""
+        driver = self.connection.driver_connection
+        try:
+            driver.execute(f"DEALLOCATE {self.name}")
+            driver.autocommit = False
+        except Exception:  # noqa: BLE001 - broken, or a reply still unread
+            self.connection.invalidate()
 
     def submit(self, row_id: int, worker: str) -> None:
         if self.pending is not None or self.in_flight:
@@ -277,7 +286,10 @@ class Marks:
     def _flush(self) -> None:
         """Send what libpq holds (psycopg keeps its connections non-blocking)."""
         while self.pgconn.flush():
-            wait_for_socket([self.pgconn.socket], [self.pgconn.socket], [])
+            readable, _writable, _ = wait_for_socket([self.pgconn.socket],
+                                                     [self.pgconn.socket], [])
+            if readable:  # what the server says meanwhile is read, or it could wait on us
+                self.pgconn.consume_input()
 
     def _reply(self) -> bool:
         """The reply to the mark in flight: whether it marked the row."""
