@@ -151,6 +151,10 @@ def test_a_search_pages_sorts_and_counts_alike_however_many_it_finds(
     readings = {"山田 太郎": "やまだ たろう", "山口 花子": "やまぐち はなこ", "山根 次郎": "やまね じろう"}
     assert [readings[n] for p in pages for n in names(p)] == expected
     body = page_text(pages[0])
+    # The form says the order too (where the table's headers are not shown: a narrow screen),
+    # and keeps it for the next search.
+    assert f'<option value="{sort}" selected>' in body
+    assert ('id="desc" name="desc" value="1" checked' in body) == (desc == "1")
     assert "該当 3 件" in body and "1 / 2 ページ" in body
     assert "中部圏域: <strong>1</strong>" in body and "西部圏域: <strong>1</strong>" in body
     assert "南部圏域: <strong>0</strong>" in body
