@@ -156,6 +156,30 @@ def test_a_referral_needs_its_consent_basis_and_is_followed_to_its_end(client, c
     assert response.status_code == 400
 
 
+def test_a_referral_moves_the_concern_to_connected_when_left_ticked(client, coordinator):
+    """The form offers つなぎ済 as the next status, ticked: one step instead of two, and the
+    concern is no longer waiting (nor overdue). Unticked, the status stays as it was."""
+    centre = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    first, second = concern_in(), concern_in()
+    login_staff(client, coordinator)
+    form = client.get(f"/staff/concerns/{first.id}").get_data(as_text=True)
+    assert '<input checked id="ref-connect" name="connect" type="checkbox" value="y">' in form
+    assert refer(client, first, centre.id, connect="y").status_code == 302
+    assert refer(client, second, centre.id).status_code == 302  # the box unticked
+    db.session.expire_all()
+    assert (first.status, first.connected_to) == ("connected", "中部地域包括支援センター")
+    assert first.acknowledged_at is not None and second.status == "received"
+    assert [(e.kind, e.status_to) for e in concerns.timeline(first)][-2:] == [
+        ("referral", "requested"), ("status", "connected")]
+    # Already つなぎ済: the box is not offered, and a second referral keeps the status.
+    page = client.get(f"/staff/concerns/{first.id}").get_data(as_text=True)
+    assert 'id="ref-connect"' not in page
+    other = agency("西東京市社会福祉協議会 生活支援", kind="life_support")
+    assert refer(client, first, other.id, connect="y").status_code == 302
+    db.session.expire_all()
+    assert first.status == "connected" and first.connected_to.endswith(other.name)
+
+
 def test_nobody_outside_the_area_nor_the_reporter_reads_a_referral(client, coordinator, mailbox,
                                                                      admin):
     from app.accounts.services import create_staff

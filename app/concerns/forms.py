@@ -64,6 +64,8 @@ class ReferralForm(OneTimeForm):
     consent = RadioField(_l("情報を伝えた根拠"), choices=[], validate_choice=False)
     passed_on = TextAreaField(_l("伝えたこと"), validators=[optional(), max_length(2000)])
     follow_up_on = DateField(_l("様子を確かめる日（任意）"), validators=[optional()])
+    # Shown while the concern's status can go to つなぎ済 (the usual next step).
+    connect = BooleanField(_l("気になることの状態を「つなぎ済」にする"), default=True)
 
 
 class ReferralStatusForm(Form):

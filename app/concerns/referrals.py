@@ -87,6 +87,13 @@ def referral_problems(data: dict) -> dict[str, str]:
 
 def record_referral(concern: Concern, data: dict, *, actor) -> Referral:
     """Record that the concern was passed on; the consent basis is required."""
+    referral = add_referral(concern, data, actor=actor)
+    db.session.commit()
+    return referral
+
+
+def add_referral(concern: Concern, data: dict, *, actor) -> Referral:
+    """`record_referral` in the caller's transaction (it commits)."""
     if concern.erased_at is not None:
         raise InvalidState(_("保存期間を過ぎて個人情報を消去した記録は変更できません。"))
     raise_problems(referral_problems(data))
@@ -111,7 +118,6 @@ def record_referral(concern: Concern, data: dict, *, actor) -> Referral:
         concern.connected_to = "、".join(names)[:200]
     audit.record("referral.create", "referral", referral.id,
                  params={"reference": concern.reference, "name": agency.name}, actor=actor)
-    db.session.commit()
     return referral
 
 

@@ -75,4 +75,5 @@ from app.concerns.timeline import (
 from app.concerns.workflow import (
     assign,
     change_status,
+    refer,
 )

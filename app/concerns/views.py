@@ -333,7 +333,7 @@ def _detail(concern, status_code: int = 200, **forms):
     linked = services.related(concern)
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
-        list_url=_list_url(),
+        list_url=_list_url(), can_connect="connected" in rules.TRANSITIONS[concern.status],
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
         overdue=rules.is_overdue(concern), referrals=services.referrals_of(concern),
         helpers=helpers, help_requests=services.requests_of_concern(concern),
@@ -526,7 +526,8 @@ def _referral_data(form: ReferralForm) -> dict:
 @staff_required
 def add_referral(concern_id: int):
     return _act(concern_id, "referral_form", ReferralForm(),
-                lambda c, f: services.record_referral(c, _referral_data(f), actor=current_user),
+                lambda c, f: services.refer(c, _referral_data(f), actor=current_user,
+                                            connect=f.connect.data),
                 _("つなぎを記録しました。"), anchor="#referrals",
                 problems=lambda f: referral_problems(_referral_data(f)))
 

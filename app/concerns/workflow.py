@@ -33,6 +33,24 @@ def change_status(concern: Concern, status: str, *, actor, duplicate_of: str = "
 
     つなぎ済 needs at least one referral (its agencies become `connected_to`); closing while
     a referral is still open raises OpenReferrals unless `confirmed` (the page asks first)."""
+    _move(concern, status, actor=actor, duplicate_of=duplicate_of, note=note,
+          confirmed=confirmed)
+    db.session.commit()
+
+
+def refer(concern: Concern, data: dict, *, actor, connect: bool = False):
+    """Record a referral (つなぎ) and, with `connect`, move the concern to つなぎ済 when its
+    status can go there — in one transaction."""
+    referral = referrals.add_referral(concern, data, actor=actor)
+    if connect and "connected" in rules.TRANSITIONS[concern.status]:
+        _move(concern, "connected", actor=actor)
+    db.session.commit()
+    return referral
+
+
+def _move(concern: Concern, status: str, *, actor, duplicate_of: str = "", note: str = "",
+          confirmed: bool = False) -> None:
+    """`change_status` in the caller's transaction (it commits)."""
     require_not_erased(concern)
     if status not in STATUSES:
         raise InvalidInput(_("状態を選んでください。"), field="status")
@@ -84,7 +102,6 @@ def change_status(concern: Concern, status: str, *, actor, duplicate_of: str = "
         add_event(concern, "note", actor, body=note)
     audit.record("concern.status", "concern", concern.id, params={"from": old, "to": status},
                  actor=actor)
-    db.session.commit()
 
 
 def assign(concern: Concern, staff_id: int | None, *, actor) -> None:
