@@ -74,6 +74,7 @@ from app.concerns.timeline import (
 )
 from app.concerns.workflow import (
     assign,
+    can_connect,
     change_status,
     refer,
 )

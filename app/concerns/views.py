@@ -333,7 +333,7 @@ def _detail(concern, status_code: int = 200, **forms):
     linked = services.related(concern)
     return render_template(
         "concerns/staff_detail.html", concern=concern, events=services.timeline(concern),
-        list_url=_list_url(), can_connect="connected" in rules.TRANSITIONS[concern.status],
+        list_url=_list_url(), can_connect=services.can_connect(concern),
         related=linked, duplicates=services.possible_duplicates(concern, linked=linked),
         overdue=rules.is_overdue(concern), referrals=services.referrals_of(concern),
         helpers=helpers, help_requests=services.requests_of_concern(concern),

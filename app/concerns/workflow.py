@@ -38,11 +38,16 @@ def change_status(concern: Concern, status: str, *, actor, duplicate_of: str = "
     db.session.commit()
 
 
+def can_connect(concern: Concern) -> bool:
+    """Whether the concern's status can go to つなぎ済 next (the referral form offers it)."""
+    return "connected" in rules.TRANSITIONS[concern.status]
+
+
 def refer(concern: Concern, data: dict, *, actor, connect: bool = False):
     """Record a referral (つなぎ) and, with `connect`, move the concern to つなぎ済 when its
     status can go there — in one transaction."""
     referral = referrals.add_referral(concern, data, actor=actor)
-    if connect and "connected" in rules.TRANSITIONS[concern.status]:
+    if connect and can_connect(concern):
         _move(concern, "connected", actor=actor)
     db.session.commit()
     return referral
