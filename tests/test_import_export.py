@@ -30,9 +30,16 @@ def upload(client, content: bytes, filename: str = "meibo.csv"):
     return response
 
 
+def decision_form(response) -> tuple[str, str]:
+    """The review page's form: its address and the token naming the file it shows."""
+    page = page_text(response)
+    return (re.search(r"/staff/supporters/import/\d+", page).group(0),
+            re.search(r'name="import_token" value="([0-9a-f]+)"', page).group(1))
+
+
 def decide(client, response, decision: str):
-    import_id = re.search(r"/staff/supporters/import/(\d+)", page_text(response)).group(1)
-    return post(client, f"/staff/supporters/import/{import_id}", {"decision": decision})
+    url, token = decision_form(response)
+    return post(client, url, {"decision": decision, "import_token": token})
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "cp932"])
@@ -230,15 +237,32 @@ def test_an_import_is_seen_and_decided_only_by_who_uploaded_it(client, app, coor
                              area_ids=[coordinator.areas[0].id], actor=None)
     login_staff(client, coordinator)
     review = upload(client, (HEADER + "\r\n".join(GOOD)).encode("utf-8"))
-    url = re.search(r"/staff/supporters/import/\d+", page_text(review)).group(0)
+    url, token = decision_form(review)
     other = app.test_client()
     login_staff(other, colleague)
     assert other.get(url).status_code == 302  # "already finished or cancelled"
-    assert post(other, url, {"decision": "import"}).status_code == 302
+    assert post(other, url, {"decision": "import", "import_token": token}).status_code == 302
     assert count() == 0
     boss = app.test_client()
     login_staff(boss, admin)
     assert boss.get(url).status_code == 200
+
+
+def test_a_decision_left_open_in_another_tab_never_takes_a_newer_file(client, coordinator):
+    """A finished import's number can come again for the next upload (SQLite reuses it): the
+    review page's form names its own file, and an old one decides nothing about a new one."""
+    login_staff(client, coordinator)
+    first = upload(client, (HEADER + GOOD[0]).encode("utf-8"))
+    old_url, old_token = decision_form(first)
+    decide(client, first, "import")
+    second = upload(client, (HEADER + GOOD[1]).encode("utf-8"))
+    for decision in ("import", "discard"):  # the first file's page, still open in a tab
+        gone = post(client, old_url, {"decision": decision, "import_token": old_token})
+        assert "この取込みはすでに終わっているか" in page_text(client.get(gone.headers["Location"]))
+    assert count() == 1
+    done = decide(client, second, "import")  # its own page still decides it
+    assert "1件を取り込みました。" in page_text(client.get(done.headers["Location"]))
+    assert count() == 2
 
 
 def test_import_pressed_twice_imports_once(client, coordinator):

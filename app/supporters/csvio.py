@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -362,12 +364,24 @@ def review(pending: SupporterImport) -> Review:
                   preview=first(True), problems=first(False))
 
 
-def get_pending(import_id: int, *, actor) -> SupporterImport:
+def import_token(pending: SupporterImport) -> str:
+    """What the review page's form carries to name this staged file and no other: a finished
+    import's number can be given to the next upload (SQLite reuses it), and a form left open
+    in another tab must not decide about a file nobody reviewed."""
+    made = f"{pending.id}\t{pending.created_at.isoformat()}\t{pending.filename}"
+    return hashlib.sha256(made.encode()).hexdigest()[:32]
+
+
+def get_pending(import_id: int, *, actor, token: str | None = None) -> SupporterImport:
     """A staged import, for the staff member who uploaded it (or an administrator): its
-    problems name registered supporters, who may live outside the viewer's areas."""
+    problems name registered supporters, who may live outside the viewer's areas. With
+    `token` (a decision sent from its review page), only the file that page showed."""
     pending = db.session.get(SupporterImport, import_id)
     if pending is None or not (getattr(actor, "is_admin", False)
                                or pending.staff_id == getattr(actor, "id", None)):
+        raise NotFound(import_id)
+    if token is not None and not hmac.compare_digest(token.encode(),
+                                                     import_token(pending).encode()):
         raise NotFound(import_id)
     if pending.content and not pending.summary:  # staged by a version that kept the text
         _check_into(pending, io.StringIO(pending.content))

@@ -442,6 +442,7 @@ def import_review(import_id: int):
         return _import_gone("supporters.import_upload")
     return render_template("supporters/import_review.html", pending=pending,
                            result=csvio.review(pending), form=ConfirmForm(),
+                           token=csvio.import_token(pending),
                            encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
                            sender_domain=services.sender_domain(),
                            districts={d.id: d.label for d in list_districts()})
@@ -453,7 +454,8 @@ def import_decide(import_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        pending = csvio.get_pending(import_id, actor=current_user)
+        pending = csvio.get_pending(import_id, actor=current_user,
+                                    token=request.form.get("import_token", "")[:64])
     except NotFound:
         return _import_gone("supporters.import_upload")
     if request.form.get("decision") == "import":
