@@ -110,6 +110,15 @@ def page_arg() -> int:
     return max(1, min(int(value), MAX_PAGE))
 
 
+_PASTED_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def search_arg(name: str = "q", limit: int = 100) -> str:
+    """What was typed in a search box, at most `limit` characters; a tab or line break pasted
+    with it (two cells copied from a spreadsheet) counts as a space."""
+    return _PASTED_BREAKS.sub(" ", request.args.get(name) or "").strip()[:limit]
+
+
 def form_int(name: str) -> int | None:
     """A whole-number form value outside WTForms (a button's hidden id), range-checked."""
     return parse_id(request.form.get(name))
@@ -212,9 +221,10 @@ def _error_page(status: int, title: str, message: str):
 
 def refuse_control_characters_in_url():
     """A URL whose path or query holds control characters is refused with a plain page
-    (forms report them beside the field instead: see app.forms)."""
-    parts = [request.path, *request.args.keys(), *request.args.values()]
-    if any(has_control_characters(part) for part in parts):
+    (forms report them beside the field instead: see app.forms). A value may hold tabs and
+    line breaks: pasted into a search box they are spaces (see search_arg)."""
+    if any(has_control_characters(part) for part in [request.path, *request.args.keys()]) or \
+            any(has_control_characters(v, multiline=True) for v in request.args.values()):
         return _error_page(400, _("アドレスに使えない文字が含まれています"),
                            _("アドレス（URL）に制御文字などの使えない文字が含まれていました。リンクをもう一度開き直してください。"))
     return None

@@ -68,6 +68,7 @@ from app.site import (
     page_arg,
     parse_id,
     public_form_limit,
+    search_arg,
     validate_with_rules,
 )
 from app.spreadsheet import csv_response
@@ -205,7 +206,7 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
         overdue=args.get("overdue") == "1",
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
-        q=args.get("q", "")[:100],
+        q=search_arg(),
         with_unplaced=area == "mine",
     ), area
 

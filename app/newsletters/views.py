@@ -32,7 +32,7 @@ from app.newsletters import audience as audiences
 from app.newsletters import recipients, sender, services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import content, layouts
-from app.site import add_error, int_arg, parse_id
+from app.site import add_error, int_arg, parse_id, search_arg
 from app.supporters import services as supporters_services
 from app.supporters.models import Supporter
 from app.supporters.services import area_of, list_categories
@@ -200,7 +200,7 @@ def preview(newsletter_id: int):
     newsletter = _get(newsletter_id)
     recipient = _recipient()
     rendered = services.preview(newsletter, recipient)
-    q = request.args.get("q", "")[:100]
+    q = search_arg()
     scope = area_scope(current_user)
     found = audiences.search_email_recipients(
         audiences.Audience.from_dict(newsletter.audience), q, scope) if q.strip() else []

@@ -14,7 +14,7 @@ from app.labels import AGENCY_KIND
 from app.partners import services
 from app.partners.forms import AgencyForm, ImportForm
 from app.partners.models import KINDS
-from app.site import add_error, form_data, int_arg, validate_with_rules
+from app.site import add_error, form_data, int_arg, search_arg, validate_with_rules
 from app.spreadsheet import csv_response
 from app.submissions import AlreadySubmitted
 
@@ -25,7 +25,7 @@ MAX_UPLOAD = 2 * 1024 * 1024  # a directory of agencies is a few kilobytes
 @bp.get("/staff/partners")
 @staff_required
 def index():
-    q = (request.args.get("q") or "")[:100]
+    q = search_arg()
     kind = request.args.get("kind", "")
     area_id = int_arg("area")
     agencies = services.list_agencies(q, kind if kind in KINDS else "", area_id)

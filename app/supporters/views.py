@@ -24,6 +24,7 @@ from app.site import (
     is_busy,
     page_arg,
     public_form_limit,
+    search_arg,
     sign_in_account_key,
     sign_in_account_limit,
     sign_in_address_limit,
@@ -233,7 +234,7 @@ def withdrawn():
 def _filters() -> services.RegistryFilters:
     args = request.args
     return services.RegistryFilters(
-        q=args.get("q", "")[:100],
+        q=search_arg(),
         area_id=int_arg("area"),
         district_id=int_arg("district"),
         kind=args.get("kind") if args.get("kind") in KINDS else "",

@@ -22,6 +22,7 @@ from app.site import (
     is_busy,
     parse_id,
     public_form_limit,
+    search_arg,
     validate_with_rules,
 )
 from app.submissions import AlreadySubmitted
@@ -262,7 +263,7 @@ def staff_session_cancel(session_id: int):
 @staff_required
 def staff_session(session_id: int):
     found = _session(session_id)
-    q = request.args.get("q", "")[:100]
+    q = search_arg()
     matches = []
     if q.strip():
         matches = supporters.search(supporters.RegistryFilters(q=q, scope=area_scope(current_user)),
