@@ -127,6 +127,8 @@ def test_coordinator_refers_a_concern_and_follows_it_up_on_a_phone(live_server, 
     page.get_by_role("button", name="つなぎを記録する").click()
     referrals = page.locator("#referrals").inner_text()
     assert "中部地域包括支援センター" in referrals and "個人が分からない形で相談" in referrals
+    # 「つなぎ済にする」 was left ticked: the concern moved on with the referral.
+    assert page.locator("h1 .badge").first.inner_text() == "つなぎ済"
     assert no_sideways_scroll(page)
     page.screenshot(path=str(tmp_path / "referral-360.png"), full_page=True)
     # The FAX sheet leaves out what would identify the person.
@@ -134,10 +136,6 @@ def test_coordinator_refers_a_concern_and_follows_it_up_on_a_phone(live_server, 
     sheet = page.locator("main").inner_text()
     assert "042-000-9999" in sheet and "西東京市北原町1-2-3" not in sheet
     page.go_back()
-    page.get_by_label("新しい状態").select_option(label="確認済")
-    page.get_by_role("button", name="状態を変える").click()
-    page.get_by_label("新しい状態").select_option(label="つなぎ済")
-    page.get_by_role("button", name="状態を変える").click()
     page.get_by_label("新しい状態").select_option(label="完了")
     page.get_by_role("button", name="状態を変える").click()
     assert "まだ終わっていないつなぎが 1 件" in page.locator("main").inner_text()
