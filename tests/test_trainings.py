@@ -216,7 +216,7 @@ def test_attending_a_registration_training_activates_an_applicant(client, coordi
     post(client, f"/staff/trainings/sessions/{session.id}/attendance",
          {f"attendance-{registration.id}": "attended"})
     db.session.refresh(applicant)
-    day = today_tokyo()
+    day = session.starts_at.astimezone(TOKYO).date()  # the session's day (yesterday just after midnight)
     assert applicant.status == "active" and applicant.registration_training_on == day
     record = page_text(client.get(f"/staff/supporters/{applicant.id}"))
     assert "研修の記録" in record and "コミュニケーション研修（冬）" in record and "出席" in record
