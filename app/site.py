@@ -34,7 +34,7 @@ def healthz():
 
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only same-site relative paths are followed after a form."""
-    if not target:
+    if not target or has_control_characters(target):  # a line break would split a header
         return default
     parsed = urlparse(target)
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
@@ -221,10 +221,11 @@ def _error_page(status: int, title: str, message: str):
 
 def refuse_control_characters_in_url():
     """A URL whose path or query holds control characters is refused with a plain page
-    (forms report them beside the field instead: see app.forms). A value may hold tabs and
-    line breaks: pasted into a search box they are spaces (see search_arg)."""
-    if any(has_control_characters(part) for part in [request.path, *request.args.keys()]) or \
-            any(has_control_characters(v, multiline=True) for v in request.args.values()):
+    (forms report them beside the field instead: see app.forms). Only what was typed in a
+    search box (q) may hold tabs and line breaks: pasted there they are spaces (search_arg)."""
+    if has_control_characters(request.path) or any(
+            has_control_characters(key) or has_control_characters(value, multiline=key == "q")
+            for key, value in request.args.items(multi=True)):
         return _error_page(400, _("アドレスに使えない文字が含まれています"),
                            _("アドレス（URL）に制御文字などの使えない文字が含まれていました。リンクをもう一度開き直してください。"))
     return None

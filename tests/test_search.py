@@ -39,6 +39,11 @@ def test_two_cells_pasted_from_a_spreadsheet_search_as_words(client, admin, peop
         assert client.get(url, query_string={"q": "青木\t一郎"}).status_code == 200, url
     refused = client.get("/staff/supporters", query_string={"q": "山田\x1b[31m"})
     assert refused.status_code == 400
+    # Only a search box's text: a line break anywhere else is refused as before (it would
+    # split a header where the value is followed after signing in).
+    assert client.get("/login", query_string={"next": "/staff/concerns\r\nX-Evil: 1"}
+                      ).status_code == 400
+    assert client.get("/staff/supporters", query_string={"area": "1\t"}).status_code == 400
 
 
 @pytest.mark.parametrize("query", ["やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "山田", "山田太郎", "山田　太郎",
