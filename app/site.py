@@ -113,7 +113,10 @@ def page_arg() -> int:
 _PASTED_BREAKS = re.compile(r"[\t\r\n]+")
 
 
-def search_arg(name: str = "q", limit: int = 100) -> str:
+SEARCH_ARG = "q"  # the name of every search box: what was typed there may hold pasted breaks
+
+
+def search_arg(name: str = SEARCH_ARG, limit: int = 100) -> str:
     """What was typed in a search box, at most `limit` characters; a tab or line break pasted
     with it (two cells copied from a spreadsheet) counts as a space."""
     return _PASTED_BREAKS.sub(" ", request.args.get(name) or "").strip()[:limit]
@@ -222,9 +225,9 @@ def _error_page(status: int, title: str, message: str):
 def refuse_control_characters_in_url():
     """A URL whose path or query holds control characters is refused with a plain page
     (forms report them beside the field instead: see app.forms). Only what was typed in a
-    search box (q) may hold tabs and line breaks: pasted there they are spaces (search_arg)."""
+    search box (SEARCH_ARG) may hold tabs and line breaks: pasted there they are spaces (search_arg)."""
     if has_control_characters(request.path) or any(
-            has_control_characters(key) or has_control_characters(value, multiline=key == "q")
+            has_control_characters(key) or has_control_characters(value, multiline=key == SEARCH_ARG)
             for key, value in request.args.items(multi=True)):
         return _error_page(400, _("アドレスに使えない文字が含まれています"),
                            _("アドレス（URL）に制御文字などの使えない文字が含まれていました。リンクをもう一度開き直してください。"))

@@ -293,20 +293,19 @@ class Marks:
 
     def _reply(self) -> bool:
         """The reply to the mark in flight: whether it marked the row."""
-        results = []
-        while True:
+        last = None
+        while True:  # libpq's results of one command, then None
             while self.pgconn.is_busy():
                 wait_for_socket([self.pgconn.socket], [], [])
                 self.pgconn.consume_input()
             result = self.pgconn.get_result()
             if result is None:
                 break
-            results.append(result)
-        if not results:
+            last = result
+        if last is None:
             raise RuntimeError("no reply to the mark")
-        result = results[-1]
-        self._check(result)
-        return result.command_tuples == 1
+        self._check(last)
+        return last.command_tuples == 1
 
     def _check(self, result) -> None:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):

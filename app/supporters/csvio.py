@@ -230,13 +230,13 @@ class _Checker:
 
 def registered(rows: list[RowResult]) -> list[RowResult]:
     """Add a problem to each row whose person the registry already has; returns the rest."""
-    by_email, by_person = services.find_registered(
-        emails=[r.data.get("email") for r in rows],
-        people=[(r.name, r.data.get("phone")) for r in rows])
-    fine = []
-    for r in rows:
+    for r in rows:  # the keys, made once: for the lookup and kept with the staged row
         r.email_key = email_key(r.data.get("email")) or ""
         r.name_key = services.name_phone_key(r.name, r.data.get("phone"))
+    by_email, by_person = services.find_registered_keys([r.email_key for r in rows],
+                                                        [r.name_key for r in rows])
+    fine = []
+    for r in rows:
         if (other := by_email.get(r.email_key)) is not None:
             r.problems.append(_("メールアドレスが登録済みの推進員（%(name)s）と同じです。",
                                 name=other.display_name))
