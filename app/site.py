@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session
+from flask import Blueprint, Flask, current_app, g, jsonify, redirect, render_template, request, session
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
@@ -114,12 +114,17 @@ _PASTED_BREAKS = re.compile(r"[\t\r\n]+")
 
 
 SEARCH_ARG = "q"  # the name of every search box: what was typed there may hold pasted breaks
+SEARCH_LIMIT = 100  # characters of a search box (its maxlength); more is cut, and the page says so
 
 
-def search_arg(name: str = SEARCH_ARG, limit: int = 100) -> str:
+def search_arg(name: str = SEARCH_ARG, limit: int = SEARCH_LIMIT) -> str:
     """What was typed in a search box, at most `limit` characters; a tab or line break pasted
-    with it (two cells copied from a spreadsheet) counts as a space."""
-    return _PASTED_BREAKS.sub(" ", request.args.get(name) or "").strip()[:limit]
+    with it (two cells copied from a spreadsheet) counts as a space. Longer text (an address
+    typed by hand) is cut, and the page says where (`g.search_cut`)."""
+    text = _PASTED_BREAKS.sub(" ", request.args.get(name) or "").strip()
+    if len(text) > limit:
+        g.search_cut = limit
+    return text[:limit]
 
 
 def form_int(name: str) -> int | None:
@@ -239,6 +244,7 @@ def init_app(app: Flask) -> None:
     from app.urls import external_url
     app.jinja_env.globals["external_url"] = external_url  # links in mail, also outside requests
     app.jinja_env.globals["actor_label"] = actors.label  # who did it, in the reader's language
+    app.jinja_env.globals["SEARCH_LIMIT"] = SEARCH_LIMIT  # every search box's maxlength
     app.before_request(refuse_control_characters_in_url)
 
     @app.context_processor

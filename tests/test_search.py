@@ -1,4 +1,6 @@
 """The staff search: kana-, width- and space-insensitive, filtered, in 五十音 order, paginated."""
+import re
+
 import pytest
 
 from tests.conftest import district, login_staff, make_supporter, page_text
@@ -24,7 +26,6 @@ def names(response) -> list[str]:
 
 
 def names_in(body: str) -> list[str]:
-    import re
     return re.findall(r'/staff/supporters/\d+">([^<]+)</a>', body)
 
 
@@ -44,6 +45,24 @@ def test_two_cells_pasted_from_a_spreadsheet_search_as_words(client, admin, peop
     assert client.get("/login", query_string={"next": "/staff/concerns\r\nX-Evil: 1"}
                       ).status_code == 400
     assert client.get("/staff/supporters", query_string={"area": "1\t"}).status_code == 400
+
+
+def test_a_search_longer_than_the_box_takes_says_it_was_cut(client, admin, people):
+    """Every search box stops at 100 characters; a longer text (an address typed or pasted by
+    hand) is searched by its first 100, and the page says so instead of cutting it silently."""
+    login_staff(client, admin)
+    for url in ("/staff/supporters", "/staff/concerns", "/staff/partners"):
+        page = page_text(client.get(url))
+        assert re.search(r'<input type="search" id="q" name="q" value="[^"]*" maxlength="100"',
+                         page), url
+        assert "文字で探しました" not in page
+    response = client.get("/staff/supporters", query_string={"q": "山田" + "あ" * 200})
+    page = page_text(response)
+    assert response.status_code == 200
+    assert "検索する言葉が長すぎるため、最初の 100 文字で探しました。" in page
+    assert 'value="山田' + "あ" * 98 + '"' in page
+    short = page_text(client.get("/staff/supporters", query_string={"q": "山田"}))
+    assert "文字で探しました" not in short and "山田 太郎" in short
 
 
 @pytest.mark.parametrize("query", ["やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "山田", "山田太郎", "山田　太郎",
@@ -130,7 +149,8 @@ def test_pagination(client, admin, geography, app):
     # A page past the end says so, however far past (a huge number is not read as page 1).
     for far in ("4", "999999", "9" * 30):
         body = page_text(client.get("/staff/supporters", query_string={"page": far}))
-        assert "ページ目はありません（全 5 件、3 ページまで）" in body and names_in(body) == []
+        assert "そのページはありません（全 5 件、3 ページまで）" in body and names_in(body) == []
+        assert "100000" not in body  # not a page number nobody asked for
     for nonsense in ("0", "-3", "abc", "２"):
         assert names(client.get("/staff/supporters", query_string={"page": nonsense})) == [
             "あ野 太郎", "い野 太郎"]
