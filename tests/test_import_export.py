@@ -2,6 +2,7 @@
 import csv
 import io
 import re
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -289,3 +290,28 @@ def test_an_undecided_import_is_forgotten_after_a_day(client, coordinator):
     assert purge_stale_imports(hours=24) == 1
     assert db.session.scalar(select(func.count(SupporterImport.id))) == 1
     assert db.session.scalar(select(func.count(SupporterImportRow.id))) == 2  # the other's rows
+
+
+def test_the_review_shows_the_status_address_and_date_each_row_will_be_saved_with(
+        client, coordinator):
+    """What the preview says is what the import writes: an active supporter with no date
+    joins today, one who has only applied (申込中) keeps no date, a date given is kept."""
+    from app.formatting import format_date
+    from app.supporters.records import today_tokyo
+    login_staff(client, coordinator)
+    rows = GOOD + ["個人,申込 三子,もうしこみ みつこ,,042-401-0003,188-0012,西東京市南町3-3,田無小地区,郵送,申込中,"]
+    review = upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("cp932"))
+    page = page_text(review)
+
+    def cells(name: str) -> list[str]:
+        row = re.search(r"<tr>(?:(?!</tr>).)*" + name + r".*?</tr>", page, re.S).group(0)
+        return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells("田無 一郎")[-2:] == ["活動中", format_date(date(2024, 4, 1))]
+    assert cells("保谷 二郎")[-2:] == ["活動中", format_date(today_tokyo())]
+    assert cells("申込 三子")[-2:] == ["申込中", "なし"]
+    assert "〒188-0012 西東京市南町3-3" in cells("申込 三子")
+    assert "ほかの状態なら登録日なしで登録します" in page
+    decide(client, review, "import")
+    saved = {s.name: s for s in db.session.scalars(select(Supporter))}
+    assert saved["保谷 二郎"].joined_on == today_tokyo() and saved["申込 三子"].joined_on is None
+    assert saved["申込 三子"].status == "applied" and saved["田無 一郎"].joined_on == date(2024, 4, 1)

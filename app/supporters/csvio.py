@@ -25,6 +25,7 @@ from app.supporters.models import (
     SupporterImport,
     SupporterImportRow,
 )
+from app.supporters.records import joining_date
 from app.text import email_key, fold
 
 # (column header, field) — the same headers for export and import, so a file round-trips.
@@ -357,11 +358,14 @@ def review(pending: SupporterImport) -> Review:
         return [_result(r) for r in db.session.execute(
             select(*_SHOWN_COLUMNS).where(Row.import_id == pending.id, Row.ok == ok)
             .order_by(Row.line).limit(SHOWN))]
+    preview = first(True)
+    for row in preview:  # the date it will be saved with (today's for an active one with none)
+        row.data["joined_on"] = joining_date(row.data.get("status"), row.data.get("joined_on"))
     summary = pending.summary or {}
     return Review(total=summary.get("total", 0), ok=summary.get("ok", 0),
                   mobile=summary.get("mobile", 0),
                   missing_headers=summary.get("missing_headers", []),
-                  preview=first(True), problems=first(False))
+                  preview=preview, problems=first(False))
 
 
 def import_token(pending: SupporterImport) -> str:
