@@ -112,8 +112,36 @@ def test_the_text_part_is_written_for_reading_not_markdown(client, coordinator, 
     for line in text.splitlines():
         assert _width(line) <= 60 or "http" in line, line
     block = text.split("【研修のご案内】")[1]
-    assert "\n  申込み・詳しく（お電話でもどうぞ）:\n  https://hotnet.test/trainings/" in block
+    # The station has no phone number yet: the link only (not "by phone too" with no number).
+    assert "\n  申込み・詳しく:\n  https://hotnet.test/trainings/" in block
+    assert "電話" not in block
     assert re.search(r"席（定員 20 人）\n", block)
+
+
+def test_the_training_section_gives_the_readers_own_station_to_call(client, coordinator, readers,
+                                                                    mailbox):
+    """Signing up by phone is offered with the number to call: the reader's own station's
+    (as the contact box below says), and not at all where the station has no number yet."""
+    station = district("d01").area.station
+    station.phone = "042-000-1111"
+    other = district("d11").area.station
+    assert other.id != station.id and other.phone == ""
+    db.session.commit()
+    make_supporter(name="田無 三", kana="たなし さん", email="three@example.jp", delivery="email",
+                   district_id=district("d01").id)
+    make_supporter(name="保谷 四", kana="ほうや よん", email="four@example.jp", delivery="email",
+                   district_id=district("d11").id)
+    login_staff(client, coordinator)
+    post(client, issue(client) + "/send")
+    run(until_idle=True)
+    [near] = mails_to(mailbox, "three@example.jp")
+    block = text_of(near).split("【研修のご案内】")[1]
+    assert "\n  申込み・詳しく（お電話でも: 042-000-1111）:\n  https://hotnet.test/trainings/" in block
+    html = near.get_body(("html",)).get_content()
+    assert re.search(r"申し込む・詳しく見る</a>（お電話でも: <span[^>]*>042-000-1111</span>）", html)
+    [far] = mails_to(mailbox, "four@example.jp")
+    assert "お電話" not in text_of(far)
+    assert "お電話" not in far.get_body(("html",)).get_content()
 
 
 # --- 4: a picture is kept when the issue is saved again --------------------------------------

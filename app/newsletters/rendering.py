@@ -113,22 +113,24 @@ def image_url_of(newsletter) -> str:
         if newsletter.image else ""
 
 
-def content(newsletter, blocks: dict | None = None) -> Content:
+def content(newsletter, blocks: dict | None = None, *, phone: str = "") -> Content:
     """Render the issue's content (the sections frozen when sending began, or live ones for a
-    draft)."""
+    draft). `phone`: where the reader can call to sign up for a training (their area's
+    station, in a mail to them); without one the training section offers only its link."""
     if blocks is None:
         blocks = block_context(newsletter)
     env = _environment()
     values = {"newsletter": _newsletter_values(newsletter),
               "body_html": body_html(newsletter.body_md),
               "body_text": to_text(newsletter.body_md or ""),
-              "image_url": image_url_of(newsletter), **blocks}
+              "image_url": image_url_of(newsletter), "signup_phone": phone, **blocks}
     return Content(html=Markup(env.get_template("_content.html").render(values)),
                    text=env.get_template("_content.txt").render(values).strip("\n"))
 
 
 def _context(newsletter, area: AreaInfo | None, personal: Personal, extra: dict) -> dict:
-    rendered = content(newsletter, {k: extra.get(k) for k in BLOCKS})
+    rendered = content(newsletter, {k: extra.get(k) for k in BLOCKS},
+                       phone=area.station_phone if area else "")
     return {
         "newsletter": _newsletter_values(newsletter),
         "content_html": rendered.html,
