@@ -265,6 +265,38 @@ def concern(code="d01", **values):
     return services.submit_concern(data)
 
 
+def test_a_finished_concern_offers_to_reopen_it_by_name_not_a_list_set_to_reopen(
+        client, coordinator):
+    """A closed concern can only go back to 対応中: the page says it is closed and offers a
+    button that says so; adding a note (its own form) leaves it closed."""
+    from app.concerns import services
+    done = concern(body="片付いた件")
+    services.change_status(done, "acknowledged", actor=None)
+    services.change_status(done, "closed", actor=None)
+    login_staff(client, coordinator)
+    url = f"/staff/concerns/{done.id}"
+    page = page_text(client.get(url))
+    form = page.split('action="' + url + '/status"')[1].split("</form>")[0]
+    assert "この件は「完了」です。" in form and "「対応中」に戻す" in form
+    assert "<select" not in form and "重複元の受付番号" not in form
+    assert '<input type="hidden" name="status" value="in_progress">' in form
+    note_form = page.split('action="' + url + '/note"')[1].split("</form>")[0]
+    noted = post(client, url + "/note", {"body": "後日、お元気な様子を確認", "submission_key":
+                                 re.search(r'name="submission_key"[^>]*value="([^"]+)"',
+                                           note_form).group(1)})
+    db.session.expire_all()
+    assert noted.status_code == 302 and done.status == "closed"
+    assert "後日、お元気な様子を確認" in page_text(client.get(url))
+    # An open one still chooses among its next steps, the duplicate's number among them.
+    fresh = concern(body="新しい件")
+    page = page_text(client.get(f"/staff/concerns/{fresh.id}"))
+    assert '<select id="status-status" name="status"' in page and "重複元の受付番号" in page
+    assert "状態を変える" in page
+    response = post(client, url + "/status", {"status": "in_progress", "note": ""})
+    db.session.expire_all()
+    assert response.status_code == 302 and done.status == "in_progress"
+
+
 def test_the_queue_opens_on_live_concerns_with_urgent_ones_first(client, coordinator):
     from app.concerns import services
     done = concern(body="片付いた件")
@@ -330,7 +362,7 @@ def test_a_queue_page_past_the_last_says_where_the_list_ends(client, coordinator
         concern(body=f"件 {n}")
     login_staff(client, coordinator)
     page = page_text(client.get("/staff/concerns", query_string={"page": 9}))
-    assert "9 ページ目はありません（全 3 件、2 ページまで）。" in page
+    assert "そのページはありません（全 3 件、2 ページまで）。" in page
     assert "該当する記録はありません" not in page
     last = re.search(r'href="([^"]*page=2[^"]*)">最後のページへ', page).group(1)
     assert "件 0" in page_text(client.get(last.replace("&amp;", "&")))
