@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.supporters.models import Supporter
-from tests.conftest import district, login_staff, make_supporter, page_text, post
+from tests.conftest import csrf, district, login_staff, make_supporter, page_text, post
 
 
 def staff_create(client, **values):
@@ -281,12 +281,14 @@ def test_a_finished_concern_offers_to_reopen_it_by_name_not_a_list_set_to_reopen
     assert "<select" not in form and "重複元の受付番号" not in form
     assert '<input type="hidden" name="status" value="in_progress">' in form
     note_form = page.split('action="' + url + '/note"')[1].split("</form>")[0]
-    noted = post(client, url + "/note", {"body": "後日、お元気な様子を確認", "submission_key":
-                                 re.search(r'name="submission_key"[^>]*value="([^"]+)"',
-                                           note_form).group(1)})
+    key = re.search(r'name="submission_key"[^>]*value="([^"]+)"', note_form).group(1)
+    form = {"body": "後日、お元気な様子を確認", "submission_key": key, "csrf_token": csrf(client)}
+    for _twice in range(2):  # a double click: one note, and one message saying so
+        noted = client.post(url + "/note", data=form)
     db.session.expire_all()
     assert noted.status_code == 302 and done.status == "closed"
-    assert "後日、お元気な様子を確認" in page_text(client.get(url))
+    page = page_text(client.get(url))
+    assert page.count("後日、お元気な様子を確認") == 1 and page.count("内部メモを残しました。") == 1
     # An open one still chooses among its next steps, the duplicate's number among them.
     fresh = concern(body="新しい件")
     page = page_text(client.get(f"/staff/concerns/{fresh.id}"))
