@@ -47,6 +47,18 @@ def test_two_cells_pasted_from_a_spreadsheet_search_as_words(client, admin, peop
     assert client.get("/staff/supporters", query_string={"area": "1\t"}).status_code == 400
 
 
+def test_the_filters_are_folded_until_one_is_used(client, admin, people):
+    """A name typed in the box is the usual search: the eight filters wait under a summary
+    (on a phone the list starts on the first screen); any filter or order set opens them."""
+    login_staff(client, admin)
+    folded = page_text(client.get("/staff/supporters", query_string={"q": "山田"}))
+    assert '<details class="more-filters">' in folded and "山田 太郎" in folded
+    for args in ({"status": "paused"}, {"area": people["yamada"].district.area_id},
+                 {"sort": "joined"}, {"desc": "1"}, {"q": "山田", "kind": "person"}):
+        page = page_text(client.get("/staff/supporters", query_string=args))
+        assert '<details class="more-filters" open>' in page, args
+
+
 def test_a_search_longer_than_the_box_takes_says_it_was_cut(client, admin, people):
     """Every search box stops at 100 characters; a longer text (an address typed or pasted by
     hand) is searched by its first 100, and the page says so instead of cutting it silently."""

@@ -66,6 +66,12 @@ def test_staff_search_without_javascript(live_server, desktop_without_js, admin,
     page.get_by_role("button", name="検索", exact=True).click()
     rows = page.locator("tbody tr")
     assert rows.count() == 1 and "山田 太郎" in rows.first.inner_text()
+    # The filters wait folded under their summary; opened (no script needed), they narrow.
+    assert not page.locator("#status").is_visible()
+    page.get_by_text("絞り込み・並び順（圏域・地区・状態など）").click()
+    page.select_option("#status", label="活動中")
+    page.get_by_role("button", name="絞り込む").click()
+    assert page.locator("#status").is_visible() and rows.count() == 1
     page.screenshot(path=str(tmp_path / "registry.png"), full_page=True)
     page.get_by_role("link", name="山田 太郎").click()
     assert "ヤマダ タロウ" in page.content() and "変更の記録" in page.content()
