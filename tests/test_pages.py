@@ -60,6 +60,7 @@ def test_every_field_has_a_label_and_pages_fit_phones(client, admin):
     for url, html in pages.items():
         assert '<html lang="ja">' in html, url
         assert 'name="viewport" content="width=device-width, initial-scale=1"' in html, url
+        assert '<link rel="icon" href="data:image/svg+xml,' in html, url  # no /favicon.ico asked for
         result = audit(html)
         assert result.styles == 0, f"inline style on {url} (blocked by our CSP)"
         for control_id, name, wrapped in result.controls:
