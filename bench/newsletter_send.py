@@ -184,6 +184,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--baseline", type=int, default=10000,
+                        help="messages of the first raw baseline (half as many after each run)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     sink = debian_program("smtp-sink", "postfix", "/usr/sbin/smtp-sink")
@@ -200,8 +202,8 @@ def main() -> int:
         before and just after it, so that a machine that slows or speeds up meanwhile (a
         shared virtual machine does) moves both sides of the ratio alike."""
         nonlocal handled
-        bases.append(baseline(port, message, 5000))
-        handled += 5000
+        bases.append(baseline(port, message, args.baseline // 2))
+        handled += args.baseline // 2
         return (bases[-2] + bases[-1]) / 2
 
     try:
@@ -212,10 +214,10 @@ def main() -> int:
             if not bases:
                 message = sample_message(url, port)
                 size_kb = len(message) / 1024
-                bases.append(baseline(port, message, 10000))
-                handled += 10000
+                bases.append(baseline(port, message, args.baseline))
+                handled += args.baseline
                 print(f"    baseline raw smtplib: {bases[0]:.0f} messages/s "
-                      f"({size_kb:.1f} KB each, 10,000 messages, one connection; measured "
+                      f"({size_kb:.1f} KB each, {args.baseline:,} messages, one connection; measured "
                       f"again after each run)", flush=True)
             results[size] = run_sender(url, port, size)
             if not startup:
