@@ -134,6 +134,13 @@ def tidy(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def same_label(one: str | None, other: str | None) -> bool:
+    """Whether two names of things (categories) would read as the same to staff: the same
+    after NFKC and case folding (（改） and (改), ＡＢＣ and abc). Each is kept as typed (tidy);
+    only this comparison folds them."""
+    return clean(one).casefold() == clean(other).casefold()
+
+
 def to_hiragana(text: str | None) -> str:
     """Katakana as hiragana, everything else as it is."""
     return (text or "").translate(_KATAKANA_TO_HIRAGANA)

@@ -487,6 +487,23 @@ def test_admin_edits_the_category_list(client, admin):
     assert "分類名を入力してください。" in page_text(response)
 
 
+def test_category_names_are_kept_as_typed_and_not_repeated_in_another_width(client, admin):
+    """Names of things keep their full-width brackets (as staff typed them), for concern
+    categories and business categories alike; one that differs from another only by width
+    or case is refused as the same name."""
+    from app.supporters.models import BusinessCategory
+    login_staff(client, admin)
+    for url, model, taken in (("/admin/concern-categories", ConcernCategory, "同じ名前の分類がすでにあります。"),
+                              ("/admin/categories", BusinessCategory, "同じ名前の業種があります。")):
+        post(client, url, {"name": "防災（地震・水害）", "name_en": ""})
+        saved = db.session.scalar(select(model).where(model.name.like("防災%")))
+        assert saved is not None and saved.name == "防災（地震・水害）", url
+        response = post(client, url, {"name": "防災(地震・水害)", "name_en": ""})
+        assert taken in page_text(response), url
+        assert db.session.scalar(select(func.count()).select_from(model).where(
+            model.name.like("防災%"))) == 1, url
+
+
 def test_newsletter_statistics_block_has_counts_only(client, coordinator, mailbox):
     for _ in range(3):
         concern_in("d01", place="北原公園の近く")

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.i18n import gettext as _
 from app.labels import localized
 from app.partners import services as partners
-from app.text import clean
+from app.text import clean, same_label, tidy
 
 DEFAULT_CATEGORIES = (
     ("watch", "見守り・安否", "Wellbeing check"),
@@ -51,12 +51,16 @@ partners.CATEGORY_SOURCES.append(
     lambda: [(c.code, localized(c.name, c.name_en)) for c in list_categories(active_only=True)])
 
 
-def _category_name(name: str) -> str:
-    name = clean(name)
+def _category_name(name: str, *, other_than: int | None = None) -> str:
+    """The name as typed (spaces tidied), required, at most 100 characters, and not one
+    another category already reads as (same_label)."""
+    name = tidy(name)
     if not name:
         raise InvalidInput(_("分類名を入力してください。"), field="name")
     if len(name) > 100:
         raise InvalidInput(_("%(max)d文字以内で入力してください。", max=100), field="name")
+    if any(same_label(c.name, name) for c in list_categories() if c.id != other_than):
+        raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
     return name
 
 
@@ -69,8 +73,6 @@ def get_category(category_id: int) -> ConcernCategory:
 
 def add_category(name: str, name_en: str = "", *, actor) -> ConcernCategory:
     name = _category_name(name)
-    if db.session.scalar(select(ConcernCategory).where(ConcernCategory.name == name)):
-        raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
     position = (db.session.scalar(select(func.max(ConcernCategory.position))) or 0) + 1
     category = ConcernCategory(code=f"c{position}-{utcnow():%Y%m%d%H%M%S}", name=name,
                                name_en=clean(name_en)[:100], position=position)
@@ -83,11 +85,7 @@ def add_category(name: str, name_en: str = "", *, actor) -> ConcernCategory:
 
 def update_category(category: ConcernCategory, name: str, name_en: str = "",
                     active: bool = True, *, actor) -> None:
-    name = _category_name(name)
-    clash = db.session.scalar(select(ConcernCategory).where(
-        ConcernCategory.name == name, ConcernCategory.id != category.id))
-    if clash:
-        raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
+    name = _category_name(name, other_than=category.id)
     category.name, category.name_en, category.active = name, clean(name_en)[:100], active
     audit.record("concern_category.update", "concern_category", category.id, name, actor=actor)
     db.session.commit()

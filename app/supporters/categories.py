@@ -12,7 +12,7 @@ from app.i18n import gettext as _
 from app.supporters.models import (
     BusinessCategory,
 )
-from app.text import clean
+from app.text import clean, same_label, tidy
 
 
 @cache
@@ -25,12 +25,19 @@ def list_categories() -> list[BusinessCategory]:
     return list(db.session.scalars(_in_order()))
 
 
-def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
-    name = clean(name)
+def _category_name(name: str, *, other_than: int | None = None) -> str:
+    """The name as typed (spaces tidied), required, and not one another business category
+    already reads as (same_label)."""
+    name = tidy(name)
     if not name:
         raise InvalidInput(_("業種名を入力してください。"), field="name")
-    if db.session.scalar(select(BusinessCategory).where(BusinessCategory.name == name)):
+    if any(same_label(c.name, name) for c in list_categories() if c.id != other_than):
         raise InvalidInput(_("同じ名前の業種があります。"), field="name")
+    return name
+
+
+def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
+    name = _category_name(name)
     position = (db.session.scalar(select(func.max(BusinessCategory.position))) or 0) + 1
     code = f"c{position:03d}"
     while db.session.scalar(select(BusinessCategory).where(BusinessCategory.code == code)):
@@ -44,9 +51,7 @@ def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
 
 
 def rename_category(category: BusinessCategory, name: str, name_en: str = "", *, actor) -> None:
-    name = clean(name)
-    if not name:
-        raise InvalidInput(_("業種名を入力してください。"), field="name")
+    name = _category_name(name, other_than=category.id)
     category.name, category.name_en = name, clean(name_en)
     audit.record("category.update", "business_category", category.id, name, actor=actor)
     db.session.commit()
