@@ -252,7 +252,7 @@ def dashboard():
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         referral_figures=functools.cache(lambda: statistics.referral_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
-        categories=pick_lists[1],
+        categories=pick_lists[1], names_key=queue.names_key(pick_lists),
         is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_area_choice(),
         pinned=pinned,
     )
