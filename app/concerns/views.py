@@ -380,7 +380,7 @@ def _act(concern_id: int, form_name: str, form, action, done: str, *, anchor: st
             db.session.rollback()
             add_error(form, exc)
             return _detail(concern, 400, **{form_name: form})
-        flash(done, "success")
+        flash(done, "success" + anchor)  # shown where the page opens (flashes_at), not above it
         return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + anchor)
     return _detail(concern, 400, **{form_name: form})
 
@@ -550,7 +550,8 @@ def update_referral(concern_id: int, referral_id: int):
             add_error(form, exc)
         else:
             flash(_("つなぎの経過を記録しました（%(agency)s: %(status)s）。",
-                    agency=referral.agency.name, status=REFERRAL_STATUS[referral.status]), "success")
+                    agency=referral.agency.name, status=REFERRAL_STATUS[referral.status]),
+                  "success" if back else "success#referrals")
             if back:
                 return redirect(url_for("concerns.follow_ups"))
             return redirect(url_for("concerns.staff_detail", concern_id=concern.id) + "#referrals")

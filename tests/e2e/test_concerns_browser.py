@@ -10,6 +10,12 @@ from app.extensions import db
 from tests.conftest import PASSWORD
 
 
+def in_view(page, locator) -> bool:
+    """Whether the element is within the window as the page opened (not scrolled past)."""
+    box = locator.bounding_box()
+    return box is not None and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"]
+
+
 def no_sideways_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -64,7 +70,10 @@ def test_coordinator_triages_without_javascript(live_server, desktop_without_js,
     page.get_by_role("button", name="状態を変える").click()
     page.get_by_label("担当者").select_option(label=coordinator.name)
     page.get_by_role("button", name="担当者を決める").click()
-    timeline = page.locator("#timeline + ol").inner_text()
+    # The page opens at the record, and says there what was done (not above, out of sight).
+    done = page.get_by_role("status").filter(has_text="担当者を")
+    assert done.count() == 1 and done.is_visible() and in_view(page, done)
+    timeline = page.locator("#timeline ~ ol").inner_text()
     assert "受付 → 確認済" in timeline and "明日訪問する" in timeline and coordinator.name in timeline
     if os.environ.get("HOTNET_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["HOTNET_SCREENSHOTS"], "concern.png"),
@@ -127,6 +136,8 @@ def test_coordinator_refers_a_concern_and_follows_it_up_on_a_phone(live_server, 
     page.get_by_role("button", name="つなぎを記録する").click()
     referrals = page.locator("#referrals").inner_text()
     assert "中部地域包括支援センター" in referrals and "個人が分からない形で相談" in referrals
+    done = page.get_by_role("status").filter(has_text="つなぎを記録しました。")
+    assert done.count() == 1 and in_view(page, done)  # said where the page opens, on a phone
     # 「つなぎ済にする」 was left ticked: the concern moved on with the referral.
     assert page.locator("h1 .badge").first.inner_text() == "つなぎ済"
     assert no_sideways_scroll(page)
