@@ -315,6 +315,21 @@ def test_public_list_and_calendar_feed_show_published_sessions_only(client, geog
     assert len(events) == 1 and str(events[0]["uid"]).startswith(f"training-session-{shown.id}@")
 
 
+def test_a_session_page_offers_the_phone_only_with_a_number_to_call(client, geography):
+    """Signing up by phone is offered with the stations' numbers, and not at all while no
+    station has one (the demo's are empty until the council fills them in)."""
+    from app.geography.models import Station
+    session = make_session(capacity=5)
+    page = page_text(client.get(f"/trainings/{session.id}"))
+    assert "お電話" not in page
+    station = db.session.scalar(select(Station).order_by(Station.position))
+    station.phone = "042-000-2222"
+    db.session.commit()
+    page = page_text(client.get(f"/trainings/{session.id}"))
+    assert "お電話でも申し込めます:" in page
+    assert f'{station.name} <a class="nowrap" href="tel:042-000-2222">042-000-2222</a>' in page
+
+
 def test_newsletter_block_lists_upcoming_sessions(client, coordinator, mailbox):
     session = make_session(capacity=12)
     services.sign_up(session.id, person(1), actor=None)

@@ -66,7 +66,8 @@ def _mine(session):
 def session(session_id: int):
     found = _session(session_id, public=True)
     return render_template("trainings/session.html", session=found, mine=_mine(found),
-                           form=ConfirmForm())
+                           form=ConfirmForm(),
+                           phones=[(st.label, st.phone) for st in list_stations() if st.phone])
 
 
 @bp.post("/trainings/<int:session_id>/sign-up")
