@@ -115,7 +115,7 @@ def test_the_text_part_is_written_for_reading_not_markdown(client, coordinator, 
     # The station has no phone number yet: the link only (not "by phone too" with no number).
     assert "\n  申込み・詳しく:\n  https://hotnet.test/trainings/" in block
     assert "電話" not in block
-    assert re.search(r"席（定員 20 人）\n", block)
+    assert re.search(r"\n  残り \d+ 席（定員 20 人）\n", block)  # indented with the session's lines
 
 
 def test_the_training_section_gives_the_readers_own_station_to_call(client, coordinator, readers,
