@@ -278,6 +278,7 @@ def test_a_finished_concern_offers_to_reopen_it_by_name_not_a_list_set_to_reopen
     page = page_text(client.get(url))
     form = page.split('action="' + url + '/status"')[1].split("</form>")[0]
     assert "この件は「完了」です。" in form and "「対応中」に戻す" in form
+    assert "戻す理由（任意）" in form and "内部メモ（任意）" not in form  # not a note box that reopens
     assert "<select" not in form and "重複元の受付番号" not in form
     assert '<input type="hidden" name="status" value="in_progress">' in form
     note_form = page.split('action="' + url + '/note"')[1].split("</form>")[0]

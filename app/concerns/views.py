@@ -329,6 +329,8 @@ def _detail(concern, status_code: int = 200, **forms):
     forms["help_form"].supporter_id.choices = [(s.id, s.display_name) for s in helpers]
     next_statuses = rules.TRANSITIONS[concern.status]
     forms["status_form"].status.choices = [(s, CONCERN_STATUS[s]) for s in next_statuses]
+    if len(next_statuses) == 1:  # only a way back (a finished one reopened): its note says why
+        forms["status_form"].note.label.text = _("戻す理由（任意）")
     forms["assign_form"].assignee_id.choices = [(0, _("担当者なし"))] + [
         (s.id, s.name) for s in services.assignable_staff(concern)]
     linked = services.related(concern)
