@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
 from app.concerns import queue, rules, services
@@ -385,6 +385,37 @@ def test_reporter_sees_messages_never_internal_notes(client, coordinator, mailbo
     everything_mailed = "".join(text_of(m) for _r, m in mailbox)
     assert "担当者が確認しました。" in everything_mailed
     assert "長男" not in everything_mailed and "民生委員さん" not in everything_mailed
+
+
+def test_a_note_or_message_sent_again_after_going_back_is_kept_once(client, coordinator, mailbox):
+    """Back, then the button again: the page comes back with a new one-time key and the
+    browser puts the text back. The same words by the same person within ten minutes are the
+    first note or message (shown and mailed once); other words, or later, are new ones."""
+    from app.concerns.models import ConcernEvent
+    supporter = make_supporter(email="yamada@example.jp", delivery="email")
+    concern = services.submit_concern(
+        {"category_id": category().id, "body": TEXT, "district_id": district("d01").id,
+         "urgency": "normal", "may_contact": True}, reporter=supporter)
+    login_staff(client, coordinator)
+
+    def entries(kind: str) -> list[str]:
+        return list(db.session.scalars(select(ConcernEvent.body).where(
+            ConcernEvent.concern_id == concern.id, ConcernEvent.kind == kind)
+            .order_by(ConcernEvent.id)))
+    for _again in range(2):
+        assert post(client, f"/staff/concerns/{concern.id}/note",
+                    {"body": "明日訪問する"}).status_code == 302
+        assert post(client, f"/staff/concerns/{concern.id}/message",
+                    {"body": "担当者が確認しました。"}).status_code == 302
+    assert entries("note") == ["明日訪問する"] and entries("message") == ["担当者が確認しました。"]
+    assert db.session.scalar(select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.kind == "concern_message")) == 1
+    post(client, f"/staff/concerns/{concern.id}/note", {"body": "訪問した"})
+    db.session.execute(update(ConcernEvent).where(ConcernEvent.concern_id == concern.id)
+                       .values(at=utcnow() - timedelta(minutes=11)))
+    db.session.commit()
+    post(client, f"/staff/concerns/{concern.id}/note", {"body": "訪問した"})
+    assert entries("note") == ["明日訪問する", "訪問した", "訪問した"]
 
 
 def test_reports_are_private(client, coordinator, mailbox):

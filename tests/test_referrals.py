@@ -288,6 +288,27 @@ def test_figures_by_kind_and_area_hide_small_counts_and_match_the_csv(client, co
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "referral.figures"))
 
 
+def test_a_referral_sent_again_after_going_back_is_recorded_once(client, coordinator):
+    """Back, then つなぎを記録する again (a new one-time key, the same words): the first
+    referral, once; a different agency or words the same day is a new referral."""
+    centre = agency("中部地域包括支援センター", area_ids=[district("d01").area_id])
+    other = agency("西東京市社会福祉協議会 生活支援", kind="life_support")
+    concern = concern_in()
+    login_staff(client, coordinator)
+    for _again in range(2):
+        response = refer(client, concern, centre.id, connect="y")
+        assert response.status_code == 302 and response.headers["Location"].endswith("#referrals")
+    assert [r.agency_id for r in db.session.scalars(select(Referral))] == [centre.id]
+    db.session.expire_all()
+    assert concern.status == "connected"
+    refer(client, concern, other.id)
+    refer(client, concern, centre.id, passed_on="書類を届けました")
+    assert [(r.agency_id, r.passed_on) for r in db.session.scalars(
+        select(Referral).order_by(Referral.id))] == [
+        (centre.id, "訪問をお願いしました"), (other.id, "訪問をお願いしました"),
+        (centre.id, "書類を届けました")]
+
+
 def test_a_double_click_records_a_referral_note_message_and_agency_once(client, admin, mailbox):
     """Staff forms that add something carry a one-time key: the same form sent twice (a
     double click, a reload of the result) shows the first result and adds nothing more."""
@@ -308,10 +329,12 @@ def test_a_double_click_records_a_referral_note_message_and_agency_once(client, 
         events = db.session.scalars(select(ConcernEvent).where(
             ConcernEvent.concern_id == concern.id, ConcernEvent.body == body)).all()
         assert len(events) == 1, path
-    # Without a key (an old page) each send still counts: nothing is lost.
-    post(client, f"/staff/concerns/{concern.id}/note", {"body": "鍵なし"})
-    post(client, f"/staff/concerns/{concern.id}/note", {"body": "鍵なし"})
-    assert len(db.session.scalars(select(ConcernEvent).where(ConcernEvent.body == "鍵なし")).all()) == 2
+    # Without a key (an old page, or Back and the page's new key) the same words sent again
+    # within ten minutes are still the first note; other words are never lost.
+    for body in ("鍵なし", "鍵なし", "鍵なし（続き）"):
+        post(client, f"/staff/concerns/{concern.id}/note", {"body": body})
+    assert db.session.scalars(select(ConcernEvent.body).where(
+        ConcernEvent.body.like("鍵なし%")).order_by(ConcernEvent.id)).all() == ["鍵なし", "鍵なし（続き）"]
     first = post(client, "/admin/partners/new", {"kind": "houkatsu", "name": "北部地域包括支援センター",
                                                  "submission_key": "a" * 20})
     again = post(client, "/admin/partners/new", {"kind": "houkatsu", "name": "北部地域包括支援センター",

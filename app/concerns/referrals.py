@@ -18,7 +18,9 @@ from app.concerns.models import (
     Concern,
     Referral,
 )
+from app.concerns.rules import RESENT_WITHIN
 from app.concerns.timeline import add_event
+from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
@@ -92,8 +94,23 @@ def record_referral(concern: Concern, data: dict, *, actor) -> Referral:
     return referral
 
 
+def _sent_already(concern: Concern, agency_id: int, data: dict, actor) -> Referral | None:
+    """The referral just recorded, when this is it sent again (rules.RESENT_WITHIN): the same
+    agency, day and words, by the same person."""
+    staff_id = getattr(actor, "id", None) if getattr(actor, "is_staff", False) else None
+    last = db.session.scalar(select(Referral).where(Referral.concern_id == concern.id)
+                             .order_by(Referral.created_at.desc(), Referral.id.desc()).limit(1))
+    if (last is not None and last.agency_id == agency_id and last.staff_id == staff_id
+            and last.referred_on == data["referred_on"]
+            and last.passed_on == (data.get("passed_on") or "").strip()
+            and last.created_at >= utcnow() - RESENT_WITHIN):
+        return last
+    return None
+
+
 def add_referral(concern: Concern, data: dict, *, actor) -> Referral:
-    """`record_referral` in the caller's transaction (it commits)."""
+    """`record_referral` in the caller's transaction (it commits). The same referral sent
+    again (_sent_already) is the first one."""
     if concern.erased_at is not None:
         raise InvalidState(_("保存期間を過ぎて個人情報を消去した記録は変更できません。"))
     raise_problems(referral_problems(data))
@@ -103,6 +120,8 @@ def add_referral(concern: Concern, data: dict, *, actor) -> Referral:
         raise InvalidInput(_("つなぎ先を選んでください。"), field="agency_id") from None
     if not agency.active:
         raise InvalidInput(_("このつなぎ先は無効になっています。"), field="agency_id")
+    if (first := _sent_already(concern, agency.id, data, actor)) is not None:
+        return first
     referral = Referral(
         concern_id=concern.id, agency_id=agency.id, referred_on=data["referred_on"],
         staff_id=getattr(actor, "id", None) if getattr(actor, "is_staff", False) else None,

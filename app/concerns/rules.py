@@ -29,6 +29,11 @@ TRANSITIONS = {
     "duplicate": ("acknowledged",),
 }
 
+# The same note, message or referral from the same person on the same concern, again within
+# this while, is the first one sent again — Back, then the button once more: the page comes
+# back with a new one-time key, but the browser puts back what was typed — not a second one.
+RESENT_WITHIN = timedelta(minutes=10)
+
 # The cache key of the dashboard's pick lists (areas, categories); changing a category clears it.
 PICK_LISTS_KEY = "concern-pick-lists"
 
