@@ -182,7 +182,9 @@ def test_someone_registered_after_the_dry_run_is_not_imported_twice(client, coor
     make_supporter(name="田無 一郎", kana="たなし いちろう", email="ichiro@example.jp",
                    delivery="email")  # a colleague typed him in meanwhile
     response = decide(client, review, "import")
-    assert "1件を取り込みました。" in page_text(client.get(response.headers["Location"]))
+    page = page_text(client.get(response.headers["Location"]))
+    assert "1件を取り込みました。" in page
+    assert "1件は、確認のあとに別の取込みや入力ですでに登録されていたため、取り込みませんでした。" in page
     assert count() == 2
 
 

@@ -460,6 +460,7 @@ def import_decide(import_id: int):
     except NotFound:
         return _import_gone("supporters.import_upload")
     if request.form.get("decision") == "import":
+        checked = (pending.summary or {}).get("ok", 0)  # the rows the review offered
         try:
             count = csvio.commit_import(pending, actor=current_user)
         except NotFound:  # the same button twice: the first request imported it
@@ -471,6 +472,9 @@ def import_decide(import_id: int):
             flash(busy_message(), "error")
             return redirect(url_for("supporters.import_review", import_id=import_id))
         flash(_("%(n)d件を取り込みました。", n=count), "success")
+        if count < checked:  # registered since the review (another file, a colleague)
+            flash(_("%(n)d件は、確認のあとに別の取込みや入力ですでに登録されていたため、取り込みませんでした。",
+                    n=checked - count), "notice")
         return redirect(url_for("supporters.staff_list"))
     csvio.discard_import(pending)
     flash(_("取込みを取り消しました。何も登録していません。"), "success")
