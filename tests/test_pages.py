@@ -81,6 +81,16 @@ def test_japanese_by_default_and_english_by_the_switch(client, geography):
     assert "推進員に申し込む" in page_text(client.get("/"))
 
 
+def test_the_layouts_that_come_with_hot_net_are_named_in_english_too(client, coordinator):
+    login_staff(client, coordinator)
+    assert '<option selected value="regular">通信（定期号）</option>' in page_text(
+        client.get("/staff/newsletters/new"))
+    post(client, "/language", {"lang": "en", "next": "/"})
+    page = page_text(client.get("/staff/newsletters/new"))
+    assert '<option selected value="regular">Newsletter (regular issue)</option>' in page
+    assert "Notice (short)" in page and "通信（定期号）" not in page
+
+
 def test_language_switch_ignores_foreign_redirects(client, geography):
     response = post(client, "/language", {"lang": "en", "next": "https://evil.example/"})
     assert response.headers["Location"] in ("/", "http://localhost/")

@@ -26,11 +26,15 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from app.formatting import format_date
+from app.i18n import gettext, lazy_gettext
 from app.newsletters.plaintext import to_text
 from app.urls import external_url
 
 LAYOUT_DIR = Path(__file__).resolve().parent.parent.parent / "newsletters"
 _TITLE = re.compile(r"\{#\s*title:\s*(.+?)\s*#\}")
+# The titles of the layouts that come with Hot-Net, for the catalog: a title is shown in the
+# reader's language where the catalog has it, as written in the file otherwise (a council's own).
+_BUILT_IN_TITLES = (lazy_gettext("通信（定期号）"), lazy_gettext("お知らせ（短信）"))
 ALLOWED_TAGS = {"p", "br", "strong", "em", "a", "ul", "ol", "li", "h2", "h3", "h4", "blockquote",
                 "hr", "table", "thead", "tbody", "tr", "th", "td", "code", "pre"}
 MARK = {"name": "HNMARK0NAME", "unsubscribe": "HNMARK0UNSUB", "preferences": "HNMARK0PREFS"}
@@ -55,7 +59,7 @@ def layouts() -> dict[str, str]:
         if path.name.startswith("_") or not path.with_suffix(".txt").exists():
             continue
         match = _TITLE.search(path.read_text(encoding="utf-8"))
-        found[path.stem] = match.group(1) if match else path.stem
+        found[path.stem] = gettext(match.group(1)) if match else path.stem
     return found
 
 
