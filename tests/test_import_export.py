@@ -162,6 +162,23 @@ def test_an_imported_supporter_is_the_same_record_as_one_entered_by_hand(client,
         assert "田無 一郎" in page_text(client.get(f"/staff/supporters?q={query}")), query
 
 
+def test_a_joining_date_in_the_future_is_refused_by_the_import_and_the_form(client, coordinator):
+    """2030/01/01 for 2020/01/01: a year mistyped is shown for correcting, not kept."""
+    login_staff(client, coordinator)
+    rows = [GOOD[0], "個人,未来 太郎,みらい たろう,,042-401-0009,188-0012,西東京市南町1-1,田無小地区,郵送,申込中,2030/01/01"]
+    body = page_text(upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("utf-8")))
+    assert "登録できる行は 1 行、問題のある行は 1 行です。" in body
+    assert "登録日が先の日付（2030年1月1日(火)）になっています。" in body
+    response = post(client, "/staff/supporters/new", {
+        "kind": "person", "name": "未来 太郎", "kana": "みらい たろう", "delivery": "post",
+        "postal_code": "188-0012", "address": "西東京市南町1-1", "status": "active",
+        "joined_via": "staff", "joined_on": "2030-01-01", "district_id": "0",
+        "business_category_id": "0"})
+    assert response.status_code == 200 and "登録日が先の日付" in page_text(response)
+    assert "未来 太郎" in page_text(response)  # what was typed stays
+    assert count() == 0
+
+
 def test_a_long_file_shows_its_first_rows_and_counts_the_rest(client, coordinator):
     login_staff(client, coordinator)
     rows = [f"個人,問題 {n},もんだい,,,,,どこにもない地区,送付しない,活動中," for n in range(230)]

@@ -1,6 +1,7 @@
 """Supporter records: the fields, their checks, creating, changing and reading them."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Collection
 
 from sqlalchemy import func, select
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 from app.audit import services as audit
 from app.errors import InvalidState, NotFound, raise_problems
 from app.extensions import db
-from app.formatting import today_tokyo
+from app.formatting import format_date, today_tokyo
 from app.geography.models import District
 from app.geography.services import DISTRICT_COUNTS
 from app.i18n import gettext as _
@@ -116,6 +117,10 @@ def validate(data: dict, *, exclude_id: int | None = None, check_duplicates: boo
         problems["status"] = _("状態を選んでください。")
     if data.get("joined_via", "staff") not in JOINED_VIA:
         problems["joined_via"] = _("登録のきっかけを選んでください。")
+    joined = data.get("joined_on")
+    if isinstance(joined, date) and joined > today_tokyo():  # a typo of the year, most likely
+        problems["joined_on"] = _("登録日が先の日付（%(day)s）になっています。今日までの日付を入力してください。",
+                                  day=format_date(joined))
     if any(code not in HELP_KIND for code in data.get("can_help") or []):
         problems["can_help"] = _("協力できることを選び直してください。")
     for key, limit in _LIMITS.items():  # the columns' sizes (the import has no form)
