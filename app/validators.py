@@ -4,8 +4,10 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
+from app.errors import InvalidInput
+from app.i18n import gettext as _
 from app.i18n import lazy_gettext as _l
-from app.text import is_kana
+from app.text import is_kana, same_label, tidy
 
 
 def required(message=None):
@@ -54,3 +56,18 @@ class Kana:
 
 __all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana",
            "StopValidation", "is_valid_email"]
+
+
+def unique_label(name: str | None, others, *, empty: str, taken: str, limit: int = 100) -> str:
+    """The name of a thing (a category) as typed, spaces tidied: required, at most `limit`
+    characters, and none of `others` (the names in use) as staff would read it (same_label).
+    `empty` and `taken` are the messages; raises InvalidInput on the field "name"."""
+    name = tidy(name)
+    if not name:
+        raise InvalidInput(empty, field="name")
+    if len(name) > limit:
+        raise InvalidInput(_("%(max)d文字以内で入力してください。", max=limit), field="name")
+    if any(same_label(other, name) for other in others):
+        raise InvalidInput(taken, field="name")
+    return name
+

@@ -9,12 +9,13 @@ from app.concerns.models import (
     ConcernCategory,
 )
 from app.dbtypes import utcnow
-from app.errors import InvalidInput, NotFound
+from app.errors import NotFound
 from app.extensions import db
 from app.i18n import gettext as _
 from app.labels import localized
 from app.partners import services as partners
-from app.text import clean, same_label, tidy
+from app.text import clean
+from app.validators import unique_label
 
 DEFAULT_CATEGORIES = (
     ("watch", "見守り・安否", "Wellbeing check"),
@@ -52,16 +53,9 @@ partners.CATEGORY_SOURCES.append(
 
 
 def _category_name(name: str, *, other_than: int | None = None) -> str:
-    """The name as typed (spaces tidied), required, at most 100 characters, and not one
-    another category already reads as (same_label)."""
-    name = tidy(name)
-    if not name:
-        raise InvalidInput(_("分類名を入力してください。"), field="name")
-    if len(name) > 100:
-        raise InvalidInput(_("%(max)d文字以内で入力してください。", max=100), field="name")
-    if any(same_label(c.name, name) for c in list_categories() if c.id != other_than):
-        raise InvalidInput(_("同じ名前の分類がすでにあります。"), field="name")
-    return name
+    """The name as typed, required, and not another category's (validators.unique_label)."""
+    return unique_label(name, [c.name for c in list_categories() if c.id != other_than],
+                        empty=_("分類名を入力してください。"), taken=_("同じ名前の分類がすでにあります。"))
 
 
 def get_category(category_id: int) -> ConcernCategory:

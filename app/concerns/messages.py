@@ -9,10 +9,9 @@ from app.concerns.models import (
     Concern,
     ConcernEvent,
 )
-from app.concerns.rules import RESENT_WITHIN
+from app.concerns.rules import recent_enough_to_be_resent
 from app.concerns.timeline import add_event
 from app.concerns.workflow import require_not_erased
-from app.dbtypes import utcnow
 from app.errors import InvalidInput
 from app.extensions import db
 from app.i18n import gettext as _
@@ -36,7 +35,7 @@ def _sent_already(concern: Concern, kind: str, body: str, actor) -> ConcernEvent
         select(ConcernEvent).where(ConcernEvent.concern_id == concern.id, ConcernEvent.kind == kind)
         .order_by(ConcernEvent.at.desc(), ConcernEvent.id.desc()).limit(1))
     if (last is not None and last.staff_id == staff_id and last.body == body
-            and last.at >= utcnow() - RESENT_WITHIN):
+            and recent_enough_to_be_resent(last.at)):
         return last
     return None
 

@@ -18,9 +18,8 @@ from app.concerns.models import (
     Concern,
     Referral,
 )
-from app.concerns.rules import RESENT_WITHIN
+from app.concerns.rules import recent_enough_to_be_resent
 from app.concerns.timeline import add_event
-from app.dbtypes import utcnow
 from app.errors import InvalidInput, InvalidState, NotFound, raise_problems
 from app.extensions import db
 from app.formatting import today_tokyo
@@ -103,7 +102,7 @@ def _sent_already(concern: Concern, agency_id: int, data: dict, actor) -> Referr
     if (last is not None and last.agency_id == agency_id and last.staff_id == staff_id
             and last.referred_on == data["referred_on"]
             and last.passed_on == (data.get("passed_on") or "").strip()
-            and last.created_at >= utcnow() - RESENT_WITHIN):
+            and recent_enough_to_be_resent(last.created_at)):
         return last
     return None
 

@@ -34,6 +34,11 @@ TRANSITIONS = {
 # back with a new one-time key, but the browser puts back what was typed — not a second one.
 RESENT_WITHIN = timedelta(minutes=10)
 
+
+def recent_enough_to_be_resent(at: datetime) -> bool:
+    """Whether something recorded at `at` is recent enough that the same again is it resent."""
+    return at >= utcnow() - RESENT_WITHIN
+
 # The cache key of the dashboard's pick lists (areas, categories); changing a category clears it.
 PICK_LISTS_KEY = "concern-pick-lists"
 

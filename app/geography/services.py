@@ -130,6 +130,13 @@ def list_stations() -> list[Station]:
     ))
 
 
+def station_phones() -> list[tuple[str, str]]:
+    """(station, phone number) of the stations that have a number to call, in order (one
+    query: a public page asks, and needs neither areas nor districts)."""
+    return [(st.label, st.phone) for st in db.session.scalars(
+        select(Station).where(Station.phone != "").order_by(Station.position))]
+
+
 def list_areas() -> list[Area]:
     return list(db.session.scalars(select(Area).order_by(Area.position)))
 

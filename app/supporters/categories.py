@@ -6,13 +6,13 @@ from functools import cache
 from sqlalchemy import func, select
 
 from app.audit import services as audit
-from app.errors import InvalidInput
 from app.extensions import db
 from app.i18n import gettext as _
 from app.supporters.models import (
     BusinessCategory,
 )
-from app.text import clean, same_label, tidy
+from app.text import clean
+from app.validators import unique_label
 
 
 @cache
@@ -26,14 +26,10 @@ def list_categories() -> list[BusinessCategory]:
 
 
 def _category_name(name: str, *, other_than: int | None = None) -> str:
-    """The name as typed (spaces tidied), required, and not one another business category
-    already reads as (same_label)."""
-    name = tidy(name)
-    if not name:
-        raise InvalidInput(_("業種名を入力してください。"), field="name")
-    if any(same_label(c.name, name) for c in list_categories() if c.id != other_than):
-        raise InvalidInput(_("同じ名前の業種があります。"), field="name")
-    return name
+    """The name as typed, required, and not another business category's
+    (validators.unique_label)."""
+    return unique_label(name, [c.name for c in list_categories() if c.id != other_than],
+                        empty=_("業種名を入力してください。"), taken=_("同じ名前の業種があります。"))
 
 
 def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:

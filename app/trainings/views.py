@@ -12,7 +12,7 @@ from app.accounts.services import Viewer, area_scope
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
-from app.geography.services import district_choices, list_stations
+from app.geography.services import district_choices, list_stations, station_phones
 from app.i18n import gettext as _
 from app.site import (
     add_error,
@@ -67,7 +67,7 @@ def session(session_id: int):
     found = _session(session_id, public=True)
     return render_template("trainings/session.html", session=found, mine=_mine(found),
                            form=ConfirmForm(),
-                           phones=[(st.label, st.phone) for st in list_stations() if st.phone])
+                           phones=station_phones())
 
 
 @bp.post("/trainings/<int:session_id>/sign-up")
