@@ -75,14 +75,6 @@ def sort_key(reading: str | None) -> str:
     return f"{plain}\u0001{folded}"
 
 
-def fold_words(text: str | None) -> list[str]:
-    """The folded words of text (split on any space, full-width included)."""
-    if not text:
-        return []
-    text = unicodedata.normalize("NFKC", text)
-    return [fold(word) for word in _SPACES.split(text) if word.strip()]
-
-
 def email_key(address: str | None) -> str | None:
     """An e-mail address as it is looked up: case and surrounding spaces ignored (None when
     there is none)."""

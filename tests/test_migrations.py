@@ -149,3 +149,36 @@ def test_every_revision_upgrades_to_the_newest_with_its_data(app, empty_url, bac
         upgrade()
         with db.engine.connect() as conn:
             check_rows(conn, inserted[:-1])
+
+
+def test_0017_leaves_the_terms_the_rules_make_and_finds_the_same_supporters(app, empty_url):
+    """A supporter stored before 0017 has a term per word and one for the e-mail's local part;
+    after it, the terms are those the current rules make, and every way of finding them that
+    used a dropped term still finds them."""
+    from app.supporters.models import Supporter, SupporterSearchTerm
+    from app.supporters.search import search_terms_for, where_matches
+
+    with app_on(app, empty_url):
+        upgrade(revision="0016")
+        old_terms = {"山田太郎", "田太郎", "太郎", "郎", "山田", "やまだたろう", "まだたろう",
+                     "だたろう", "たろう", "ろう", "う", "やまだ", "0424611234", "1234",
+                     "taro@example.jp", "taro", "example.jp"}
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO supporter (id, kind, name, kana, business_name, business_kana,"
+                " contact_person, email, email_key, phone, postal_code, address, delivery,"
+                " status, joined_via, sort_key, notes, can_help, consent_version, created_at,"
+                " updated_at) VALUES (7, 'person', '山田 太郎', 'やまだ たろう', '', '', '',"
+                " 'taro@example.jp', 'taro@example.jp', '042-461-1234', '', '', 'post',"
+                " 'active', 'staff', 'やまた', '', '[]', '', :now, :now)"),
+                {"now": datetime(2026, 1, 5, tzinfo=timezone.utc)})
+            conn.execute(sa.text(
+                "INSERT INTO supporter_search_term (term, supporter_id) VALUES (:t, 7)"),
+                [{"t": t} for t in old_terms])
+        upgrade()
+        kept = set(db.session.scalars(sa.select(SupporterSearchTerm.term)))
+        supporter = db.session.get(Supporter, 7)
+        assert kept == search_terms_for(supporter) == old_terms - {"山田", "やまだ", "taro"}
+        for typed in ("山田", "やまだ", "ヤマダ", "taro", "たろう", "田", "1234", "example.jp"):
+            found = db.session.scalars(where_matches(sa.select(Supporter.id), typed)).all()
+            assert found == [7], typed

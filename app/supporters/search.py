@@ -18,7 +18,7 @@ from app.supporters.models import (
     SupporterSearchTerm,
 )
 from app.supporters.records import LIVE_STATUSES
-from app.text import digits, email_key, fold, fold_words, sort_key
+from app.text import digits, email_key, fold, sort_key
 
 # --- search terms and sort key ------------------------------------------------------------
 
@@ -29,21 +29,21 @@ def _suffixes(word: str) -> list[str]:
 def search_terms_for(s: Supporter) -> set[str]:
     """Folded terms under which a supporter is found by a prefix search.
 
-    Every suffix of a name, reading or business name (so "田" finds 山田 and "不動産" finds
-    山田不動産), each word of them, the phone digits and their last four, and the e-mail
-    address with its local part and domain.
+    Every suffix of a name, reading or business name (so "田" finds 山田, "はなこ" finds
+    やまだ はなこ and "不動産" finds 山田不動産: each word is the start of one), the phone
+    digits and their last four, and the e-mail address and its domain. A word or the address's
+    local part is not kept apart: it is the start of a suffix or of the address, which the
+    prefix search finds already (a term more per word would only slow imports and searches).
     """
     terms: set[str] = set()
     for text in (s.name, s.kana, s.business_name, s.business_kana, s.contact_person):
-        terms.update(fold_words(text))
         terms.update(_suffixes(fold(text)))
     phone = digits(s.phone)
     if phone:
         terms.update({phone, phone[-4:]})
     email = email_key(s.email)
     if email:
-        local, _, domain = email.partition("@")
-        terms.update({email, local, domain})
+        terms.update({email, email.partition("@")[2]})
     return {t[:254] for t in terms if t}
 
 
