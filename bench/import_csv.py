@@ -175,7 +175,8 @@ def child(kind: str, folder: str, size: int) -> None:
 def run_bare(kind: str, folder: str, size: int, derived: bool = False) -> float:
     """Rows per second for the same rows by a bare executemany INSERT (no checks, no keys).
     With `derived`, also the rows every supporter brings with it — its search terms (about
-    twelve for a name and reading) and first history entry, made before the clock starts: the floor of any import."""
+    twelve for a name and its reading) and first history entry, made before the clock starts:
+    the floor of any import."""
     from types import SimpleNamespace
 
     from sqlalchemy import insert, select
