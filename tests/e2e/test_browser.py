@@ -83,3 +83,32 @@ def test_english_switch_in_the_browser(live_server, phone, geography):
     page.get_by_role("button", name="English").click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert "Become a supporter" in page.content()
+
+
+def test_a_search_on_a_phone_shows_the_first_person_found_on_the_first_screen(
+        live_server, phone, coordinator):
+    """On a 360 px phone a coordinator's search box, its button, the count and the first
+    person found all fit the first screen; registering is a link there too, and what acts on
+    the whole list (CSV, printing) follows the list."""
+    given = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほ"
+    for n, letter in enumerate(given):
+        make_supporter(name=f"山田 {letter}", kana=f"やまだ {letter}")
+    page = phone
+    page.goto(live_server + "/login")
+    page.get_by_label("メールアドレス").fill(coordinator.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url("**/staff/supporters")
+    page.get_by_label("検索（氏名・ふりがな・事業所名・電話番号・メールアドレス）").fill("やまだ")
+    page.get_by_role("button", name="検索", exact=True).click()
+    page.wait_for_url("**q=*")
+    height = page.viewport_size["height"]
+    first = page.locator("tbody tr").first.get_by_role("link")
+    assert first.inner_text() == "山田 あ"
+    assert first.bounding_box()["y"] + first.bounding_box()["height"] <= height
+    assert page.get_by_role("heading", name="該当 30 件").bounding_box()["y"] < height
+    register = page.get_by_role("link", name="推進員を登録する").first
+    assert register.bounding_box()["y"] < height
+    export = page.get_by_role("link", name="この条件でCSVに書き出す")
+    assert export.bounding_box()["y"] > page.locator("tbody tr").last.bounding_box()["y"]
+    assert no_sideways_scroll(page)
