@@ -114,6 +114,7 @@ AUDIT_ACTION = {
     "staff.create": _l("職員を登録した"), "staff.update": _l("職員の情報を変えた"),
     "staff.cover": _l("一時的な応援の圏域を追加した"), "staff.cover_end": _l("一時的な応援の圏域を外した"),
     "category.create": _l("業種を追加した"), "category.update": _l("業種を変えた"),
+    "station.contact": _l("ステーションの住所・電話番号を変えた"),
     "partner.save": _l("つなぎ先を保存した"), "partner.import": _l("つなぎ先をCSVから取り込んだ"),
     "partner.export": _l("つなぎ先をCSVに書き出した"),
     "referral.create": _l("つなぎ（紹介）を記録した"), "referral.update": _l("つなぎの経過を記録した"),
@@ -126,7 +127,7 @@ AUDIT_TARGET = {
     "training_registration": _l("研修の申込み"), "outbox_message": _l("メール"),
     "supporter_import": _l("CSV取込"), "concern_category": _l("分類"),
     "business_category": _l("業種"), "agency": _l("つなぎ先"), "referral": _l("つなぎ"),
-    "help_request": _l("協力のお願い"),
+    "help_request": _l("協力のお願い"), "station": _l("ステーション"),
 }
 # What supporters and businesses can help with (協力できること).
 HELP_KIND = {

@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, St
 from app.errors import InvalidInput
 from app.i18n import gettext as _
 from app.i18n import lazy_gettext as _l
-from app.text import is_kana, same_label, tidy
+from app.text import digits, is_kana, same_label, tidy
 
 
 def required(message=None):
@@ -55,7 +55,15 @@ class Kana:
 
 
 __all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana",
-           "StopValidation", "is_valid_email"]
+           "StopValidation", "is_valid_email", "phone_problem", "unique_label"]
+
+
+def phone_problem(value: str | None) -> str:
+    """Why a phone (or fax) number as typed is not one — "" when it is, or when none was
+    typed: ten or eleven digits from the area code, however they are separated."""
+    if value and not 10 <= len(digits(value)) <= 11:
+        return _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
+    return ""
 
 
 def unique_label(name: str | None, others, *, empty: str, taken: str, limit: int = 100) -> str:

@@ -34,7 +34,7 @@ ACCESS = {
     "accounts.staff_list": ADMIN, "accounts.staff_new": ADMIN, "accounts.staff_edit": ADMIN,
     "accounts.staff_cover": ADMIN, "accounts.staff_cover_end": ADMIN,
     # audit, geography, mail
-    "audit.log": ADMIN, "geography.overview": ADMIN,
+    "audit.log": ADMIN, "geography.overview": ADMIN, "geography.station_contact": ADMIN,
     "outbox.undelivered": ADMIN, "outbox.retry": ADMIN,
     "mailcatcher.inbox": STAFF, "mailcatcher.message": STAFF,
     # concerns
@@ -140,7 +140,8 @@ def ids(app, coordinator, admin, mailbox, tmp_path):
             "user_id": colleague.id, "cover_id": cover.id, "import_id": pending.id,
             "category_id": category.id, "message_id": 1, "reference": concern.reference,
             "token": secrets.token_urlsafe(16), "key": "1700000000000000000-abcdef12",
-            "filename": "hotnet.css", "supporter": supporter}
+            "filename": "hotnet.css", "supporter": supporter,
+            "station_id": district("d01").area.station_id}
 
 
 def url_for_rule(rule, ids) -> str:

@@ -6,7 +6,7 @@ from app.errors import InvalidInput
 from app.extensions import db
 from app.geography.models import Area, District, Station
 from app.geography.services import load_geography
-from tests.conftest import district, login_staff, make_supporter, page_text
+from tests.conftest import district, login_staff, make_supporter, page_text, post
 
 
 def test_shipped_file_describes_nishitokyo(app):
@@ -55,3 +55,57 @@ def test_admin_sees_the_geography(client, admin):
     body = page_text(client.get("/admin/geography"))
     assert "田無ステーション" in body and "西部圏域" in body and "西原小地区（例）" in body
     assert body.count("<tr><td>") == 20
+
+
+def test_an_admin_sets_a_stations_phone_which_the_training_page_then_gives(
+        client, admin, coordinator, app):
+    """The number a reader is given to call is set on the geography page (the shipped file
+    leaves it empty): refused with a reason when it is not one, keeping what was typed;
+    saved, audited, shown to the public, and kept when the geography file is loaded again."""
+    from app.audit.models import AuditEntry
+    station = db.session.scalar(select(Station).order_by(Station.position))
+    login_staff(client, admin)
+    overview = page_text(client.get("/admin/geography"))
+    assert "未設定（通信と研修の案内に載りません）" in overview
+    url = f"/admin/geography/stations/{station.id}"
+    assert f'href="{url}"' in overview
+    response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "042-123"})
+    page = page_text(response)
+    assert response.status_code == 400
+    assert "電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。" in page
+    assert 'value="田無総合福祉センター1階"' in page and 'value="042-123"' in page
+    response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "０４２－１２３－４５６７\x07"})
+    assert response.status_code == 400 and "制御文字" in page_text(response)
+    response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "０４２－１２３－４５６７"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"#st-{station.id}")
+    db.session.expire_all()
+    assert (station.address, station.phone) == ("田無総合福祉センター1階", "042-123-4567")
+    shown = page_text(client.get(response.headers["Location"]))
+    assert f"{station.name}の住所と電話番号を保存しました。" in shown and "042-123-4567" in shown
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "station.contact"))
+    assert entry.staff_id == admin.id and entry.target_id == station.id
+    # Sent again (Back, then 保存する): nothing changes, nothing more is recorded.
+    post(client, url, {"address": "田無総合福祉センター1階", "phone": "042-123-4567"})
+    assert db.session.scalar(select(func.count(AuditEntry.id)).where(
+        AuditEntry.action == "station.contact")) == 1
+    # The shipped file has no number: loading it again keeps the one set here.
+    load_geography(app.config["HOTNET_GEOGRAPHY"])
+    db.session.expire_all()
+    assert station.phone == "042-123-4567"
+    # Only admins set it.
+    post(client, "/logout")
+    from tests.test_trainings import make_session
+    session = make_session(capacity=5)
+    public = page_text(client.get(f"/trainings/{session.id}"))
+    assert f'{station.name} <a class="nowrap" href="tel:042-123-4567">042-123-4567</a>' in public
+    login_staff(client, coordinator)
+    assert client.get(url).status_code == 403
+    assert post(client, url, {"address": "", "phone": ""}).status_code == 403
+    db.session.expire_all()
+    assert station.phone == "042-123-4567"
+
+
+def test_a_station_that_does_not_exist_is_not_found(client, admin):
+    login_staff(client, admin)
+    assert client.get("/admin/geography/stations/99999").status_code == 404
+    assert client.get("/admin/geography/stations/99999999999999999999").status_code == 404

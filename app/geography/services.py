@@ -11,9 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.audit import services as audit
-from app.errors import InvalidInput
+from app.errors import InvalidInput, NotFound, raise_problems
 from app.extensions import db
 from app.geography.models import Area, District, Named, Station
+from app.i18n import gettext as _
+from app.text import clean, tidy
+from app.validators import phone_problem
 
 
 @dataclass
@@ -72,6 +75,10 @@ def _upsert(model, code: str, values: dict, result: LoadResult):
     return row
 
 
+# A station's contact details (shown on newsletters and the training page) and their limits.
+CONTACT = {"address": 200, "phone": 40}
+
+
 def load_geography(path: str | Path) -> LoadResult:
     """Add or update stations, areas and districts from a TOML file, matched by code.
 
@@ -83,12 +90,12 @@ def load_geography(path: str | Path) -> LoadResult:
     result = LoadResult()
     stations = {}
     for pos, item in enumerate(data["station"]):
-        stations[item["code"]] = _upsert(
-            Station, item["code"],
-            {"name": item["name"], "name_en": item.get("name_en", ""), "address": item.get("address", ""),
-             "phone": item.get("phone", ""), "position": pos},
-            result,
-        )
+        values = {"name": item["name"], "name_en": item.get("name_en", ""), "position": pos}
+        # The file's address and phone number when it gives them; else those an admin has
+        # set on the geography page are kept (a station's own number is not in the file
+        # that comes with Hot-Net).
+        values.update({key: item[key] for key in CONTACT if item.get(key)})
+        stations[item["code"]] = _upsert(Station, item["code"], values, result)
     areas = {}
     for pos, item in enumerate(data["area"]):
         areas[item["code"]] = _upsert(
@@ -191,3 +198,31 @@ def list_districts() -> list[DistrictView]:
 def district_choices() -> list[tuple[int, str]]:
     """(id, "district (area)") pairs for pick lists, grouped by area order."""
     return [(d.id, f"{d.label}（{d.area.label}）") for d in list_districts()]
+
+
+def get_station(station_id: int) -> Station:
+    station = db.session.get(Station, station_id)
+    if station is None:
+        raise NotFound(station_id)
+    return station
+
+
+def change_station_contact(station_id: int, address: str | None, phone: str | None, *,
+                           actor) -> Station:
+    """Set a station's address and phone number (admins): the number a newsletter and the
+    training page give readers to call. Raises InvalidInput with every problem at once."""
+    station = get_station(station_id)
+    values = {"address": tidy(address), "phone": clean(phone)}
+    problems = {key: _("%(max)d文字以内で入力してください。", max=limit)
+                for key, limit in CONTACT.items() if len(values[key]) > limit}
+    if "phone" not in problems and (problem := phone_problem(values["phone"])):
+        problems["phone"] = problem
+    raise_problems(problems)
+    changed = {key: value for key, value in values.items() if getattr(station, key) != value}
+    for key, value in changed.items():
+        setattr(station, key, value)
+    if changed:
+        audit.record("station.contact", "station", station.id,
+                     params={"name": station.name}, actor=actor)
+    db.session.commit()
+    return station

@@ -21,8 +21,8 @@ from app.i18n import gettext as _
 from app.labels import AGENCY_KIND
 from app.partners.models import KINDS, Agency
 from app.spreadsheet import decode, restore
-from app.text import clean, digits, fold, sort_key, tidy
-from app.validators import is_valid_email
+from app.text import clean, fold, sort_key, tidy
+from app.validators import is_valid_email, phone_problem
 
 LIMITS = {"name": 200, "kana": 200, "phone": 40, "fax": 40, "email": 254, "postal_code": 10,
           "address": 300, "hours": 300, "contact_person": 100, "notes": 5000}
@@ -68,9 +68,8 @@ def problems(data: dict) -> dict[str, str]:
         if len(str(data.get(key) or "")) > limit:
             found.setdefault(key, _("%(max)d文字以内で入力してください。", max=limit))
     for key in ("phone", "fax"):
-        value = data.get(key) or ""
-        if value and not 10 <= len(digits(value)) <= 11:
-            found.setdefault(key, _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。"))
+        if problem := phone_problem(data.get(key)):
+            found.setdefault(key, problem)
     email = (data.get("email") or "").strip()
     if email and not is_valid_email(email):
         found.setdefault("email", _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。"))

@@ -25,7 +25,7 @@ from app.supporters.models import (
     SupporterSearchTerm,
 )
 from app.text import clean, digits, email_key, fold, is_kana, postal_digits, tidy
-from app.validators import is_valid_email
+from app.validators import is_valid_email, phone_problem
 
 # Fields a staff member may edit, in form order.
 EDITABLE = (
@@ -98,9 +98,8 @@ def validate(data: dict, *, exclude_id: int | None = None, check_duplicates: boo
     email = data.get("email")
     if email and not is_valid_email(email):
         problems["email"] = _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。")
-    phone = digits(data.get("phone"))
-    if data.get("phone") and not 10 <= len(phone) <= 11:
-        problems["phone"] = _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
+    if phone := phone_problem(data.get("phone")):
+        problems["phone"] = phone
     if data.get("postal_code") and postal_digits(data["postal_code"]) is None:
         problems["postal_code"] = _("郵便番号は7桁の数字で入力してください（例: 188-0012）。")
     delivery = data.get("delivery", "post")

@@ -91,7 +91,7 @@ def test_a_search_on_a_phone_shows_the_first_person_found_on_the_first_screen(
     person found all fit the first screen; registering is a link there too, and what acts on
     the whole list (CSV, printing) follows the list."""
     given = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほ"
-    for n, letter in enumerate(given):
+    for letter in given:
         make_supporter(name=f"山田 {letter}", kana=f"やまだ {letter}")
     page = phone
     page.goto(live_server + "/login")
