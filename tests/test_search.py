@@ -49,14 +49,21 @@ def test_two_cells_pasted_from_a_spreadsheet_search_as_words(client, admin, peop
 
 def test_the_filters_are_folded_until_one_is_used(client, admin, people):
     """A name typed in the box is the usual search: the eight filters wait under a summary
-    (on a phone the list starts on the first screen); any filter or order set opens them."""
+    (on a phone the list starts on the first screen); any filter set opens them. An order
+    (a column's header clicked) leaves them folded, and the summary says which it is."""
     login_staff(client, admin)
     folded = page_text(client.get("/staff/supporters", query_string={"q": "山田"}))
     assert '<details class="more-filters">' in folded and "山田 太郎" in folded
+    assert "並び順: " not in folded
     for args in ({"status": "paused"}, {"area": people["yamada"].district.area_id},
-                 {"sort": "joined"}, {"desc": "1"}, {"q": "山田", "kind": "person"}):
+                 {"q": "山田", "kind": "person"}):
         page = page_text(client.get("/staff/supporters", query_string=args))
         assert '<details class="more-filters" open>' in page, args
+    for args, said in (({"sort": "joined"}, "並び順: 登録日順</span>"),
+                       ({"desc": "1"}, "並び順: 五十音順（逆の順）</span>"),
+                       ({"q": "山田", "sort": "district", "desc": "1"}, "並び順: 地区順（逆の順）")):
+        page = page_text(client.get("/staff/supporters", query_string=args))
+        assert '<details class="more-filters">' in page and said in page, args
 
 
 def test_a_search_longer_than_the_box_takes_says_it_was_cut(client, admin, people):
