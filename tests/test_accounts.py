@@ -170,3 +170,20 @@ def test_admin_creates_a_coordinator_who_can_sign_in(client, admin):
     from app.accounts.models import StaffUser
     user = db.session.scalar(select(StaffUser).where(StaffUser.email == "new.coord@example.jp"))
     assert [a.code for a in user.areas] == ["chubu"] and user.station.code == "tanashi"
+
+
+def test_admins_reach_what_only_they_do_from_one_menu_entry(client, admin, coordinator):
+    """The menu keeps the daily work; 管理 leads an admin to the seven admin pages, each
+    with what it is for. Coordinators see neither the entry nor the page."""
+    login_staff(client, admin)
+    menu = page_text(client.get("/staff/supporters"))
+    assert '<a href="/admin">管理</a>' in menu and '<a href="/admin/audit">' not in menu
+    hub = page_text(client.get("/admin"))
+    for url in ("/admin/staff", "/admin/geography", "/admin/categories",
+                "/admin/concern-categories", "/admin/audit", "/admin/mail", "/admin/status"):
+        assert f'<dt><a href="{url}">' in hub, url
+        assert client.get(url).status_code == 200, url
+    post(client, "/logout")
+    login_staff(client, coordinator)
+    assert '<a href="/admin">' not in page_text(client.get("/staff/supporters"))
+    assert client.get("/admin").status_code == 403

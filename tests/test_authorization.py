@@ -31,7 +31,8 @@ ACCESS = {
     # accounts
     "accounts.login": PUBLIC, "supporters.request_link": PUBLIC, "supporters.link_sent": PUBLIC,
     "supporters.link_signin": PUBLIC, "accounts.logout": PUBLIC,
-    "accounts.staff_list": ADMIN, "accounts.staff_new": ADMIN, "accounts.staff_edit": ADMIN,
+    "accounts.admin_home": ADMIN, "accounts.staff_list": ADMIN, "accounts.staff_new": ADMIN,
+    "accounts.staff_edit": ADMIN,
     "accounts.staff_cover": ADMIN, "accounts.staff_cover_end": ADMIN,
     # audit, geography, mail
     "audit.log": ADMIN, "geography.overview": ADMIN, "geography.station_contact": ADMIN,
