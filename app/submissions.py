@@ -83,6 +83,24 @@ def record(slot: SubmissionKey | None, result_id: int, result_ref: str = "") -> 
         slot.result_id, slot.result_ref = result_id, result_ref[:40]
 
 
+def create_once(key: str | None, kind: str, create):
+    """Make a record with `create()` (a service call that stores it, commits and returns
+    it) at most once per form key. Returns (the record, None) the first time; when the same
+    form comes again — a double click, Back and send — (None, the first record's id, or None
+    while the first is still being stored), after rolling back what the repeat began. When
+    `create()` raises, the caller rolls back (the key goes with the rest)."""
+    try:
+        slot = claim(key, kind)
+    except AlreadySubmitted as exc:
+        db.session.rollback()
+        return None, exc.first.result_id
+    made = create()
+    if slot is not None:
+        record(slot, made.id)
+        db.session.commit()
+    return made, None
+
+
 def first_result(key: str | None, kind: str) -> SubmissionKey | None:
     """The first result of this key, when the form was already stored."""
     key = usable(key)

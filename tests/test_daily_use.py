@@ -559,3 +559,60 @@ def test_the_link_pages_say_how_long_a_link_lasts(app, client, geography):
     assert "45分間" in page_text(client.get("/login/link"))
     response = post(client, "/login/link", {"email": "nobody@example.jp"}, follow_redirects=True)
     assert "45分間" in page_text(response) and "30分" not in page_text(response)
+
+
+def _key_of(client, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    return re.search(r'name="submission_key"[^>]*value="([^"]+)"', page).group(1)
+
+
+def test_staff_forms_that_add_something_add_it_once_when_sent_twice(client, admin, geography):
+    """A double click on 登録する / 保存する sends the same form twice: the supporter, staff
+    account, training, session and newsletter draft are each added once, and the repeat
+    shows the first (not a second record, nor an error about the first)."""
+    from app.accounts.models import StaffUser
+    from app.newsletters.models import Newsletter
+    from app.trainings.models import Training, TrainingSession
+    login_staff(client, admin)
+    forms = {
+        "/staff/supporters/new": {
+            "kind": "person", "name": "二度 押子", "kana": "にど おしこ", "delivery": "none",
+            "status": "active", "district_id": str(district("d01").id),
+            "postal_code": "188-0012", "address": "西東京市南町1-1-1",
+            "business_category_id": "0"},
+        "/admin/staff/new": {
+            "email": "twice@example.jp", "name": "二度 職員", "password": "twice-password-2026",
+            "role": "coordinator", "station_id": "0"},
+        "/staff/trainings/new": {"title": "二度押しの研修", "kind": "communication",
+                                 "description": "", "published": "y"},
+        "/staff/newsletters/new": {
+            "layout": "regular", "number": "", "title": "二度押しの通信", "subject": "二度押し",
+            "body_md": "本文", "area_id": "0", "district_id": "0", "kind": "",
+            "category_id": "0"},
+    }
+    counted = {"/staff/supporters/new": (Supporter, Supporter.name == "二度 押子"),
+               "/admin/staff/new": (StaffUser, StaffUser.email == "twice@example.jp"),
+               "/staff/trainings/new": (Training, Training.title == "二度押しの研修"),
+               "/staff/newsletters/new": (Newsletter, Newsletter.title == "二度押しの通信")}
+    for url, data in forms.items():
+        data = dict(data, submission_key=_key_of(client, url))
+        first = post(client, url, data)
+        second = post(client, url, data)
+        assert first.status_code == second.status_code == 302, url
+        assert second.headers["Location"] == first.headers["Location"] or \
+            url == "/admin/staff/new", url
+        model, where = counted[url]
+        assert db.session.scalar(select(func.count()).select_from(model).where(where)) == 1, url
+    training = db.session.scalar(select(Training).where(Training.title == "二度押しの研修"))
+    url = f"/staff/trainings/{training.id}"
+    session = {"day": "2030-01-15", "start_time": "13:30", "end_time": "15:00", "capacity": "20",
+               "station_id": "0", "venue_name": "公民館", "venue_address": "西東京市南町1-1-1",
+               "submission_key": _key_of(client, url)}
+    assert post(client, url, session).status_code == post(client, url, session).status_code == 302
+    assert db.session.scalar(select(func.count(TrainingSession.id)).where(
+        TrainingSession.training_id == training.id)) == 1
+    # Sent again after Back (a new page, so a new key): that is a second one on purpose.
+    again = dict(forms["/staff/trainings/new"], submission_key=_key_of(client, "/staff/trainings/new"))
+    assert post(client, "/staff/trainings/new", again).status_code == 302
+    assert db.session.scalar(select(func.count(Training.id)).where(
+        Training.title == "二度押しの研修")) == 2

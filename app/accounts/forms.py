@@ -9,7 +9,7 @@ from wtforms import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.validators import Email, Kana, max_length, optional, required
 
@@ -19,7 +19,7 @@ class StaffLoginForm(Form):
     password = PasswordField(_l("パスワード"), validators=[required()])
 
 
-class StaffForm(Form):
+class StaffForm(OneTimeForm):
     email = EmailField(_l("メールアドレス"), validators=[required(), Email(), max_length(254)])
     name = StringField(_l("氏名"), validators=[required(), max_length(100)])
     kana = StringField(_l("ふりがな"), validators=[optional(), Kana(), max_length(100)])

@@ -15,6 +15,7 @@ from app.geography.services import list_areas, list_stations
 from app.i18n import gettext as _
 from app.labels import ROLE
 from app.site import add_error, safe_next, sign_in_limits
+from app.submissions import create_once
 
 bp = Blueprint("accounts", __name__)
 
@@ -76,14 +77,19 @@ def staff_new():
             form.password.errors.append(_("パスワードを入力してください。"))
         else:
             try:
-                services.create_staff(
-                    form.email.data, form.name.data, form.password.data, form.role.data,
-                    kana=form.kana.data or "", station_id=form.station_id.data or None,
-                    area_ids=form.area_ids.data, all_areas=form.all_areas.data, actor=current_user)
+                # Once, however often the form is sent: a repeat shows the list.
+                made, _first = create_once(form.submission_key.data, "staff_user", lambda: (
+                    services.create_staff(
+                        form.email.data, form.name.data, form.password.data, form.role.data,
+                        kana=form.kana.data or "", station_id=form.station_id.data or None,
+                        area_ids=form.area_ids.data, all_areas=form.all_areas.data,
+                        actor=current_user)))
             except InvalidInput as exc:
+                db.session.rollback()
                 add_error(form, exc)
             else:
-                flash(_("職員を登録しました。"), "success")
+                if made is not None:
+                    flash(_("職員を登録しました。"), "success")
                 return redirect(url_for("accounts.staff_list"))
     return render_template("accounts/staff_form.html", form=form, user=None)
 

@@ -3,12 +3,12 @@ from wtforms import BooleanField, SelectField, SelectMultipleField, StringField,
 from wtforms.fields import DateField, TimeField
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.validators import max_length, optional
 
 
-class NewsletterForm(Form):
+class NewsletterForm(OneTimeForm):
     layout = SelectField(_l("レイアウト"), choices=[])
     number = StringField(_l("号数（例: 第12号）"), validators=[optional(), max_length(40)])
     title = StringField(_l("題名"), validators=[optional(), max_length(200)])

@@ -33,6 +33,7 @@ from app.newsletters import recipients, sender, services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import content, layouts
 from app.site import add_error, int_arg, parse_id, search_arg
+from app.submissions import create_once
 from app.supporters import services as supporters_services
 from app.supporters.models import Supporter
 from app.supporters.services import area_of, list_categories
@@ -121,11 +122,18 @@ def _edit(newsletter):
         # A new file only: when editing, the field holds the stored picture's name.
         picture = upload.read() if isinstance(upload, FileStorage) and upload.filename else None
         try:
-            saved = services.save_draft(newsletter, data, _audience(form), current_user.id,
-                                        image=picture, remove_image=form.remove_image.data)
+            # A new draft is made once, however often the form is sent (a double click).
+            saved, first = create_once(
+                form.submission_key.data if newsletter is None else None, "newsletter",
+                lambda: services.save_draft(newsletter, data, _audience(form), current_user.id,
+                                            image=picture, remove_image=form.remove_image.data))
         except (InvalidInput, InvalidState) as exc:
+            db.session.rollback()
             add_error(form, exc)
         else:
+            if saved is None:
+                return redirect(url_for("newsletters.show", newsletter_id=first) if first
+                                else url_for("newsletters.index"))
             flash(_("下書きを保存しました。"), "success")
             return redirect(url_for("newsletters.show", newsletter_id=saved.id))
     if counts is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import submissions
 from app.access import admin_required, staff_required
 from app.errors import InvalidInput
 from app.extensions import db
@@ -16,7 +15,7 @@ from app.partners.forms import AgencyForm, ImportForm
 from app.partners.models import KINDS
 from app.site import add_error, form_data, int_arg, search_arg, validate_with_rules
 from app.spreadsheet import csv_response
-from app.submissions import AlreadySubmitted
+from app.submissions import create_once
 
 bp = Blueprint("partners", __name__)
 MAX_UPLOAD = 2 * 1024 * 1024  # a directory of agencies is a few kilobytes
@@ -66,22 +65,17 @@ def _edit(agency):
     if validate_with_rules(form, lambda: services.problems(form_data(form, services.FIELDS))):
         try:
             # A new agency is added once, however often the form is sent (a double click).
-            slot = submissions.claim(form.submission_key.data, "agency") if agency is None \
-                else None
-            saved = services.save_agency(agency, form_data(form, services.FIELDS),
-                                         actor=current_user)
-        except AlreadySubmitted as exc:
-            db.session.rollback()
-            first = exc.first.result_id
-            return redirect(url_for("partners.show", agency_id=first) if first
-                            else url_for("partners.index"))
+            saved, first = create_once(
+                form.submission_key.data if agency is None else None, "agency",
+                lambda: services.save_agency(agency, form_data(form, services.FIELDS),
+                                             actor=current_user))
         except InvalidInput as exc:
             db.session.rollback()
             add_error(form, exc)
         else:
-            if slot is not None:
-                submissions.record(slot, saved.id)
-                db.session.commit()
+            if saved is None:
+                return redirect(url_for("partners.show", agency_id=first) if first
+                                else url_for("partners.index"))
             flash(_("つなぎ先を保存しました。"), "success")
             return redirect(url_for("partners.show", agency_id=saved.id))
     return render_template("partners/form.html", form=form, agency=agency), \

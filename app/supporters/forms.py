@@ -68,7 +68,7 @@ class BusinessApplicationForm(ContactFields, OneTimeForm):
                            validators=[InputRequired(message=_l("同意いただける場合はチェックしてください。"))])
 
 
-class SupporterForm(PersonFields, HelpFields):
+class SupporterForm(PersonFields, HelpFields, OneTimeForm):
     """The staff form: every field of the record."""
 
     kind = RadioField(_l("種別"), choices=list(KIND.items()), default="person")

@@ -31,7 +31,7 @@ from app.site import (
     validate_with_rules,
 )
 from app.spreadsheet import csv_response
-from app.submissions import AlreadySubmitted
+from app.submissions import AlreadySubmitted, create_once
 from app.supporters import csvio, sections, services, signin
 from app.supporters.forms import (
     ApplicationForm,
@@ -308,10 +308,16 @@ def staff_new():
     _choices(form, unknown_label=_("未設定"))
     if form.validate_on_submit():
         try:
-            supporter = services.create_supporter(form_data(form, services.EDITABLE), actor=current_user)
+            # Once, however often the form is sent (a double click): a repeat shows the first.
+            supporter, first = create_once(form.submission_key.data, "supporter", lambda: (
+                services.create_supporter(form_data(form, services.EDITABLE), actor=current_user)))
         except InvalidInput as exc:
+            db.session.rollback()
             add_error(form, exc)
         else:
+            if supporter is None:
+                return redirect(url_for("supporters.staff_detail", supporter_id=first) if first
+                                else url_for("supporters.staff_list"))
             flash(_("推進員を登録しました。"), "success")
             return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
     return render_template("supporters/staff_form.html", form=form, supporter=None)

@@ -1,20 +1,20 @@
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, TimeField
 
-from app.forms import Form, bounded_int
+from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.labels import TRAINING_KIND
 from app.validators import max_length, optional
 
 
-class TrainingForm(Form):
+class TrainingForm(OneTimeForm):
     title = StringField(_l("研修の名前"), validators=[optional(), max_length(200)])
     kind = RadioField(_l("種類"), choices=list(TRAINING_KIND.items()), default="communication")
     description = TextAreaField(_l("内容の説明"), validators=[optional(), max_length(5000)])
     published = BooleanField(_l("公開する（研修の一覧に載せ、申込みを受け付ける）"))
 
 
-class SessionForm(Form):
+class SessionForm(OneTimeForm):
     day = DateField(_l("開催日"), validators=[optional()])
     start_time = TimeField(_l("開始時刻（日本時間）"), validators=[optional()])
     end_time = TimeField(_l("終了時刻"), validators=[optional()])

@@ -25,7 +25,7 @@ from app.site import (
     search_arg,
     validate_with_rules,
 )
-from app.submissions import AlreadySubmitted
+from app.submissions import AlreadySubmitted, create_once
 from app.supporters import services as supporters
 from app.supporters.forms import ApplicationForm
 from app.trainings import services
@@ -165,11 +165,18 @@ def _training_form(training):
     form = TrainingForm(obj=training)
     if form.validate_on_submit():
         try:
-            saved = services.save_training(training, form_data(
-                form, ("title", "kind", "description", "published")), actor=current_user)
+            # A new training is added once, however often the form is sent (a double click).
+            saved, first = create_once(form.submission_key.data if training is None else None,
+                                       "training", lambda: services.save_training(training, form_data(
+                                           form, ("title", "kind", "description", "published")),
+                                           actor=current_user))
         except InvalidInput as exc:
+            db.session.rollback()
             add_error(form, exc)
         else:
+            if saved is None:
+                return redirect(url_for("trainings.staff_training", training_id=first) if first
+                                else url_for("trainings.staff_index"))
             flash(_("研修を保存しました。"), "success")
             return redirect(url_for("trainings.staff_training", training_id=saved.id))
     return render_template("trainings/training_form.html", form=form, training=training)
@@ -206,11 +213,16 @@ def staff_training(training_id: int):
     form = _session_form(request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate_on_submit():
         try:
-            services.add_session(training, _session_data(form), actor=current_user)
+            # Added once, however often the form is sent: a repeat only shows the list.
+            added, _first = create_once(form.submission_key.data, "training_session",
+                                        lambda: services.add_session(training, _session_data(form),
+                                                                     actor=current_user))
         except InvalidInput as exc:
+            db.session.rollback()
             add_error(form, exc)
         else:
-            flash(_("回を追加しました。"), "success")
+            if added is not None:
+                flash(_("回を追加しました。"), "success")
             return redirect(url_for("trainings.staff_training", training_id=training.id))
     return render_template("trainings/staff_training.html", training=training, form=form)
 
