@@ -9,7 +9,7 @@ from babel import Locale, dates
 from flask import Flask
 
 from app.i18n import current_language
-from app.text import show_postal
+from app.text import digits, show_postal
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # Babel's patterns (CLDR): 2026年12月5日(土) in Japanese, Sat 5 Dec 2026 in English.
@@ -56,8 +56,16 @@ def today_tokyo() -> date:
     return datetime.now(TOKYO).date()
 
 
+def tel_href(phone: str | None) -> str:
+    """A phone number as a tel: link dials it: its digits (and a leading +), whatever else
+    a number stored before today's checks holds."""
+    phone = (phone or "").strip()
+    return ("+" if phone.startswith("+") else "") + digits(phone)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["jdate"] = format_date
+    app.jinja_env.filters["tel"] = tel_href
     app.jinja_env.filters["jdatetime"] = format_datetime
     app.jinja_env.filters["jtime"] = format_time
     app.jinja_env.filters["postal"] = show_postal

@@ -75,6 +75,17 @@ def sort_key(reading: str | None) -> str:
     return f"{plain}\u0001{folded}"
 
 
+# What people type between a phone number's parts besides "-": the long-vowel mark ー that a
+# Japanese keyboard gives for the key, minus signs and dashes (ｰ and － are NFKC's already).
+_PHONE_DASHES = str.maketrans(dict.fromkeys("ー‐‑‒–—―−﹣", "-"))
+
+
+def phone_text(text: str | None) -> str:
+    """A phone or fax number as stored and shown: ASCII digits and hyphens (０４２ー１２３ー
+    ４５６７ → 042-123-4567), spaces tidied."""
+    return clean(text).translate(_PHONE_DASHES)
+
+
 def email_key(address: str | None) -> str | None:
     """An e-mail address as it is looked up: case and surrounding spaces ignored (None when
     there is none)."""

@@ -1,13 +1,15 @@
 """Form validators with messages in the user's language."""
 from __future__ import annotations
 
+import re
+
 from email_validator import EmailNotValidError, validate_email
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from app.errors import InvalidInput
 from app.i18n import gettext as _
 from app.i18n import lazy_gettext as _l
-from app.text import digits, is_kana, same_label, tidy
+from app.text import digits, is_kana, phone_text, same_label, tidy
 
 
 def required(message=None):
@@ -58,10 +60,18 @@ __all__ = ["required", "chosen", "max_length", "optional", "Email", "Kana",
            "StopValidation", "is_valid_email", "phone_problem", "unique_label"]
 
 
+_PHONE = re.compile(r"[0-9()+\- ]*")
+
+
 def phone_problem(value: str | None) -> str:
     """Why a phone (or fax) number as typed is not one — "" when it is, or when none was
-    typed: ten or eleven digits from the area code, however they are separated."""
-    if value and not 10 <= len(digits(value)) <= 11:
+    typed: ten or eleven digits from the area code, separated by hyphens, spaces or
+    brackets if at all (a word beside it would be published in a tel: link)."""
+    if not value:
+        return ""
+    if not _PHONE.fullmatch(phone_text(value)):
+        return _("電話番号は数字とハイフン（-）だけで入力してください（例: 042-123-4567）。")
+    if not 10 <= len(digits(value)) <= 11:
         return _("電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。")
     return ""
 

@@ -616,3 +616,16 @@ def test_staff_forms_that_add_something_add_it_once_when_sent_twice(client, admi
     assert post(client, "/staff/trainings/new", again).status_code == 302
     assert db.session.scalar(select(func.count(Training.id)).where(
         Training.title == "二度押しの研修")) == 2
+
+
+def test_a_reporters_phone_typed_with_the_long_vowel_mark_is_kept_with_hyphens(client, geography):
+    from app.concerns.models import Concern
+    refused = client.post("/report", data=report_form(
+        client, reporter_name="報告 花子", reporter_phone="090-1234-5678（夜）", may_contact="y"))
+    assert refused.status_code == 200  # the form again, with the reason beside the field
+    assert "電話番号は数字とハイフン（-）だけで入力してください（例: 042-123-4567）。" in page_text(refused)
+    assert 'value="090-1234-5678（夜）"' in page_text(refused)
+    sent = client.post("/report", data=report_form(
+        client, reporter_name="報告 花子", reporter_phone="０９０ー１２３４ー５６７８", may_contact="y"))
+    assert sent.status_code == 302
+    assert db.session.scalar(select(Concern.reporter_phone)) == "090-1234-5678"

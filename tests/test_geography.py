@@ -74,10 +74,14 @@ def test_an_admin_sets_a_stations_phone_which_the_training_page_then_gives(
     assert response.status_code == 400
     assert "電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。" in page
     assert 'value="田無総合福祉センター1階"' in page and 'value="042-123"' in page
+    for typed in ("042-123-4567（平日）", "tel:0421234567abc"):  # a word would be dialled
+        response = post(client, url, {"address": "", "phone": typed})
+        assert response.status_code == 400, typed
+        assert "電話番号は数字とハイフン（-）だけで入力してください（例: 042-123-4567）。" in page_text(response)
     response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "０４２－１２３－４５６７\x07"})
     assert response.status_code == 400 and "制御文字" in page_text(response)
-    response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "０４２－１２３－４５６７"})
-    assert response.status_code == 302 and response.headers["Location"].endswith(f"#st-{station.id}")
+    response = post(client, url, {"address": "田無総合福祉センター1階", "phone": "０４２ー１２３ー４５６７"})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/geography"
     db.session.expire_all()
     assert (station.address, station.phone) == ("田無総合福祉センター1階", "042-123-4567")
     shown = page_text(client.get(response.headers["Location"]))
@@ -97,7 +101,7 @@ def test_an_admin_sets_a_stations_phone_which_the_training_page_then_gives(
     from tests.test_trainings import make_session
     session = make_session(capacity=5)
     public = page_text(client.get(f"/trainings/{session.id}"))
-    assert f'{station.name} <a class="nowrap" href="tel:042-123-4567">042-123-4567</a>' in public
+    assert f'{station.name} <a class="nowrap" href="tel:0421234567">042-123-4567</a>' in public
     login_staff(client, coordinator)
     assert client.get(url).status_code == 403
     assert post(client, url, {"address": "", "phone": ""}).status_code == 403

@@ -1,4 +1,5 @@
 """Applications, approval, staff edits with history, the supporter's own page, withdrawal."""
+import pytest
 from sqlalchemy import func, select
 
 from app import actors
@@ -241,3 +242,22 @@ def test_only_applications_can_be_approved(client, coordinator, mailbox):
     response = post(client, f"/staff/supporters/{supporter.id}/approve", follow_redirects=True)
     assert "申込中の方だけ承認できます。" in page_text(response)
     assert mailbox == []
+
+
+@pytest.mark.parametrize("typed", ["０４２ー１２３ー４５６７", "042ｰ123ｰ4567", "042−123−4567",
+                                   "042‐123‐4567", "０４２－１２３－４５６７"])
+def test_a_phone_typed_with_the_long_vowel_mark_or_a_dash_is_kept_with_hyphens(app, geography,
+                                                                                typed):
+    """A Japanese keyboard's 「ー」 (and the other dashes people type) between the parts of a
+    phone number: the number is kept as 042-123-4567, found, and dialled."""
+    supporter = make_supporter(phone=typed)
+    assert supporter.phone == "042-123-4567"
+
+
+@pytest.mark.parametrize("typed", ["042-123-4567（自宅）", "042-123-4567 ext", "abcdefghij"])
+def test_a_phone_with_words_beside_it_is_refused_with_a_reason(app, geography, typed):
+    from app.errors import InvalidInput
+    with pytest.raises(InvalidInput) as refused:
+        make_supporter(phone=typed)
+    assert refused.value.problems["phone"] == \
+        "電話番号は数字とハイフン（-）だけで入力してください（例: 042-123-4567）。"

@@ -327,7 +327,7 @@ def test_a_session_page_offers_the_phone_only_with_a_number_to_call(client, geog
     db.session.commit()
     page = page_text(client.get(f"/trainings/{session.id}"))
     assert "お電話でも申し込めます:" in page
-    assert f'{station.name} <a class="nowrap" href="tel:042-000-2222">042-000-2222</a>' in page
+    assert f'{station.name} <a class="nowrap" href="tel:0420002222">042-000-2222</a>' in page
 
 
 def test_newsletter_block_lists_upcoming_sessions(client, coordinator, mailbox):

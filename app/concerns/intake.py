@@ -27,9 +27,9 @@ from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
-from app.text import clean, tidy
+from app.text import phone_text, tidy
 from app.urls import external_url
-from app.validators import is_valid_email
+from app.validators import is_valid_email, phone_problem
 
 TEXT_LIMIT = 5000
 # Dates before this are typing mistakes (0006-02-02), not observations.
@@ -89,6 +89,8 @@ def concern_problems(data: dict, *, staff: bool) -> dict[str, str]:
     channel = data.get("channel", "web")
     if channel not in CHANNELS or (channel != "web" and not staff):
         problems["channel"] = _("受付の方法を選んでください。")
+    if problem := phone_problem(data.get("reporter_phone")):
+        problems["reporter_phone"] = problem
     for key, limit in (("place", 200), ("address", 300), ("reporter_name", 100),
                        ("reporter_phone", 40), ("reporter_email", 254)):
         if len(data.get(key) or "") > limit:
@@ -119,7 +121,7 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
     raises AlreadySubmitted with the first report instead of storing a second.
     """
     # Names, places and addresses as typed (spaces tidied); the phone with ASCII digits.
-    data = {key: ((clean(value) if key == "reporter_phone" else tidy(value))
+    data = {key: ((phone_text(value) if key == "reporter_phone" else tidy(value))
                   if isinstance(value, str) and key != "body" else value)
             for key, value in data.items()}
     data["body"] = (data.get("body") or "").strip()

@@ -15,7 +15,7 @@ from app.errors import InvalidInput, NotFound, raise_problems
 from app.extensions import db
 from app.geography.models import Area, District, Named, Station
 from app.i18n import gettext as _
-from app.text import clean, tidy
+from app.text import phone_text, tidy
 from app.validators import phone_problem
 
 
@@ -212,7 +212,7 @@ def change_station_contact(station_id: int, address: str | None, phone: str | No
     """Set a station's address and phone number (admins): the number a newsletter and the
     training page give readers to call. Raises InvalidInput with every problem at once."""
     station = get_station(station_id)
-    values = {"address": tidy(address), "phone": clean(phone)}
+    values = {"address": tidy(address), "phone": phone_text(phone)}
     problems = {key: _("%(max)d文字以内で入力してください。", max=limit)
                 for key, limit in CONTACT.items() if len(values[key]) > limit}
     if "phone" not in problems and (problem := phone_problem(values["phone"])):

@@ -37,6 +37,6 @@ def station_contact(station_id: int):
             add_error(form, exc)
         else:
             flash(_("%(station)sの住所と電話番号を保存しました。", station=station.label), "success")
-            return redirect(url_for("geography.overview") + f"#st-{station.id}")
+            return redirect(url_for("geography.overview"))  # the message at the top
     return render_template("geography/station.html", form=form, station=station), \
         400 if form.errors else 200

@@ -21,7 +21,7 @@ from app.i18n import gettext as _
 from app.labels import AGENCY_KIND
 from app.partners.models import KINDS, Agency
 from app.spreadsheet import decode, restore
-from app.text import clean, fold, sort_key, tidy
+from app.text import clean, fold, phone_text, sort_key, tidy
 from app.validators import is_valid_email, phone_problem
 
 LIMITS = {"name": 200, "kana": 200, "phone": 40, "fax": 40, "email": 254, "postal_code": 10,
@@ -94,7 +94,8 @@ def _fill(agency: Agency | None, data: dict) -> Agency:
     for key in LIMITS:
         value = data.get(key) or ""
         setattr(agency, key, value.strip() if key == "notes" else
-                (clean(value) if key in ("phone", "fax", "email", "postal_code") else tidy(value)))
+                (phone_text(value) if key in ("phone", "fax") else
+                 clean(value) if key in ("email", "postal_code") else tidy(value)))
     agency.kind = data["kind"]
     agency.active = bool(data.get("active", True))
     agency.category_codes = sorted({str(c) for c in data.get("category_codes") or []})

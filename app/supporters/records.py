@@ -24,7 +24,7 @@ from app.supporters.models import (
     Supporter,
     SupporterSearchTerm,
 )
-from app.text import clean, digits, email_key, fold, is_kana, postal_digits, tidy
+from app.text import digits, email_key, fold, is_kana, phone_text, postal_digits, tidy
 from app.validators import is_valid_email, phone_problem
 
 # Fields a staff member may edit, in form order.
@@ -59,7 +59,7 @@ def normalise(data: dict) -> dict:
         if key in out:
             out[key] = tidy(out[key])
     if "phone" in out:
-        out["phone"] = clean(out["phone"])
+        out["phone"] = phone_text(out["phone"])
     if "postal_code" in out:
         code = postal_digits(out["postal_code"])
         out["postal_code"] = code if code is not None else tidy(out["postal_code"])
