@@ -112,3 +112,19 @@ def test_a_search_on_a_phone_shows_the_first_person_found_on_the_first_screen(
     export = page.get_by_role("link", name="この条件でCSVに書き出す")
     assert export.bounding_box()["y"] > page.locator("tbody tr").last.bounding_box()["y"]
     assert no_sideways_scroll(page)
+    # Narrowed with the filters (open above the list), or sorted, or on to the next page:
+    # the page opens at the list, not at the top of the filters two screens up.
+    page.get_by_text("絞り込み・並び順（圏域・地区・状態など）").click()
+    page.select_option("#status", label="活動中")
+    page.get_by_role("button", name="絞り込む").click()
+    page.wait_for_url("**status=active*")
+    def on_screen(locator) -> bool:
+        box = locator.bounding_box()
+        return box["y"] + box["height"] > 0 and box["y"] < height
+
+    assert on_screen(page.get_by_role("heading", name="該当 30 件"))
+    assert page.locator("#status").is_visible()  # scrolled past, not folded away
+    page.get_by_role("link", name="次へ").click()
+    page.wait_for_url("**page=2*")
+    assert on_screen(page.get_by_role("heading", name="該当 30 件"))
+    assert page.locator("tbody tr").first.get_by_role("link").inner_text() != "山田 あ"
