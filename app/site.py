@@ -4,7 +4,18 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, current_app, g, jsonify, redirect, render_template, request, session
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
@@ -30,6 +41,24 @@ def healthz():
     """Liveness and database check for load balancers and benchmarks."""
     db.session.execute(text("SELECT 1"))
     return jsonify(status="ok")
+
+
+def remember_list(name: str, keys: tuple[str, ...]) -> None:
+    """Keep a list's filters, search and page as the staff member last saw them (in their
+    session, under `name`), for the way back from one of its records."""
+    kept = {key: request.args[key][:100] for key in keys if request.args.get(key)}
+    if session.get(name, {}) != kept:
+        session[name] = kept
+
+
+def remembered_list(name: str, endpoint: str, keys: tuple[str, ...], anchor: str = "") -> str:
+    """The address of that list as last seen (the plain list when none was kept); at
+    `anchor` when it was narrowed, searched or paged."""
+    kept = session.get(name)
+    if not isinstance(kept, dict):
+        kept = {}
+    args = {key: value for key, value in kept.items() if key in keys and isinstance(value, str)}
+    return url_for(endpoint, **args) + (f"#{anchor}" if args and anchor else "")
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -215,3 +215,19 @@ def test_a_search_pages_sorts_and_counts_alike_however_many_it_finds(
     assert "該当 3 件" in body and "1 / 2 ページ" in body
     assert "中部圏域: <strong>1</strong>" in body and "西部圏域: <strong>1</strong>" in body
     assert "南部圏域: <strong>0</strong>" in body
+
+
+def test_the_way_back_from_a_supporter_is_the_list_as_it_was_left(client, admin, people):
+    """「名簿に戻る」 returns to the search, order and page last seen (it went to the whole
+    registry), at the list; with nothing searched, to the registry's top."""
+    login_staff(client, admin)
+    yamada = people["yamada"]
+    plain = page_text(client.get(f"/staff/supporters/{yamada.id}"))
+    assert '<a href="/staff/supporters">名簿に戻る</a>' in plain
+    client.get("/staff/supporters", query_string={"q": "やま", "sort": "joined", "desc": "1"})
+    page = page_text(client.get(f"/staff/supporters/{yamada.id}"))
+    back = re.search(r'<a href="([^"]+)">名簿に戻る</a>', page).group(1).replace("&amp;", "&")
+    assert back.startswith("/staff/supporters?") and back.endswith("#results")
+    assert {"q=%E3%82%84%E3%81%BE", "sort=joined", "desc=1"} <= set(back[:-8].split("?")[1].split("&"))
+    assert names(client.get(back[:-8])) == names(client.get(
+        "/staff/supporters", query_string={"q": "やま", "sort": "joined", "desc": "1"}))

@@ -68,6 +68,8 @@ from app.site import (
     page_arg,
     parse_id,
     public_form_limit,
+    remember_list,
+    remembered_list,
     search_arg,
     validate_with_rules,
 )
@@ -217,17 +219,11 @@ _LIST_KEYS = ("area", "status", "category", "assignee", "overdue", "urgency", "q
 
 
 def _remember_list() -> None:
-    kept = {key: request.args[key][:100] for key in _LIST_KEYS if request.args.get(key)}
-    if session.get("concern_list", {}) != kept:
-        session["concern_list"] = kept
+    remember_list("concern_list", _LIST_KEYS)
 
 
 def _list_url() -> str:
-    kept = session.get("concern_list")
-    if not isinstance(kept, dict):
-        kept = {}
-    return url_for("concerns.dashboard", **{key: value for key, value in kept.items()
-                                            if key in _LIST_KEYS and isinstance(value, str)})
+    return remembered_list("concern_list", "concerns.dashboard", _LIST_KEYS)
 
 
 @bp.get("/staff/concerns")

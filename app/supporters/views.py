@@ -24,6 +24,8 @@ from app.site import (
     is_busy,
     page_arg,
     public_form_limit,
+    remember_list,
+    remembered_list,
     search_arg,
     sign_in_account_key,
     sign_in_account_limit,
@@ -248,9 +250,15 @@ def _filters() -> services.RegistryFilters:
     )
 
 
+# The registry as the staff member last saw it, for 「名簿に戻る」 from a supporter's page.
+_LIST_KEYS = ("q", "station", "area", "district", "kind", "status", "delivery", "category",
+              "sort", "desc", "page")
+
+
 @bp.get("/staff/supporters")
 @staff_required
 def staff_list():
+    remember_list("supporter_list", _LIST_KEYS)
     filters = _filters()
     scope = filters.scope
     places = list_districts()
@@ -329,6 +337,8 @@ def staff_detail(supporter_id: int):
     _get(supporter_id)
     supporter = services.view_supporter(supporter_id, actor=current_user)
     return render_template("supporters/staff_detail.html", supporter=supporter,
+                           list_url=remembered_list("supporter_list", "supporters.staff_list",
+                                                    _LIST_KEYS, anchor="results"),
                            history=services.history(supporter),
                            sections=sections.compose(sections.STAFF, supporter),
                            duplicates=services.possible_duplicates(
