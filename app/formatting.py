@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, dates
 from flask import Flask
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 from app.i18n import current_language
 from app.text import digits, show_postal
@@ -63,7 +65,36 @@ def tel_href(phone: str | None) -> str:
     return ("+" if phone.startswith("+") else "") + digits(phone)
 
 
+# The punctuation that joins a page's words and data, as each language writes it: Japanese
+# full-width brackets, 「・」 and 〜; in English a space and round brackets, ", " and "–".
+_PUNCTUATION = {"ja": ("（%s）", "・", "〜"), "en": (" (%s)", ", ", "–")}
+
+
+@pass_eval_context
+def aside(eval_ctx, text):
+    """A remark after something, in brackets: 22 席（定員 30 人） / 22 seats (capacity 30).
+    In an HTML page the text is escaped unless it is markup already; in a text mail it is
+    kept as it is."""
+    form = _PUNCTUATION[current_language()][0]
+    return Markup(form) % text if eval_ctx.autoescape else form % text
+
+
+@pass_eval_context
+def joined(eval_ctx, *parts):
+    """Parts side by side, empty ones left out: 中部圏域・田無ステーション / Central area,
+    Tanashi Station (escaped as `aside` is)."""
+    separator = _PUNCTUATION[current_language()][1]
+    parts = [p for p in parts if p]
+    return Markup(separator).join(parts) if eval_ctx.autoescape else separator.join(map(str, parts))
+
+
+def until() -> str:
+    """Between the start and the end of a time: 13:00〜15:00 / 13:00–15:00."""
+    return _PUNCTUATION[current_language()][2]
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(aside=aside, joined=joined, until=until)
     app.jinja_env.filters["jdate"] = format_date
     app.jinja_env.filters["tel"] = tel_href
     app.jinja_env.filters["jdatetime"] = format_datetime
