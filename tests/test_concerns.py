@@ -355,6 +355,12 @@ def test_duplicate_links_to_the_original(client, coordinator):
     response = post(client, f"/staff/concerns/{copy.id}/status",
                     {"status": "duplicate", "duplicate_of": "HN-1999-000001"})
     assert response.status_code == 400 and "見つかりません" in page_text(response)
+    response = post(client, f"/staff/concerns/{copy.id}/status",
+                    {"status": "duplicate", "duplicate_of": " "})
+    assert response.status_code == 400 and \
+        "「重複」にするときは、元の記録の受付番号を入力してください（例: HN-2026-000123）。" in page_text(response)
+    response = post(client, f"/staff/concerns/{copy.id}/link", {"reference": ""})
+    assert "関連する記録の受付番号を入力してください（例: HN-2026-000123）。" in page_text(response)
     post(client, f"/staff/concerns/{copy.id}/status",
          {"status": "duplicate", "duplicate_of": original.reference.lower()})
     db.session.refresh(copy)

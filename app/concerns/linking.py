@@ -28,7 +28,10 @@ def link_pair(concern: Concern, other: Concern) -> bool:
 
 def link_concerns(concern: Concern, reference: str, *, actor) -> Concern:
     """Mark two concerns as about the same household or place."""
-    other = find_by_reference(reference or "")
+    if not (reference or "").strip():
+        raise InvalidInput(_("関連する記録の受付番号を入力してください（例: HN-2026-000123）。"),
+                           field="reference")
+    other = find_by_reference(reference)
     if other is None:
         raise InvalidInput(_("受付番号（例: HN-2026-000123）が見つかりません。"), field="reference")
     if other.id == concern.id:

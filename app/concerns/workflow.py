@@ -78,7 +78,10 @@ def _move(concern: Concern, status: str, *, actor, duplicate_of: str = "", note:
         if still_open:
             raise referrals.OpenReferrals(still_open)
     if status == "duplicate":
-        original = find_by_reference(duplicate_of or "")
+        if not (duplicate_of or "").strip():
+            raise InvalidInput(_("「重複」にするときは、元の記録の受付番号を入力してください（例: HN-2026-000123）。"),
+                               field="duplicate_of")
+        original = find_by_reference(duplicate_of)
         if original is None:
             raise InvalidInput(_("元の受付番号（例: HN-2026-000123）が見つかりません。"),
                                field="duplicate_of")
