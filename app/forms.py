@@ -37,6 +37,15 @@ def bounded_int(value) -> int:
 class Form(FlaskForm):
     """Flask-WTF's form with the site-wide input rules."""
 
+    # The fields in the order the page shows them, where that is not the order they were
+    # declared in (shared groups of fields come first from their mixins): the error summary
+    # lists the problems in this order, then those of any field not named here.
+    page_order: tuple[str, ...] = ()
+
+    def in_page_order(self) -> list:
+        place = {name: n for n, name in enumerate(self.page_order)}
+        return sorted(self, key=lambda field: place.get(field.name, len(place)))
+
     def process(self, *args, **kwargs) -> None:
         super().process(*args, **kwargs)
         # Taken out as soon as the data arrives, so that nothing downstream (a service's

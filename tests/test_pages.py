@@ -139,3 +139,21 @@ def test_security_headers(client, geography):
 def test_healthz(client, geography):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("url,staff", [("/apply", False), ("/apply/business", False),
+                                       ("/staff/supporters/new", True)])
+def test_the_error_summary_lists_problems_in_the_order_of_the_page(client, admin, url, staff):
+    """Sent empty, a form's summary of problems goes down the page as the fields do (the
+    name before the address), not in the order the form's parts were written."""
+    import re
+    if staff:
+        login_staff(client, admin)
+    page = page_text(post(client, url, {"postal_code": "12", "phone": "1"}))
+    summary = page[page.index('class="error-summary"'):]
+    summary = summary[:summary.index("</div>")]
+    targets = re.findall(r'<a href="#([a-z_]+)', summary)
+    form = page[page.index("</div>", page.index('class="error-summary"')):]
+    fields = re.findall(r'<(?:input|select|textarea|fieldset)[^>]* id="([a-z_]+)(?:-\d+)?"', form)
+    in_page = [f for f in fields if f in targets]
+    assert targets and targets == sorted(set(in_page), key=in_page.index), (targets, in_page)

@@ -53,12 +53,18 @@ class PersonFields(ContactFields):
     kana = StringField(_l("ふりがな"), validators=[optional(), max_length(100)])
 
 
+_CONTACT_ORDER = ("email", "phone", "postal_code", "address", "district_id", "delivery")
+
+
 class ApplicationForm(PersonFields, OneTimeForm):
+    page_order = ("name", "kana", *_CONTACT_ORDER, "consent")
     consent = BooleanField(_l("個人情報の取扱いについて読み、同意します"),
                            validators=[InputRequired(message=_l("同意いただける場合はチェックしてください。"))])
 
 
 class BusinessApplicationForm(ContactFields, OneTimeForm):
+    page_order = ("business_name", "business_kana", "business_category_id", "contact_person",
+                  *_CONTACT_ORDER, "consent")
     business_name = StringField(_l("事業所名"), validators=[optional(), max_length(200)])
     business_kana = StringField(_l("事業所名のふりがな"), validators=[optional(), max_length(200)])
     business_category_id = SelectField(_l("業種"), coerce=bounded_int, choices=[])
@@ -70,6 +76,11 @@ class BusinessApplicationForm(ContactFields, OneTimeForm):
 
 class SupporterForm(PersonFields, HelpFields, OneTimeForm):
     """The staff form: every field of the record."""
+
+    page_order = ("kind", "name", "kana", "business_name", "business_kana",
+                  "business_category_id", "contact_person", *_CONTACT_ORDER, "can_help",
+                  "help_times", "status", "joined_via", "joined_on", "registration_training_on",
+                  "notes")
 
     kind = RadioField(_l("種別"), choices=list(KIND.items()), default="person")
     district_id = SelectField(_l("地区"), coerce=bounded_int, choices=[])
