@@ -20,8 +20,18 @@ def chosen(message=None):
     return InputRequired(message=message or _l("選んでください。"))
 
 
+class _Length(Length):
+    """Length without the field's maxlength attribute: a browser cuts a pasted text at it
+    without a word (an address or a note half lost); the form says what is too long
+    instead, keeping what was typed (as GOV.UK advises)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.field_flags = {}
+
+
 def max_length(n: int):
-    return Length(max=n, message=_l("%(max)d文字以内で入力してください。", max=n))
+    return _Length(max=n, message=_l("%(max)d文字以内で入力してください。", max=n))
 
 
 optional = Optional

@@ -74,6 +74,13 @@ def test_an_admin_sets_a_stations_phone_which_the_training_page_then_gives(
     assert response.status_code == 400
     assert "電話番号は市外局番から10〜11桁で入力してください（例: 042-123-4567）。" in page
     assert 'value="田無総合福祉センター1階"' in page and 'value="042-123"' in page
+    # A pasted address longer than the field takes: said, and kept to be shortened (the
+    # field has no maxlength, which would cut a paste without a word).
+    long_address = "西東京市田無町" + "一" * 300
+    response = post(client, url, {"address": long_address, "phone": ""})
+    assert response.status_code == 400 and "200文字以内で入力してください。" in page_text(response)
+    assert f'value="{long_address}"' in page_text(response)
+    assert "maxlength" not in page_text(response)
     for typed in ("042-123-4567（平日）", "tel:0421234567abc"):  # a word would be dialled
         response = post(client, url, {"address": "", "phone": typed})
         assert response.status_code == 400, typed
