@@ -231,3 +231,13 @@ def test_the_way_back_from_a_supporter_is_the_list_as_it_was_left(client, admin,
     assert {"q=%E3%82%84%E3%81%BE", "sort=joined", "desc=1"} <= set(back[:-8].split("?")[1].split("&"))
     assert names(client.get(back[:-8])) == names(client.get(
         "/staff/supporters", query_string={"q": "やま", "sort": "joined", "desc": "1"}))
+
+
+def test_a_place_no_longer_there_is_said_not_shown_as_an_empty_list(client, admin, people):
+    """An old bookmark or an edited address with an area, district or station id that no
+    place has: the page says so, instead of 該当 0 件 under 「すべて」."""
+    login_staff(client, admin)
+    for args in ({"area": "99999"}, {"district": "99999"}, {"station": "99999"}):
+        page = page_text(client.get("/staff/supporters", query_string=args))
+        assert "は見つかりません（なくなったか、アドレスが違います）。選び直してください。" in page, args
+    assert "見つかりません" not in page_text(client.get("/staff/supporters"))

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, case, event, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload, load_only
 
 from app.extensions import db
-from app.geography.models import Area, District
+from app.geography.models import Area, District, Station
 from app.i18n import gettext as _
 from app.supporters.models import (
     STATUSES,
@@ -105,6 +105,14 @@ class RegistryFilters:
         """Why the place filters cannot match anyone together ("" when they can): a district
         outside the chosen area or station, or outside the areas the viewer serves."""
         district = db.session.get(District, self.district_id) if self.district_id else None
+        # An id no place has (an old bookmark, an edited address): said, not an empty list.
+        missing = [label for wanted, model, label in (
+            (self.district_id, District, _("地区")), (self.area_id, Area, _("圏域")),
+            (self.station_id, Station, _("ステーション")))
+            if wanted and db.session.get(model, wanted) is None]
+        if missing:
+            return _("選んだ%(place)sは見つかりません（なくなったか、アドレスが違います）。選び直してください。",
+                     place=missing[0])
         if district is not None and self.scope is not None and district.area_id not in self.scope:
             return _("地区「%(district)s」はあなたの担当する圏域の外です。担当の圏域の地区を選んでください。",
                      district=district.label)
