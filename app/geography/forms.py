@@ -2,11 +2,11 @@
 from wtforms import StringField, TelField
 
 from app.forms import Form
+from app.geography.services import CONTACT
 from app.i18n import lazy_gettext as _l
 from app.validators import max_length, optional
 
 
 class StationContactForm(Form):
-    # The service checks the lengths too (and says so in the same words).
-    address = StringField(_l("住所"), validators=[optional(), max_length(200)])
-    phone = TelField(_l("電話番号"), validators=[optional(), max_length(40)])
+    address = StringField(_l("住所"), validators=[optional(), max_length(CONTACT["address"])])
+    phone = TelField(_l("電話番号"), validators=[optional(), max_length(CONTACT["phone"])])
