@@ -82,6 +82,10 @@ def from_environment(instance_path: str) -> dict:
         "HOTNET_UPLOAD_DIR": os.environ.get("HOTNET_UPLOAD_DIR", os.path.join(instance_path, "uploads")),
         "HOTNET_BASE_URL": os.environ.get("HOTNET_BASE_URL", "http://127.0.0.1:5000"),
         "HOTNET_ORG_NAME": os.environ.get("HOTNET_ORG_NAME", "西東京市社会福祉協議会"),
+        # The council's name for readers of English (without it they read HOTNET_ORG_NAME).
+        "HOTNET_ORG_NAME_EN": os.environ.get(
+            "HOTNET_ORG_NAME_EN",
+            "" if "HOTNET_ORG_NAME" in os.environ else "Nishitokyo Council of Social Welfare"),
         "HOTNET_PRIVACY_VERSION": os.environ.get("HOTNET_PRIVACY_VERSION", "2026-04"),
         # Folder where the demo mail catcher stores caught messages; empty turns the page off.
         "HOTNET_MAILCATCHER_DIR": os.environ.get("HOTNET_MAILCATCHER_DIR", ""),

@@ -6,7 +6,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale, dates
-from flask import Flask
+from flask import Flask, current_app
 from jinja2 import pass_eval_context
 from markupsafe import Markup
 
@@ -88,13 +88,20 @@ def joined(eval_ctx, *parts):
     return Markup(separator).join(parts) if eval_ctx.autoescape else separator.join(map(str, parts))
 
 
+def org_name() -> str:
+    """The council's name in the reader's language (HOTNET_ORG_NAME, HOTNET_ORG_NAME_EN)."""
+    config = current_app.config
+    english = config.get("HOTNET_ORG_NAME_EN") if current_language() == "en" else ""
+    return english or config["HOTNET_ORG_NAME"]
+
+
 def until() -> str:
     """Between the start and the end of a time: 13:00〜15:00 / 13:00–15:00."""
     return _PUNCTUATION[current_language()][2]
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(aside=aside, joined=joined, until=until)
+    app.jinja_env.globals.update(aside=aside, joined=joined, org_name=org_name, until=until)
     app.jinja_env.filters["jdate"] = format_date
     app.jinja_env.filters["tel"] = tel_href
     app.jinja_env.filters["jdatetime"] = format_datetime

@@ -75,10 +75,12 @@ def test_japanese_by_default_and_english_by_the_switch(client, geography):
     assert '<html lang="en">' in body
     assert "Apply to become a Hot-Net supporter" in body and "日本語" in body
     assert "I have read and agree to the privacy notice" in body
+    assert "Nishitokyo Council of Social Welfare" in body and "社会福祉協議会" not in body
     body = page_text(post(client, "/apply", {"name": "", "kana": "", "delivery": "post"}))
     assert "Please enter the name." in body and "Please tick this box if you agree." in body
     post(client, "/language", {"lang": "ja", "next": "/"})
     assert "推進員に申し込む" in page_text(client.get("/"))
+    assert "西東京市社会福祉協議会" in page_text(client.get("/"))
 
 
 def test_the_layouts_that_come_with_hot_net_are_named_in_english_too(client, coordinator):
