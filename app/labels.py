@@ -122,8 +122,8 @@ AUDIT_ACTION = {
     "referral.figures": _l("つなぎの集計を書き出した"),
 }
 AUDIT_TARGET = {
-    "supporter": _l("推進員"), "concern": _l("気になること"), "staff_user": _l("職員"),
-    "newsletter": _l("通信"), "training": _l("研修"), "training_session": _l("研修の回"),
+    "supporter": _l("推進員"), "concern": _l("気になることの記録"), "staff_user": _l("職員"),
+    "newsletter": _l("通信"), "training": _l("研修（コース）"), "training_session": _l("研修の回"),
     "training_registration": _l("研修の申込み"), "outbox_message": _l("メール"),
     "supporter_import": _l("CSV取込"), "concern_category": _l("分類"),
     "business_category": _l("業種"), "agency": _l("つなぎ先"), "referral": _l("つなぎ"),
