@@ -53,17 +53,22 @@ def test_keyboard_reaches_the_skip_link_and_fields_with_visible_focus(live_serve
     assert outline == "solid"
 
 
+def search_the_registry(page, base, user, typed: str) -> None:
+    """Sign in as staff (the registry opens) and search it as a person does."""
+    page.goto(base + "/login")
+    page.get_by_label("メールアドレス").fill(user.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url("**/staff/supporters")
+    page.get_by_label("検索（氏名・ふりがな・事業所名・電話番号・メールアドレス）").fill(typed)
+    page.get_by_role("button", name="検索", exact=True).click()
+
+
 def test_staff_search_without_javascript(live_server, desktop_without_js, admin, tmp_path):
     make_supporter(name="山田 太郎", kana="ヤマダ タロウ", phone="042-461-1234")
     make_supporter(name="青木 一郎", kana="あおき いちろう")
     page = desktop_without_js
-    page.goto(live_server + "/login")
-    page.get_by_label("メールアドレス").fill(admin.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/staff/supporters")
-    page.get_by_label("検索（氏名・ふりがな・事業所名・電話番号・メールアドレス）").fill("ﾔﾏﾀﾞ")
-    page.get_by_role("button", name="検索", exact=True).click()
+    search_the_registry(page, live_server, admin, "ﾔﾏﾀﾞ")
     rows = page.locator("tbody tr")
     assert rows.count() == 1 and "山田 太郎" in rows.first.inner_text()
     # The filters wait folded under their summary; opened (no script needed), they narrow.
@@ -94,13 +99,7 @@ def test_a_search_on_a_phone_shows_the_first_person_found_on_the_first_screen(
     for letter in given:
         make_supporter(name=f"山田 {letter}", kana=f"やまだ {letter}")
     page = phone
-    page.goto(live_server + "/login")
-    page.get_by_label("メールアドレス").fill(coordinator.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/staff/supporters")
-    page.get_by_label("検索（氏名・ふりがな・事業所名・電話番号・メールアドレス）").fill("やまだ")
-    page.get_by_role("button", name="検索", exact=True).click()
+    search_the_registry(page, live_server, coordinator, "やまだ")
     page.wait_for_url("**q=*")
     height = page.viewport_size["height"]
     first = page.locator("tbody tr").first.get_by_role("link")
