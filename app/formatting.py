@@ -70,13 +70,18 @@ def tel_href(phone: str | None) -> str:
 _PUNCTUATION = {"ja": ("（%s）", "・", "〜"), "en": (" (%s)", ", ", "–")}
 
 
+def bracketed(text) -> str:
+    """A remark after something, in brackets, as plain text: 22 席（定員 30 人） / 22 seats
+    (capacity 30)."""
+    return _PUNCTUATION[current_language()][0] % text
+
+
 @pass_eval_context
 def aside(eval_ctx, text):
-    """A remark after something, in brackets: 22 席（定員 30 人） / 22 seats (capacity 30).
-    In an HTML page the text is escaped unless it is markup already; in a text mail it is
-    kept as it is."""
-    form = _PUNCTUATION[current_language()][0]
-    return Markup(form) % text if eval_ctx.autoescape else form % text
+    """`bracketed` in a template: in an HTML page the text is escaped unless it is markup
+    already; in a text mail it is kept as it is."""
+    return Markup(_PUNCTUATION[current_language()][0]) % text if eval_ctx.autoescape \
+        else bracketed(text)
 
 
 @pass_eval_context
@@ -86,6 +91,15 @@ def joined(eval_ctx, *parts):
     separator = _PUNCTUATION[current_language()][1]
     parts = [p for p in parts if p]
     return Markup(separator).join(parts) if eval_ctx.autoescape else separator.join(map(str, parts))
+
+
+def show_count(value) -> str:
+    """A published count (smallcounts.Shown, or a plain number): a range as the reader
+    writes it, 1〜2 / 1–2."""
+    low, high = getattr(value, "low", None), getattr(value, "high", None)
+    if low is None or low == high:
+        return str(value)
+    return f"{low}{until()}{high}"
 
 
 def org_name() -> str:
@@ -104,6 +118,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(aside=aside, joined=joined, org_name=org_name, until=until)
     app.jinja_env.filters["jdate"] = format_date
     app.jinja_env.filters["tel"] = tel_href
+    app.jinja_env.filters["count"] = show_count
     app.jinja_env.filters["jdatetime"] = format_datetime
     app.jinja_env.filters["jtime"] = format_time
     app.jinja_env.filters["postal"] = show_postal

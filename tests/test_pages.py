@@ -159,3 +159,24 @@ def test_the_error_summary_lists_problems_in_the_order_of_the_page(client, admin
     fields = re.findall(r'<(?:input|select|textarea|fieldset)[^>]* id="([a-z_]+)(?:-\d+)?"', form)
     in_page = [f for f in fields if f in targets]
     assert targets and targets == sorted(set(in_page), key=in_page.index), (targets, in_page)
+
+
+def test_counts_brackets_and_venues_read_as_each_language_writes_them(app, geography):
+    """A published range, a bracketed remark and a station's name as a venue: 1〜2, （…）
+    and 田無ステーション in Japanese; 1–2, " (…)" and Tanashi Station in English."""
+    from flask import g
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.formatting import bracketed, show_count
+    from app.geography.models import Station
+    from app.smallcounts import Shown
+    from app.trainings.models import TrainingSession
+    station = db.session.scalar(select(Station).order_by(Station.position))
+    session = TrainingSession(station=station, venue_name="")
+    for language, expected in (("ja", ("1〜2", "7", "（定員 30 人）", station.name)),
+                               ("en", ("1–2", "7", " (定員 30 人)", station.name_en))):
+        with app.test_request_context():
+            g._hotnet_language = language
+            assert (show_count(Shown(1, 2)), show_count(Shown(7, 7)),
+                    bracketed("定員 30 人"), session.venue) == expected, language

@@ -42,7 +42,7 @@ from app.concerns.referrals import NEXT as REFERRAL_NEXT
 from app.concerns.referrals import referral_problems
 from app.errors import InvalidInput, InvalidState
 from app.extensions import db, limiter
-from app.formatting import TOKYO, format_datetime, today_tokyo
+from app.formatting import TOKYO, bracketed, format_datetime, today_tokyo
 from app.forms import OneTimeForm
 from app.geography.services import district_choices
 from app.i18n import gettext as _
@@ -501,8 +501,8 @@ def _referral_form(concern, form: ReferralForm | None = None) -> ReferralForm:
     suggested = services.suggested_agencies(concern)
     rest = [a for a in list_agencies(active_only=True) if a not in suggested]
     form.agency_id.choices = [(0, _("選んでください"))] + [
-        (a.id, f"★ {a.name}（{AGENCY_KIND[a.kind]}）") for a in suggested] + [
-        (a.id, f"{a.name}（{AGENCY_KIND[a.kind]}）") for a in rest]
+        (a.id, f"★ {a.name}{bracketed(AGENCY_KIND[a.kind])}") for a in suggested] + [
+        (a.id, f"{a.name}{bracketed(AGENCY_KIND[a.kind])}") for a in rest]
     form.method.choices = [(k, str(v)) for k, v in REFERRAL_METHOD.items()]
     form.consent.choices = [(k, str(v)) for k, v in REFERRAL_CONSENT.items()]
     return form

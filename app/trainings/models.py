@@ -69,7 +69,7 @@ class TrainingSession(db.Model):
     @property
     def venue(self) -> str:
         if self.station is not None and not self.venue_name:
-            return self.station.name
+            return self.station.label  # in the reader's language
         return self.venue_name
 
     @property
