@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import services as audit
 from app.errors import InvalidInput, NotFound, raise_problems
 from app.extensions import db
+from app.formatting import bracketed
 from app.geography.models import Area, District, Named, Station
 from app.i18n import gettext as _
 from app.text import phone_text, tidy
@@ -196,8 +197,9 @@ def list_districts() -> list[DistrictView]:
 
 
 def district_choices() -> list[tuple[int, str]]:
-    """(id, "district (area)") pairs for pick lists, grouped by area order."""
-    return [(d.id, f"{d.label}（{d.area.label}）") for d in list_districts()]
+    """(id, "district (area)") pairs for pick lists, grouped by area order (the brackets
+    as the reader's language writes them)."""
+    return [(d.id, f"{d.label}{bracketed(d.area.label)}") for d in list_districts()]
 
 
 def get_station(station_id: int) -> Station:

@@ -106,13 +106,13 @@ class RegistryFilters:
         outside the chosen area or station, or outside the areas the viewer serves."""
         district = db.session.get(District, self.district_id) if self.district_id else None
         # An id no place has (an old bookmark, an edited address): said, not an empty list.
-        missing = [label for wanted, model, label in (
-            (self.district_id, District, _("地区")), (self.area_id, Area, _("圏域")),
-            (self.station_id, Station, _("ステーション")))
-            if wanted and db.session.get(model, wanted) is None]
-        if missing:
-            return _("選んだ%(place)sは見つかりません（なくなったか、アドレスが違います）。選び直してください。",
-                     place=missing[0])
+        # (Nothing is looked up or translated for a search without places: the usual one.)
+        for wanted, model, label in ((self.district_id, District, "地区"),
+                                     (self.area_id, Area, "圏域"),
+                                     (self.station_id, Station, "ステーション")):
+            if wanted and db.session.get(model, wanted) is None:
+                return _("選んだ%(place)sは見つかりません（なくなったか、アドレスが違います）。選び直してください。",
+                         place=_(label))
         if district is not None and self.scope is not None and district.area_id not in self.scope:
             return _("地区「%(district)s」はあなたの担当する圏域の外です。担当の圏域の地区を選んでください。",
                      district=district.label)
