@@ -36,8 +36,9 @@ from app.config import database_url
 from app.extensions import db
 from app.geography.models import District
 from app.geography.services import load_geography
-from app.supporters.models import Supporter, SupporterSearchTerm
-from app.supporters.services import ensure_business_categories, search_terms_for, sort_key_for
+from app.supporters.models import Supporter
+from app.supporters.search import search_text_for
+from app.supporters.services import ensure_business_categories, sort_key_for
 from bench.common import PG_URL, create_database, drop_database, postgres_reachable
 
 PREFIXES = [("山", "やま"), ("川", "かわ"), ("石", "いし"), ("松", "まつ"), ("竹", "たけ"), ("森", "もり"),
@@ -68,7 +69,8 @@ def name_pool(rng: random.Random):
 
 
 def fill(url: str, size: int, seed: int = 7) -> list[dict]:
-    """Insert `size` supporters with their search terms; returns the rows (for queries)."""
+    """Insert `size` supporters with their search terms (indexed by the database as the
+    application's are); returns the rows (for queries)."""
     rng = random.Random(seed)
     names, weights, given = name_pool(rng)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
@@ -99,7 +101,7 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
             row.update(id=i + 1, sort_key=sort_key_for(s),
                        email_key=s.email.lower() if s.email else None, notes="",
                        contact_person="", consent_version="")
-            row["_terms"] = search_terms_for(s)
+            row["search_terms"] = search_text_for(s)
             rows.append(row)
         now = time.time()
         from app.dbtypes import utcnow
@@ -107,10 +109,7 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
         for start in range(0, size, 5000):
             chunk = rows[start:start + 5000]
             db.session.execute(insert(Supporter), [
-                {k: v for k, v in r.items() if not k.startswith("_")} | {
-                    "created_at": stamp, "updated_at": stamp} for r in chunk])
-            db.session.execute(insert(SupporterSearchTerm), [
-                {"term": t, "supporter_id": r["id"]} for r in chunk for t in r["_terms"]])
+                r | {"created_at": stamp, "updated_at": stamp} for r in chunk])
             db.session.commit()
         db.session.execute(text("ANALYZE"))
         db.session.commit()

@@ -1,9 +1,8 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -68,8 +67,10 @@ def run_migrations_offline():
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    """APScheduler owns its job table; migrations leave it alone."""
-    return not (type_ == "table" and name == "scheduler_job")
+    """Tables no model describes (APScheduler's, SQLite's search index) are left alone."""
+    from app.models import made_by_others
+
+    return not (type_ == "table" and made_by_others(name))
 
 
 def run_migrations_online():

@@ -20,7 +20,14 @@ from app import create_app
 from app.backup import known_revisions
 from app.config import database_url
 from app.extensions import db
+from app.models import made_by_others
+from app.supporters.models import is_search_index
 from tests.conftest import make_database
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """As migrations/env.py: tables no model describes are left out."""
+    return not (type_ == "table" and made_by_others(name))
 
 
 def test_migrations_build_the_schema_the_models_describe(request, tmp_path_factory, backend,
@@ -30,12 +37,12 @@ def test_migrations_build_the_schema_the_models_describe(request, tmp_path_facto
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "include_object": include_object})
             diff = compare_metadata(context, db.metadata)
             tables = set(inspect(conn).get_table_names())
         assert diff == []
-        assert {"supporter", "supporter_search_term", "staff_user", "district",
-                "audit_entry"} <= tables
+        assert {"supporter", "staff_user", "district", "audit_entry"} <= tables
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
@@ -92,7 +99,7 @@ def value_for(column: sa.Column, step: int, parents: dict[str, dict]) -> object:
 def add_rows(conn, step: int) -> dict[str, dict]:
     """One row in every table of the current schema; returns them by table."""
     meta = sa.MetaData()
-    meta.reflect(conn)
+    meta.reflect(conn, only=lambda name, _meta: not is_search_index(name))
     rows: dict[str, dict] = {}
     for table in meta.sorted_tables:
         if table.name == "alembic_version":
@@ -105,7 +112,7 @@ def add_rows(conn, step: int) -> dict[str, dict]:
 
 def check_rows(conn, inserted: list[dict[str, dict]]) -> None:
     meta = sa.MetaData()
-    meta.reflect(conn)
+    meta.reflect(conn, only=lambda name, _meta: not is_search_index(name))
     for step, rows in enumerate(inserted):
         for name, row in rows.items():
             if name in DERIVED_TABLES:
@@ -155,7 +162,7 @@ def test_0017_leaves_the_terms_the_rules_make_and_finds_the_same_supporters(app,
     """A supporter stored before 0017 has a term per word and one for the e-mail's local part;
     after it, the terms are those the current rules make, and every way of finding them that
     used a dropped term still finds them."""
-    from app.supporters.models import Supporter, SupporterSearchTerm
+    from app.supporters.models import Supporter
     from app.supporters.search import search_terms_for, where_matches
 
     with app_on(app, empty_url):
@@ -175,10 +182,13 @@ def test_0017_leaves_the_terms_the_rules_make_and_finds_the_same_supporters(app,
             conn.execute(sa.text(
                 "INSERT INTO supporter_search_term (term, supporter_id) VALUES (:t, 7)"),
                 [{"t": t} for t in old_terms])
-        upgrade()
-        kept = set(db.session.scalars(sa.select(SupporterSearchTerm.term)))
+        upgrade(revision="0017")
+        with db.engine.connect() as conn:
+            kept = set(conn.execute(sa.text("SELECT term FROM supporter_search_term")).scalars())
+        upgrade()  # and 0018 keeps them in a column, in the database's own search index
         supporter = db.session.get(Supporter, 7)
         assert kept == search_terms_for(supporter) == old_terms - {"山田", "やまだ", "taro"}
+        assert set(supporter.search_terms.split()) == kept
         for typed in ("山田", "やまだ", "ヤマダ", "taro", "たろう", "田", "1234", "example.jp"):
             found = db.session.scalars(where_matches(sa.select(Supporter.id), typed)).all()
             assert found == [7], typed

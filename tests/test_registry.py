@@ -5,7 +5,8 @@ from sqlalchemy import func, select
 from app import actors
 from app.audit.models import AuditEntry
 from app.extensions import db
-from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
+from app.supporters.models import Supporter, SupporterChange
+from app.supporters.search import where_matches
 from tests.conftest import district, login_staff, login_supporter, make_supporter, page_text, post
 
 APPLICATION = {
@@ -208,8 +209,10 @@ def test_withdrawal_asks_first_then_erases_personal_data(client, geography, mail
     assert (gone.name, gone.kana, gone.email, gone.phone, gone.address, gone.notes) == (
         "", "", None, "", "", "")
     assert gone.district_id is not None  # anonymous counts per district survive
-    assert db.session.scalar(select(func.count()).select_from(SupporterSearchTerm)
-                             .where(SupporterSearchTerm.supporter_id == supporter_id)) == 0
+    # Nothing finds them any more: their terms are gone from the search index too.
+    assert gone.search_terms == ""
+    for typed in ("7777", "0424007777", "bye@example.jp"):
+        assert supporter_id not in db.session.scalars(where_matches(select(Supporter.id), typed)).all()
     for entry in db.session.scalars(select(SupporterChange)
                                     .where(SupporterChange.supporter_id == supporter_id)):
         assert "042-400-7777" not in str(entry.changes)

@@ -109,6 +109,31 @@ def test_search_by_phone_business_and_part_of_a_name(client, admin, people, quer
     assert names(client.get("/staff/supporters", query_string={"q": query})) == expected
 
 
+@pytest.mark.parametrize("query,expected", [
+    ("o'brien", ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ('"sons"', ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ("\\(ltd", ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ("&", ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ("o'b", ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ("brien", ["O'Brien & \"Sons\" \\ (Ltd.)"]),  # a suffix, as of any name
+    ("'", ["O'Brien & \"Sons\" \\ (Ltd.)"]),
+    ("O'Brien OR 山田", []),    # the search index's own words are only text
+    ("山* NEAR(", []),
+    ("!:*|&", []),
+    ("*", []),
+])
+def test_punctuation_typed_is_looked_for_as_it_is(client, admin, people, query, expected):
+    """Quotes, brackets, backslashes and the index's own operators are searched for as
+    characters of a name (on both databases' text indexes), never as a query's syntax."""
+    make_supporter(kind="business", name="", kana="", business_name="O'Brien & \"Sons\" \\ (Ltd.)",
+                   business_kana="おぶらいえん", phone="042-400-0002")
+    login_staff(client, admin)
+    response = client.get("/staff/supporters", query_string={"q": query})
+    assert response.status_code == 200
+    assert [n.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
+            for n in names(response)] == expected, query
+
+
 def test_list_is_in_gojuon_order_of_the_reading(client, admin, people):
     login_staff(client, admin)
     assert names(client.get("/staff/supporters")) == [

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 from app import actors
 from app.dbtypes import insert_rows, insert_rows_returning_ids, utcnow
-from app.supporters.models import Supporter, SupporterChange, SupporterSearchTerm
+from app.supporters.models import Supporter, SupporterChange
 from app.supporters.records import joining_date
-from app.supporters.search import search_terms_for, sort_key_for
+from app.supporters.search import search_text_for, sort_key_for
 from app.text import email_key
 
 _TABLE = Supporter.__table__
@@ -31,7 +31,7 @@ def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
     if not rows:
         return []
     now = utcnow()
-    records, terms = [], []
+    records = []
     for data in rows:
         record = dict(_DEFAULTS)
         record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
@@ -41,13 +41,10 @@ def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
         view.display_name = Supporter.display_name.fget(view)
         record["sort_key"] = sort_key_for(view)
         record["email_key"] = email_key(record["email"])
+        record["search_terms"] = search_text_for(view)
         record["created_at"] = record["updated_at"] = now
         records.append(tuple(record[key] for key in _COLUMNS))
-        terms.append(sorted(search_terms_for(view)))
     ids = insert_rows_returning_ids(_TABLE, _COLUMNS, records)
-    insert_rows(SupporterSearchTerm.__table__, ("supporter_id", "term"),
-                [(supporter_id, term) for supporter_id, own in zip(ids, terms, strict=True)
-                 for term in own])
     staff_id, name, kind = actors.stamp(actor)
     insert_rows(SupporterChange.__table__, _HISTORY,
                 [(supporter_id, staff_id, name, kind, action, {}, now) for supporter_id in ids])

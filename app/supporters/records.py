@@ -22,8 +22,8 @@ from app.supporters.models import (
     KINDS,
     STATUSES,
     Supporter,
-    SupporterSearchTerm,
 )
+from app.supporters.searchindex import with_terms
 from app.text import digits, email_key, fold, is_kana, phone_text, postal_digits, tidy
 from app.validators import is_valid_email, phone_problem
 
@@ -169,9 +169,7 @@ def find_registered_keys(email_keys, name_keys, exclude_id: int | None = None
     by_person: dict[str, Supporter] = {}
     phones = {key.rpartition("\t")[2] for key in name_keys if key}
     if phones:
-        candidates = select(SupporterSearchTerm.supporter_id).where(
-            SupporterSearchTerm.term.in_(phones))
-        for s in db.session.scalars(select(Supporter).where(Supporter.id.in_(candidates), *live)):
+        for s in db.session.scalars(with_terms(select(Supporter).where(*live), sorted(phones))):
             for name in (s.name, s.business_name):
                 if key := name_phone_key(name, s.phone):
                     by_person.setdefault(key, s)

@@ -12,12 +12,9 @@ from sqlalchemy.orm import Session, aliased, joinedload, load_only
 from app.extensions import db
 from app.geography.models import Area, District, Station
 from app.i18n import gettext as _
-from app.supporters.models import (
-    STATUSES,
-    Supporter,
-    SupporterSearchTerm,
-)
+from app.supporters.models import STATUSES, Supporter
 from app.supporters.records import LIVE_STATUSES
+from app.supporters.searchindex import dialect_name, matching, terms_query, with_terms
 from app.text import digits, email_key, fold, sort_key
 
 # --- search terms and sort key ------------------------------------------------------------
@@ -47,6 +44,11 @@ def search_terms_for(s: Supporter) -> set[str]:
     return {t[:254] for t in terms if t}
 
 
+def search_text_for(s: Supporter) -> str:
+    """The terms as stored and indexed (Supporter.search_terms): separated by spaces."""
+    return " ".join(sorted(search_terms_for(s)))
+
+
 def sort_key_for(s: Supporter) -> str:
     """五十音 order (as a dictionary sorts): by the reading, by the name when there is none."""
     reading = s.business_kana if s.kind == "business" else s.kana
@@ -59,15 +61,10 @@ def _refresh_derived(session: Session, flush_context, instances) -> None:
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, Supporter):
             continue
-        obj.sort_key = sort_key_for(obj)
-        obj.email_key = email_key(obj.email)
-        wanted = search_terms_for(obj)
-        have = {t.term: t for t in obj.search_terms}
-        for term, row in have.items():
-            if term not in wanted:
-                obj.search_terms.remove(row)
-        for term in wanted - have.keys():
-            obj.search_terms.append(SupporterSearchTerm(term=term))
+        for key, value in (("sort_key", sort_key_for(obj)), ("email_key", email_key(obj.email)),
+                           ("search_terms", search_text_for(obj))):
+            if getattr(obj, key) != value:  # (an unchanged value is not written again)
+                setattr(obj, key, value)
 
 
 # --- search ------------------------------------------------------------------------------
@@ -203,22 +200,12 @@ def in_scope(query, scope: frozenset[int] | None):
     return query.where(_scope_clause(sorted(scope)))
 
 
-# After every term that starts with the typed text (the end of a prefix range).
-_PAST = "\U0010ffff"
-
-
-def _matching(term, end):
-    """Supporters with a search term from `term` up to `end` (values or parameters)."""
-    return Supporter.id.in_(select(SupporterSearchTerm.supporter_id).where(
-        SupporterSearchTerm.term >= term, SupporterSearchTerm.term < end))
-
-
 def where_matches(query, q: str):
     """Narrow a supporter query to those found by what was typed in a search box (a prefix
-    range scan on the folded search terms)."""
+    search of the folded search terms)."""
     term = _query_term(q or "")
     if term:
-        query = query.where(_matching(term, term + _PAST))
+        query = with_terms(query, [term], prefix=True)
     return query
 
 
@@ -275,12 +262,13 @@ def _area_of_supporter():
 
 
 @cache
-def _typed_search(scoped: bool, sort: str, descending: bool):
+def _typed_search(dialect: str, scoped: bool, sort: str, descending: bool):
     """The one pass of a typed search with no other filter (the usual search), built once
-    per kind of scope and order: the typed text and the areas are parameters. (Building a
-    statement and its cache key costs more than the database takes to run it.)"""
+    per database, kind of scope and order: the query of the typed text and the areas are
+    parameters. (Building a statement and its cache key costs more than the database takes
+    to run it.)"""
     query = select(Supporter.id, _area_of_supporter()).where(
-        _matching(bindparam("term"), bindparam("end")), _status_clause(""))
+        matching(bindparam("query"), dialect), _status_clause(""))
     if scoped:
         query = query.where(_scope_clause(bindparam("areas", expanding=True)))
     return (_ordered(query, RegistryFilters(sort=sort, descending=descending))
@@ -301,11 +289,13 @@ def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
     matches = None
     term = _query_term(f.q) if f.q else ""
     if term and f.only_typed():
-        params = {"term": term, "end": term + _PAST}
+        dialect = dialect_name()
+        params = {"query": terms_query([term], prefix=True, dialect=dialect)}
         if f.scope is not None:
             params["areas"] = sorted(f.scope)
-        matches = db.session.execute(_typed_search(f.scope is not None, f.sort, f.descending),
-                                     params).tuples().all()
+        matches = db.session.execute(
+            _typed_search(dialect, f.scope is not None, f.sort, f.descending),
+            params).tuples().all()
     elif term:
         matches = db.session.execute(
             _ordered(_filtered(select(Supporter.id, _area_of_supporter()), f), f)
