@@ -73,7 +73,7 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
         return
     connection = db.session.connection()
     dialect = connection.dialect
-    converted = [(n, convert) for n, name in enumerate(columns)
+    converted = [(n, convert, [_NOTHING, None]) for n, name in enumerate(columns)
                  if (convert := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
     if converted:
         rows = (_convert(row, converted) for row in rows)
@@ -89,39 +89,21 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
                                    list(rows))
 
 
+_NOTHING = object()
+
+
 def _convert(row: tuple, converted: list) -> tuple:
-    """A row with the values of the columns that have a conversion converted (only those)."""
+    """A row with the values of the columns that have a conversion converted (only those).
+    A value equal to the row before's in its column, of the same type (None, the time of an
+    import, today's date, an empty list), is not converted again: `last` keeps the column's
+    last value and conversion."""
     row = list(row)
-    for n, convert in converted:
-        row[n] = convert(row[n])
+    for n, convert, last in converted:
+        value = row[n]
+        if value is last[0] or (type(value) is type(last[0]) and value == last[0]):
+            row[n] = last[1]
+        else:
+            row[n] = last[1] = convert(value)
+            last[0] = value
     return tuple(row)
 
-
-def insert_rows_returning_ids(table, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
-    """`insert_rows` for a table with an integer `id`; returns the new ids, in row order.
-
-    PostgreSQL: the ids are taken from the table's sequence first and written with the rows.
-    SQLite: within one transaction (which holds the database's write lock) the rows of one
-    executemany get consecutive ids — a new rowid is one more than the largest in use —
-    ending at last_insert_rowid(); that is checked.
-    """
-    from sqlalchemy import func, select
-
-    from app.extensions import db
-
-    if not rows:
-        return []
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        ids = list(connection.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (table.name, len(rows))).scalars())
-        insert_rows(table, ("id", *columns), [(new_id, *row) for new_id, row in zip(ids, rows, strict=True)])
-        return ids
-    insert_rows(table, columns, rows)
-    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar()
-    first = last - len(rows) + 1
-    if connection.execute(select(func.count()).select_from(table).where(
-            table.c.id.between(first, last))).scalar() != len(rows):
-        raise RuntimeError(f"the new rows of {table.name} do not have consecutive ids")
-    return list(range(first, last + 1))

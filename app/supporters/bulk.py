@@ -2,50 +2,103 @@
 
 The same records as `records.add_supporter` makes one at a time — the editable fields, the
 joining date of an active supporter, the sort key, e-mail key and search terms that
-`search._refresh_derived` keeps in step, and a first history entry — written as many rows
-per statement (COPY on PostgreSQL) instead of a flush per supporter.
+`search._refresh_derived` keeps in step, and a first history entry. Each is made whole when
+the file is checked (`record_for`, kept with the staged row); the import then writes them
+with one INSERT … SELECT per thousand rows, from the staged rows to the registry inside the
+database, and their history entries likewise, instead of a flush per supporter.
 """
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Iterable
+
+from sqlalchemy import JSON, Date, Integer, cast, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app import actors
-from app.dbtypes import insert_rows, insert_rows_returning_ids, utcnow
-from app.supporters.models import Supporter, SupporterChange
+from app.dbtypes import UTCDateTime, utcnow
+from app.extensions import db
+from app.supporters.models import Supporter, SupporterChange, SupporterImportRow
 from app.supporters.records import joining_date
 from app.supporters.search import search_text_for, sort_key_for
 from app.text import email_key
 
 _TABLE = Supporter.__table__
-# Every column but the id, with the model's own default (those made by a function are set
-# below), so that every row gives a value for every column.
-_COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id")
+# Written from the time of the import, not from the record.
+_TIMES = ("created_at", "updated_at")
+# Every other column but the id, with the model's own default (those made by a function are
+# set by record_for), so that every record gives a value for every column.
+_COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id" and c.key not in _TIMES)
 _DEFAULTS = {c.key: (c.default.arg if c.default is not None and not callable(c.default.arg)
-                     else None) for c in _TABLE.columns if c.key != "id"}
+                     else None) for c in _TABLE.columns if c.key in _COLUMNS}
 _HISTORY = ("supporter_id", "staff_id", "actor", "actor_kind", "action", "changes", "at")
 
 
-def add_supporters(rows: list[dict], action: str, *, actor) -> list[int]:
-    """Add one supporter per dict of checked data (as `add_supporter` takes it), with its
-    first history entry; returns their ids in the same order (the caller commits)."""
-    if not rows:
-        return []
+def record_for(data: dict) -> dict:
+    """The supporter row that checked data (as `add_supporter` takes it) is written as: every
+    column but the id and the times."""
+    record = dict(_DEFAULTS)
+    record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
+    record["can_help"] = record["can_help"] or []
+    record["joined_on"] = joining_date(record["status"], record["joined_on"])
+    view = SimpleNamespace(**record)
+    view.display_name = Supporter.display_name.fget(view)
+    record["sort_key"] = sort_key_for(view)
+    record["email_key"] = email_key(record["email"])
+    record["search_terms"] = search_text_for(view)
+    return record
+
+
+def _from_record(record, column, dialect: str):
+    """The value of a supporter column in a staged row's record (`record`: its `data`, as
+    JSON on SQLite and as JSONB on PostgreSQL, which reads the text of a JSON column again
+    for every value taken from it)."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):  # (a consent, a withdrawal …: never by an import)
+        return literal(None, kind)
+    if dialect == "sqlite":  # JSON_EXTRACT gives SQL values (dates as ISO text, as stored)
+        return func.json_extract(record, f'$."{column.key}"')
+    value = record[column.key]
+    if isinstance(kind, JSON):
+        return cast(value, JSON)
+    if isinstance(kind, (Integer, Date)):
+        return cast(value.astext, kind)
+    return value.astext
+
+
+def _records(import_id: int, first: int, last: int, now, dialect: str):
+    """The supporter columns of the staged rows `ok` from line `first` to `last`, in order."""
+    Row = SupporterImportRow
+    # Materialised: else PostgreSQL would read the JSON again for every column taken from it.
+    rows = select(Row.line, (Row.data if dialect == "sqlite" else cast(Row.data, JSONB))
+                  .label("record")).where(
+        Row.import_id == import_id, Row.ok, Row.line.between(first, last)
+    ).cte("staged").prefix_with("MATERIALIZED", dialect="postgresql")
+    return select(*(_from_record(rows.c.record, _TABLE.c[key], dialect) for key in _COLUMNS),
+                  literal(now, UTCDateTime), literal(now, UTCDateTime)).order_by(rows.c.line)
+
+
+def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *, actor) -> int:
+    """Add the supporters of a staged import's rows that are `ok` (their `data` made by
+    `record_for`), with their first history entries, in the file's order, a chunk of lines
+    (first, last) at a time; returns how many (the caller commits)."""
+    dialect = db.session.get_bind().dialect.name
     now = utcnow()
-    records = []
-    for data in rows:
-        record = dict(_DEFAULTS)
-        record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
-        record["can_help"] = record["can_help"] or []
-        record["joined_on"] = joining_date(record["status"], record["joined_on"])
-        view = SimpleNamespace(**record)
-        view.display_name = Supporter.display_name.fget(view)
-        record["sort_key"] = sort_key_for(view)
-        record["email_key"] = email_key(record["email"])
-        record["search_terms"] = search_text_for(view)
-        record["created_at"] = record["updated_at"] = now
-        records.append(tuple(record[key] for key in _COLUMNS))
-    ids = insert_rows_returning_ids(_TABLE, _COLUMNS, records)
     staff_id, name, kind = actors.stamp(actor)
-    insert_rows(SupporterChange.__table__, _HISTORY,
-                [(supporter_id, staff_id, name, kind, action, {}, now) for supporter_id in ids])
-    return ids
+    history = (literal(staff_id, Integer), literal(name), literal(kind), literal(action),
+               literal({}, JSON), literal(now, UTCDateTime))
+    count = 0
+    for first, last in chunks:
+        added = (insert(_TABLE).from_select((*_COLUMNS, *_TIMES),
+                                            _records(import_id, first, last, now, dialect))
+                 .returning(_TABLE.c.id))
+        if dialect == "postgresql":  # in one statement, the new ids kept by the database
+            added = added.cte("added")
+            count += len(db.session.scalars(insert(SupporterChange.__table__).from_select(
+                _HISTORY, select(added.c.id, *history)).returning(literal(1))).all())
+        else:
+            ids = db.session.scalars(added).all()
+            db.session.execute(insert(SupporterChange.__table__).from_select(
+                _HISTORY, select(Supporter.id, *history).where(Supporter.id.in_(ids))))
+            count += len(ids)
+    return count

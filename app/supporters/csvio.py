@@ -220,6 +220,8 @@ class _Checker:
         label = data.get("name") or data.get("business_name") or ""
         problems += list(services.validate(data, check_duplicates=False,
                                            district_ids=self.district_ids).values())
+        if not problems:  # kept whole, as it will be written (the import copies it)
+            data = bulk.record_for(data)
         return RowResult(line=line, name=label, data=data, problems=problems,
                          delivery_guessed=guessed)
 
@@ -407,12 +409,6 @@ def _ok_chunks(import_id: int, columns) -> Iterator[list]:
         line = chunk[-1].line
 
 
-def _ok_rows(import_id: int) -> Iterator[list[RowResult]]:
-    """The rows to import, a chunk at a time, in the file's order."""
-    for chunk in _ok_chunks(import_id, _SHOWN_COLUMNS):
-        yield [_result(r) for r in chunk]
-
-
 def _taken_since(import_id: int) -> set[int]:
     """The lines whose person was registered since the dry run (by the keys it kept)."""
     Row, taken = SupporterImportRow, set()
@@ -426,7 +422,6 @@ def _taken_since(import_id: int) -> set[int]:
 def commit_import(pending: SupporterImport, *, actor) -> int:
     """Write every row that passed the dry run in one transaction (all or none), then forget
     the file. A row whose person was registered since the dry run is left out."""
-    count = 0
     try:
         # The import is taken first: a second request for it (a double click) waits here
         # until the first has finished, then finds it gone. On SQLite this also takes the
@@ -438,10 +433,14 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
             raise NotFound(pending.id)
         # Checked against the registry before anything is written: the queries then see the
         # registry as its statistics describe it, not one growing under them.
-        taken = _taken_since(pending.id)
-        for chunk in _ok_rows(pending.id):
-            count += len(bulk.add_supporters([r.data for r in chunk if r.line not in taken],
-                                             "imported", actor=actor))
+        Row = SupporterImportRow
+        for lines in _chunks(sorted(_taken_since(pending.id))):
+            db.session.execute(update(Row).where(Row.import_id == pending.id,
+                                                 Row.line.in_(lines)).values(ok=False))
+        count = bulk.add_staged(
+            pending.id, ((chunk[0].line, chunk[-1].line)
+                         for chunk in _ok_chunks(pending.id, (Row.line,))),
+            "imported", actor=actor)
         audit.record("supporter.import", "supporter_import", pending.id,
                      params={"people": count, "name": pending.filename}, actor=actor)
         db.session.delete(pending)
