@@ -111,8 +111,11 @@ def fill(url: str, size: int, seed: int = 7) -> list[dict]:
             db.session.execute(insert(Supporter), [
                 r | {"created_at": stamp, "updated_at": stamp} for r in chunk])
             db.session.commit()
-        db.session.execute(text("ANALYZE"))
         db.session.commit()
+        # Settled, as autovacuum leaves a database (on PostgreSQL: the search index's pending
+        # entries filed, which VACUUM does).
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE" if conn.dialect.name == "postgresql" else "ANALYZE"))
         db.engine.dispose()
         print(f"  filled {size:,} supporters in {time.time() - now:.1f}s", flush=True)
     return rows

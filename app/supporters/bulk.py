@@ -9,16 +9,22 @@ database, and their history entries likewise, instead of a flush per supporter.
 """
 from __future__ import annotations
 
+from functools import cache
 from types import SimpleNamespace
 from typing import Iterable
 
-from sqlalchemy import JSON, Date, Integer, cast, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Date, Integer, String, bindparam, cast, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB, REGCLASS
 
 from app import actors
 from app.dbtypes import UTCDateTime, utcnow
 from app.extensions import db
-from app.supporters.models import Supporter, SupporterChange, SupporterImportRow
+from app.supporters.models import (
+    SEARCH_INDEX_PG,
+    Supporter,
+    SupporterChange,
+    SupporterImportRow,
+)
 from app.supporters.records import joining_date
 from app.supporters.search import search_text_for, sort_key_for
 from app.text import email_key
@@ -31,6 +37,9 @@ _TIMES = ("created_at", "updated_at")
 _COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id" and c.key not in _TIMES)
 _DEFAULTS = {c.key: (c.default.arg if c.default is not None and not callable(c.default.arg)
                      else None) for c in _TABLE.columns if c.key in _COLUMNS}
+# The fields the sort key and search terms are made from.
+_NAMED_BY = ("kind", "name", "kana", "business_name", "business_kana", "contact_person",
+             "phone", "email")
 _HISTORY = ("supporter_id", "staff_id", "actor", "actor_kind", "action", "changes", "at")
 
 
@@ -38,10 +47,12 @@ def record_for(data: dict) -> dict:
     """The supporter row that checked data (as `add_supporter` takes it) is written as: every
     column but the id and the times."""
     record = dict(_DEFAULTS)
-    record.update((k, v) for k, v in data.items() if k in _DEFAULTS)
+    record.update(data)
+    for key in record.keys() - _DEFAULTS.keys():  # (not a column)
+        del record[key]
     record["can_help"] = record["can_help"] or []
     record["joined_on"] = joining_date(record["status"], record["joined_on"])
-    view = SimpleNamespace(**record)
+    view = SimpleNamespace(**{key: record[key] for key in _NAMED_BY})  # what the keys read
     view.display_name = Supporter.display_name.fget(view)
     record["sort_key"] = sort_key_for(view)
     record["email_key"] = email_key(record["email"])
@@ -66,16 +77,34 @@ def _from_record(record, column, dialect: str):
     return value.astext
 
 
-def _records(import_id: int, first: int, last: int, now, dialect: str):
-    """The supporter columns of the staged rows `ok` from line `first` to `last`, in order."""
-    Row = SupporterImportRow
+@cache
+def _statements(dialect: str):
+    """(add, history): the statements that add the staged rows `ok` from line :first to :last
+    of import :import_id, in order, as supporters (their ids returned), and their first
+    history entries (of the supporters :ids); on PostgreSQL the first does both in one.
+    Built once per database: the import, the lines, the time and who acts are parameters
+    (building these statements costs more than running them)."""
+    Row, now = SupporterImportRow, bindparam("now", type_=UTCDateTime)
     # Materialised: else PostgreSQL would read the JSON again for every column taken from it.
     rows = select(Row.line, (Row.data if dialect == "sqlite" else cast(Row.data, JSONB))
                   .label("record")).where(
-        Row.import_id == import_id, Row.ok, Row.line.between(first, last)
+        Row.import_id == bindparam("import_id"), Row.ok,
+        Row.line.between(bindparam("first"), bindparam("last"))
     ).cte("staged").prefix_with("MATERIALIZED", dialect="postgresql")
-    return select(*(_from_record(rows.c.record, _TABLE.c[key], dialect) for key in _COLUMNS),
-                  literal(now, UTCDateTime), literal(now, UTCDateTime)).order_by(rows.c.line)
+    add = insert(_TABLE).from_select(
+        (*_COLUMNS, *_TIMES),
+        select(*(_from_record(rows.c.record, _TABLE.c[key], dialect) for key in _COLUMNS),
+               now, now).order_by(rows.c.line)
+    ).returning(_TABLE.c.id)
+    entry = (bindparam("staff_id", type_=Integer), bindparam("actor", type_=String),
+             bindparam("actor_kind", type_=String), bindparam("action", type_=String),
+             literal({}, JSON), now)
+    history = insert(SupporterChange.__table__)
+    if dialect == "postgresql":  # in one statement, the new ids kept by the database
+        added = add.cte("added")
+        return history.from_select(_HISTORY, select(added.c.id, *entry)).returning(literal(1)), None
+    return add, history.from_select(_HISTORY, select(Supporter.id, *entry).where(
+        Supporter.id.in_(bindparam("ids", expanding=True))))
 
 
 def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *, actor) -> int:
@@ -83,22 +112,17 @@ def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *
     `record_for`), with their first history entries, in the file's order, a chunk of lines
     (first, last) at a time; returns how many (the caller commits)."""
     dialect = db.session.get_bind().dialect.name
-    now = utcnow()
+    add, history = _statements(dialect)
     staff_id, name, kind = actors.stamp(actor)
-    history = (literal(staff_id, Integer), literal(name), literal(kind), literal(action),
-               literal({}, JSON), literal(now, UTCDateTime))
+    params = {"import_id": import_id, "now": utcnow(), "staff_id": staff_id, "actor": name,
+              "actor_kind": kind, "action": action}
     count = 0
     for first, last in chunks:
-        added = (insert(_TABLE).from_select((*_COLUMNS, *_TIMES),
-                                            _records(import_id, first, last, now, dialect))
-                 .returning(_TABLE.c.id))
-        if dialect == "postgresql":  # in one statement, the new ids kept by the database
-            added = added.cte("added")
-            count += len(db.session.scalars(insert(SupporterChange.__table__).from_select(
-                _HISTORY, select(added.c.id, *history)).returning(literal(1))).all())
-        else:
-            ids = db.session.scalars(added).all()
-            db.session.execute(insert(SupporterChange.__table__).from_select(
-                _HISTORY, select(Supporter.id, *history).where(Supporter.id.in_(ids))))
-            count += len(ids)
+        ids = db.session.scalars(add, dict(params, first=first, last=last)).all()
+        if history is not None:
+            db.session.execute(history, dict(params, ids=ids))
+        count += len(ids)
+    if dialect == "postgresql":  # their search terms filed in the index, not left pending
+        db.session.execute(select(func.gin_clean_pending_list(
+            literal(SEARCH_INDEX_PG).cast(REGCLASS))))
     return count

@@ -138,30 +138,40 @@ def default_delivery(data: dict) -> str:
     return "none"
 
 
+_DATES = ("joined_on", "registration_training_on")
+# What an empty cell of a column gives (a column not here gives nothing, or a problem).
+_EMPTY = {key: (None if key in _DATES else "") for _header, key in COLUMNS
+          if key not in WORDS and key not in ("district", "business_category", "area")}
+
+
 def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict, list[str]]:
     problems = []
     data = {"kind": "person", "status": "active", "joined_via": "staff"}
     for header, key in COLUMNS:
-        raw = restore((values.get(header) or "").strip())
-        if key in WORDS:
+        raw = values.get(header)
+        raw = restore(raw.strip()) if raw else ""
+        if not raw:  # (most cells of a file: the quick way)
+            if key in _EMPTY:
+                data[key] = _EMPTY[key]
+            elif key == "district":
+                problems.append(_("地区が空です。"))
+        elif key in WORDS:
             code = _reverse(key, raw)
             if code == "?":
                 problems.append(_("%(col)s「%(value)s」は使えません。", col=header, value=raw))
             elif code:
                 data[key] = code
         elif key == "district":
-            if not raw:
-                problems.append(_("地区が空です。"))
-            elif fold(raw) not in districts:
+            if (district_id := districts.get(fold(raw))) is None:
                 problems.append(_("地区「%(value)s」が見つかりません。", value=raw))
             else:
-                data["district_id"] = districts[fold(raw)]
+                data["district_id"] = district_id
         elif key == "business_category":
-            if raw and fold(raw) not in categories:
+            if fold(raw) not in categories:
                 problems.append(_("業種「%(value)s」が見つかりません。", value=raw))
-            elif raw:
+            else:
                 data["business_category_id"] = categories[fold(raw)]
-        elif key in ("joined_on", "registration_training_on"):
+        elif key in _DATES:
             parsed = _parse_date(raw)
             if parsed == "?":
                 problems.append(_("%(col)s「%(value)s」は日付として読めません（例: 2026/04/01）。",
@@ -175,7 +185,6 @@ def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict,
 
 CHUNK = 1000  # rows checked, staged and written together
 SHOWN = 200   # rows of each kind the review page lists
-_DATES = ("joined_on", "registration_training_on")
 
 
 def _records(text: IO[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
@@ -409,10 +418,20 @@ def _ok_chunks(import_id: int, columns) -> Iterator[list]:
         line = chunk[-1].line
 
 
-def _taken_since(import_id: int) -> set[int]:
-    """The lines whose person was registered since the dry run (by the keys it kept)."""
+# How long before a dry run began a change to the registry may still have been on its way
+# (a request that had not committed yet when the dry run looked).
+_IN_FLIGHT = timedelta(minutes=10)
+
+
+def _taken_since(pending: SupporterImport) -> set[int]:
+    """The lines whose person was registered since the dry run (by the keys it kept). When
+    no supporter was added or changed since, none (and no staged row is read again)."""
+    changed = select(Supporter.id).where(
+        Supporter.updated_at >= pending.created_at - _IN_FLIGHT).limit(1)
+    if db.session.scalar(changed) is None:
+        return set()
     Row, taken = SupporterImportRow, set()
-    for chunk in _ok_chunks(import_id, (Row.line, Row.email_key, Row.name_key)):
+    for chunk in _ok_chunks(pending.id, (Row.line, Row.email_key, Row.name_key)):
         by_email, by_person = services.find_registered_keys(
             [r.email_key for r in chunk], [r.name_key for r in chunk])
         taken.update(r.line for r in chunk if r.email_key in by_email or r.name_key in by_person)
@@ -434,7 +453,7 @@ def commit_import(pending: SupporterImport, *, actor) -> int:
         # Checked against the registry before anything is written: the queries then see the
         # registry as its statistics describe it, not one growing under them.
         Row = SupporterImportRow
-        for lines in _chunks(sorted(_taken_since(pending.id))):
+        for lines in _chunks(sorted(_taken_since(pending))):
             db.session.execute(update(Row).where(Row.import_id == pending.id,
                                                  Row.line.in_(lines)).values(ok=False))
         count = bulk.add_staged(

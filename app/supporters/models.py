@@ -28,6 +28,10 @@ class BusinessCategory(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# PostgreSQL's index of the search terms (see "the search index" below).
+SEARCH_INDEX_PG = "ix_supporter_search_terms"
+
+
 class Supporter(db.Model):
     """A registered supporter: a person, or a business with a contact person."""
 
@@ -80,7 +84,7 @@ class Supporter(db.Model):
     __table_args__ = (
         Index("ix_supporter_sort", "sort_key", "id"),
         # PostgreSQL finds the terms by a GIN index of them as a tsvector (SQLite: SEARCH_INDEX)
-        Index("ix_supporter_search_terms",
+        Index(SEARCH_INDEX_PG,
               func.array_to_tsvector(func.string_to_array(sql("search_terms"), sql("' '"))),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
@@ -134,7 +138,8 @@ def salutation(kind: str, name: str, business_name: str = "", contact_person: st
 #   in step by triggers; the "ascii" tokenizer splits on spaces only (every other character,
 #   punctuation too, belongs to a term; non-ASCII always does). Query: '"term"*'.
 # - PostgreSQL: a GIN index of the terms as a tsvector (Supporter.__table_args__). Query:
-#   "'term':*" as a tsquery.
+#   "'term':*" as a tsquery. New entries wait in the index's pending list (up to 4 MB, read
+#   by every search) until VACUUM; an import, which adds thousands, files them at its end.
 # Writing ten thousand supporters' terms this way takes a quarter of the time that rows of
 # a (term, supporter) table took, and a prefix query is as quick.
 SEARCH_TABLE = "supporter_fts"

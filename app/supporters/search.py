@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from math import ceil
 
-from sqlalchemy import bindparam, case, event, func, or_, select
+from sqlalchemy import String, bindparam, case, event, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload, load_only
 
 from app.extensions import db
@@ -19,10 +19,6 @@ from app.text import digits, email_key, fold, sort_key
 
 # --- search terms and sort key ------------------------------------------------------------
 
-def _suffixes(word: str) -> list[str]:
-    return [word[i:] for i in range(len(word))]
-
-
 def search_terms_for(s: Supporter) -> set[str]:
     """Folded terms under which a supporter is found by a prefix search.
 
@@ -34,14 +30,17 @@ def search_terms_for(s: Supporter) -> set[str]:
     """
     terms: set[str] = set()
     for text in (s.name, s.kana, s.business_name, s.business_kana, s.contact_person):
-        terms.update(_suffixes(fold(text)))
-    phone = digits(s.phone)
-    if phone:
-        terms.update({phone, phone[-4:]})
-    email = email_key(s.email)
-    if email:
-        terms.update({email, email.partition("@")[2]})
-    return {t[:254] for t in terms if t}
+        if text:
+            word = fold(text)
+            terms.update([word[i:] for i in range(len(word))])
+    if phone := digits(s.phone):
+        terms.update((phone, phone[-4:]))
+    if email := email_key(s.email):
+        terms.update((email, email.partition("@")[2]))
+    terms.discard("")
+    if max(map(len, terms), default=0) > 254:  # (the longest term kept: a long address)
+        terms = {term[:254] for term in terms}
+    return terms
 
 
 def search_text_for(s: Supporter) -> str:
@@ -268,7 +267,7 @@ def _typed_search(dialect: str, scoped: bool, sort: str, descending: bool):
     parameters. (Building a statement and its cache key costs more than the database takes
     to run it.)"""
     query = select(Supporter.id, _area_of_supporter()).where(
-        matching(bindparam("query"), dialect), _status_clause(""))
+        matching(bindparam("query", type_=String), dialect), _status_clause(""))
     if scoped:
         query = query.where(_scope_clause(bindparam("areas", expanding=True)))
     return (_ordered(query, RegistryFilters(sort=sort, descending=descending))
