@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from flask_migrate import upgrade
 from PIL import Image
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from app import create_app, heartbeat
 from app.backup import BackupError, known_revisions, nightly_backup, prune, restore_backup, write_backup
@@ -181,6 +181,15 @@ def test_backup_while_sending_restores_every_row_and_file(app, servers, tmp_path
         assert files and files == sorted(p.relative_to(restored) for p in restored.rglob("*")
                                          if p.is_file())
         assert all(filecmp.cmp(uploads / f, restored / f, shallow=False) for f in files)
+        # The search index came back with the rows: everyone is found by name and phone.
+        from app.supporters.models import Supporter
+        from app.supporters.search import where_matches
+        people = db.session.scalars(select(Supporter).where(Supporter.name != "")).all()
+        assert len(people) > 10
+        for person in people:
+            for typed in (person.name, person.phone):
+                assert person.id in db.session.scalars(
+                    where_matches(select(Supporter.id), typed)).all(), typed
 
         # The restored server finishes the send: those who had it do not get it again.
         from app.newsletters.sender import run as send_newsletters

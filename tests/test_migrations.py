@@ -192,3 +192,8 @@ def test_0017_leaves_the_terms_the_rules_make_and_finds_the_same_supporters(app,
         for typed in ("山田", "やまだ", "ヤマダ", "taro", "たろう", "田", "1234", "example.jp"):
             found = db.session.scalars(where_matches(sa.select(Supporter.id), typed)).all()
             assert found == [7], typed
+        db.session.remove()
+        downgrade(revision="0017")  # and back: the table's rows made again from the column
+        with db.engine.connect() as conn:
+            assert set(conn.execute(sa.text("SELECT term FROM supporter_search_term"))
+                       .scalars()) == kept
