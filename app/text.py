@@ -34,7 +34,9 @@ _VARIANTS = {
     "豐": "豊", "塲": "場", "曻": "昇", "栁": "柳",
 }
 # Ideographic variation selectors (葛󠄀 …) say which glyph to draw, not which character.
-_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+# Variation selectors, and the invisible marks a name copied from a web page or a document can
+# carry (zero-width spaces and joiners, direction marks, a byte-order mark).
+_INVISIBLE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef\u200b-\u200f\u2060\ufeff]")
 _VARIANT_TABLE = str.maketrans({k: v for k, v in _VARIANTS.items() if k != v})
 
 
@@ -45,7 +47,8 @@ _COMPANY_RE = re.compile("|".join(re.escape(k) for k in _COMPANY))
 
 
 def fold(text: str | None) -> str:
-    """Width-, kana-, case- and variant-insensitive form of text, without spaces (a search key).
+    """Width-, kana-, case- and variant-insensitive form of text, without spaces or invisible
+    marks (a search key).
     Short texts are cached: the same names and words come again and again (imports, search
     terms); a long one (a stray cell of a file) is not kept."""
     if not text:
@@ -58,7 +61,7 @@ def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _COMPANY_RE.sub(lambda m: _COMPANY[m.group(0)], text)
     text = text.translate(_KATAKANA_TO_HIRAGANA).lower().translate(_VARIANT_TABLE)
-    return _SPACES.sub("", _VARIATION_SELECTORS.sub("", text))
+    return _SPACES.sub("", _INVISIBLE.sub("", text))
 
 
 # 五十音 order: the sound without its voicing marks first (コンドウ after ゴトウ, as in a

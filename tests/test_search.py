@@ -102,6 +102,11 @@ def test_every_way_of_typing_finds_yamada(client, admin, people, query):
     ("やま", ["山口 花子", "山田 太郎"]),
     ("田", ["山田 太郎"]),
     ("example.jp", ["山田 太郎"]),
+    ("@example.jp", ["山田 太郎"]),          # the domain as people write it
+    ("461-1234", ["山田 太郎"]),             # the number without its area code
+    ("4611234", ["山田 太郎"]),
+    ("61-1234", []),                        # (not any tail of it: that is the last four)
+    ("山田\u200b太郎", ["山田 太郎"]),       # a name pasted with an invisible space
     ("存在しない名前", []),
 ])
 def test_search_by_phone_business_and_part_of_a_name(client, admin, people, query, expected):

@@ -24,7 +24,9 @@ def search_terms_for(s: Supporter) -> set[str]:
 
     Every suffix of a name, reading or business name (so "田" finds 山田, "はなこ" finds
     やまだ はなこ and "不動産" finds 山田不動産: each word is the start of one), the phone
-    digits and their last four, and the e-mail address and its domain. A word or the address's
+    digits, their last four and the number without its area code (its last seven or eight
+    digits, as a local number is said: 447-7050, 1234-5678), and the e-mail address and its
+    domain. A word or the address's
     local part is not kept apart: it is the start of a suffix or of the address, which the
     prefix search finds already (a term more per word would only slow imports and searches).
     """
@@ -35,6 +37,8 @@ def search_terms_for(s: Supporter) -> set[str]:
             terms.update([word[i:] for i in range(len(word))])
     if phone := digits(s.phone):
         terms.update((phone, phone[-4:]))
+        if len(phone) > 8:
+            terms.update((phone[-7:], phone[-8:]))
     if email := email_key(s.email):
         terms.update((email, email.partition("@")[2]))
     terms.discard("")
@@ -159,7 +163,7 @@ def _query_term(q: str) -> str:
     stripped = q.strip()
     if stripped and all(ch.isdigit() or ch in "-‐－ー ()（）　" for ch in stripped):
         return digits(stripped)
-    return fold(stripped)
+    return fold(stripped).lstrip("@")  # (@example.jp: the domain, as it is kept)
 
 
 def where_place_and_kind(query, *, area_id: int | None = None, district_id: int | None = None,

@@ -6,9 +6,10 @@ Create Date: 2026-12-04 19:00:00
 
 The rows of supporter_search_term (one per term and supporter) become one column,
 supporter.search_terms (the terms separated by spaces), indexed on SQLite by an FTS5 table
-kept in step by triggers and on PostgreSQL by a GIN index of the terms as a tsvector. The
-terms are the ones the table held (made by the rules of 0017), so every search finds the
-same supporters. Going down makes the table's rows again from the column.
+kept in step by triggers and on PostgreSQL by a GIN index of the terms as a tsvector. Every
+supporter's terms are made again with the current rules (app.supporters.search), which add
+the phone number without its area code (its last seven and eight digits) to those of 0017.
+Going down makes the table's rows again from the column.
 """
 import string
 
@@ -22,6 +23,11 @@ depends_on = None
 
 supporter = sa.table("supporter", sa.column("id", sa.Integer),
                      sa.column("search_terms", sa.Text))
+named = sa.table(
+    "supporter", sa.column("id", sa.Integer), sa.column("name", sa.String),
+    sa.column("kana", sa.String), sa.column("business_name", sa.String),
+    sa.column("business_kana", sa.String), sa.column("contact_person", sa.String),
+    sa.column("email", sa.String), sa.column("phone", sa.String))
 term = sa.table("supporter_search_term", sa.column("term", sa.String),
                 sa.column("supporter_id", sa.Integer))
 CHUNK = 1000
@@ -59,19 +65,17 @@ def _ids(conn, table, key):
 
 
 def upgrade():
+    from app.supporters.search import search_text_for
+
     conn = op.get_bind()
     with op.batch_alter_table("supporter") as batch_op:
         batch_op.add_column(sa.Column("search_terms", sa.Text(), server_default="",
                                       nullable=False))
-    for ids in _ids(conn, term, term.c.supporter_id):
-        terms: dict[int, list[str]] = {}
-        for word, supporter_id in conn.execute(
-                sa.select(term.c.term, term.c.supporter_id)
-                .where(term.c.supporter_id.between(ids[0], ids[-1]))):
-            terms.setdefault(supporter_id, []).append(word)
+    for ids in _ids(conn, named, named.c.id):
+        rows = conn.execute(sa.select(named).where(named.c.id.between(ids[0], ids[-1])))
+        terms = [{"i": row.id, "t": search_text_for(row)} for row in rows]
         conn.execute(sa.update(supporter).where(supporter.c.id == sa.bindparam("i"))
-                     .values(search_terms=sa.bindparam("t")),
-                     [{"i": i, "t": " ".join(sorted(words))} for i, words in terms.items()])
+                     .values(search_terms=sa.bindparam("t")), terms)
     op.drop_table("supporter_search_term")
     if conn.dialect.name == "postgresql":
         op.execute(PG_INDEX)
