@@ -13,8 +13,19 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Iterable
 
-from sqlalchemy import JSON, Date, Integer, String, bindparam, cast, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import JSONB, REGCLASS
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import REGCLASS
 
 from app import actors
 from app.dbtypes import UTCDateTime, utcnow
@@ -60,21 +71,22 @@ def record_for(data: dict) -> dict:
     return record
 
 
-def _from_record(record, column, dialect: str):
-    """The value of a supporter column in a staged row's record (`record`: its `data`, as
-    JSON on SQLite and as JSONB on PostgreSQL, which reads the text of a JSON column again
-    for every value taken from it)."""
-    kind = column.type
-    if isinstance(kind, UTCDateTime):  # (a consent, a withdrawal …: never by an import)
-        return literal(None, kind)
-    if dialect == "sqlite":  # JSON_EXTRACT gives SQL values (dates as ISO text, as stored)
-        return func.json_extract(record, f'$."{column.key}"')
-    value = record[column.key]
-    if isinstance(kind, JSON):
-        return cast(value, JSON)
-    if isinstance(kind, (Integer, Date)):
-        return cast(value.astext, kind)
-    return value.astext
+def _records(dialect: str):
+    """The supporter columns of the records of the staged rows `ok` from line :first to :last
+    of import :import_id, in the file's order: on SQLite taken from the JSON one by one, on
+    PostgreSQL by json_populate_record (the JSON read once, each value as its column's type)."""
+    Row = SupporterImportRow
+    if dialect == "postgresql":
+        record = func.json_populate_record(literal_column(f"NULL::{_TABLE.name}"), Row.data) \
+            .table_valued(*_COLUMNS, name="record")
+        # (a function in FROM may read the rows before it: PostgreSQL joins it to each)
+        columns, rows = [record.c[key] for key in _COLUMNS], Row.__table__.join(record, true())
+    else:  # (dates come as the ISO text SQLite keeps them in; no record holds a time)
+        columns = [func.json_extract(Row.data, f'$."{key}"') for key in _COLUMNS]
+        rows = Row.__table__
+    return select(*columns).select_from(rows).where(
+        Row.import_id == bindparam("import_id"), Row.ok,
+        Row.line.between(bindparam("first"), bindparam("last"))).order_by(Row.line)
 
 
 @cache
@@ -84,18 +96,9 @@ def _statements(dialect: str):
     history entries (of the supporters :ids); on PostgreSQL the first does both in one.
     Built once per database: the import, the lines, the time and who acts are parameters
     (building these statements costs more than running them)."""
-    Row, now = SupporterImportRow, bindparam("now", type_=UTCDateTime)
-    # Materialised: else PostgreSQL would read the JSON again for every column taken from it.
-    rows = select(Row.line, (Row.data if dialect == "sqlite" else cast(Row.data, JSONB))
-                  .label("record")).where(
-        Row.import_id == bindparam("import_id"), Row.ok,
-        Row.line.between(bindparam("first"), bindparam("last"))
-    ).cte("staged").prefix_with("MATERIALIZED", dialect="postgresql")
+    now = bindparam("now", type_=UTCDateTime)
     add = insert(_TABLE).from_select(
-        (*_COLUMNS, *_TIMES),
-        select(*(_from_record(rows.c.record, _TABLE.c[key], dialect) for key in _COLUMNS),
-               now, now).order_by(rows.c.line)
-    ).returning(_TABLE.c.id)
+        (*_COLUMNS, *_TIMES), _records(dialect).add_columns(now, now)).returning(_TABLE.c.id)
     entry = (bindparam("staff_id", type_=Integer), bindparam("actor", type_=String),
              bindparam("actor_kind", type_=String), bindparam("action", type_=String),
              literal({}, JSON), now)
@@ -104,7 +107,7 @@ def _statements(dialect: str):
         added = add.cte("added")
         return history.from_select(_HISTORY, select(added.c.id, *entry)).returning(literal(1)), None
     return add, history.from_select(_HISTORY, select(Supporter.id, *entry).where(
-        Supporter.id.in_(bindparam("ids", expanding=True))))
+        Supporter.id.between(bindparam("first_id"), bindparam("last_id"))))
 
 
 def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *, actor) -> int:
@@ -119,8 +122,12 @@ def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *
     count = 0
     for first, last in chunks:
         ids = db.session.scalars(add, dict(params, first=first, last=last)).all()
-        if history is not None:
-            db.session.execute(history, dict(params, ids=ids))
+        if history is not None and ids:
+            # One INSERT on SQLite, which holds the write lock, numbers its rows one after
+            # another from one more than the largest id in use.
+            if ids != list(range(ids[0], ids[0] + len(ids))):
+                raise RuntimeError("the new supporters do not have consecutive ids")
+            db.session.execute(history, dict(params, first_id=ids[0], last_id=ids[-1]))
         count += len(ids)
     if dialect == "postgresql":  # their search terms filed in the index, not left pending
         db.session.execute(select(func.gin_clean_pending_list(
