@@ -56,7 +56,8 @@ _HISTORY = ("supporter_id", "staff_id", "actor", "actor_kind", "action", "change
 
 def record_for(data: dict) -> dict:
     """The supporter row that checked data (as `add_supporter` takes it) is written as: every
-    column but the id and the times."""
+    column but the id and the times (an active supporter without a joining date joins on the
+    day the file is checked)."""
     record = dict(_DEFAULTS)
     record.update(data)
     for key in record.keys() - _DEFAULTS.keys():  # (not a column)
@@ -93,7 +94,8 @@ def _records(dialect: str):
 def _statements(dialect: str):
     """(add, history): the statements that add the staged rows `ok` from line :first to :last
     of import :import_id, in order, as supporters (their ids returned), and their first
-    history entries (of the supporters :ids); on PostgreSQL the first does both in one.
+    history entries (of the supporters :first_id to :last_id); on PostgreSQL the first does
+    both in one.
     Built once per database: the import, the lines, the time and who acts are parameters
     (building these statements costs more than running them)."""
     now = bindparam("now", type_=UTCDateTime)
@@ -125,9 +127,10 @@ def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *
         if history is not None and ids:
             # One INSERT on SQLite, which holds the write lock, numbers its rows one after
             # another from one more than the largest id in use.
-            if ids != list(range(ids[0], ids[0] + len(ids))):
+            first_id, last_id = min(ids), max(ids)
+            if last_id - first_id + 1 != len(ids):
                 raise RuntimeError("the new supporters do not have consecutive ids")
-            db.session.execute(history, dict(params, first_id=ids[0], last_id=ids[-1]))
+            db.session.execute(history, dict(params, first_id=first_id, last_id=last_id))
         count += len(ids)
     if dialect == "postgresql":  # their search terms filed in the index, not left pending
         db.session.execute(select(func.gin_clean_pending_list(
