@@ -18,11 +18,13 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    column,
     func,
     insert,
     literal,
     literal_column,
     select,
+    table,
     true,
 )
 from sqlalchemy.dialects.postgresql import REGCLASS
@@ -133,6 +135,13 @@ def add_staged(import_id: int, chunks: Iterable[tuple[int, int]], action: str, *
             db.session.execute(history, dict(params, first_id=first_id, last_id=last_id))
         count += len(ids)
     if dialect == "postgresql":  # their search terms filed in the index, not left pending
-        db.session.execute(select(func.gin_clean_pending_list(
-            literal(SEARCH_INDEX_PG).cast(REGCLASS))))
+        db.session.execute(_FILE_PENDING_TERMS)
     return count
+
+
+# PostgreSQL lets only the index's owner (the account the migrations ran as, see
+# docs/deploy.md) file its pending entries; another account leaves them to autovacuum.
+_INDEX_CLASS = table("pg_class", column("oid"), column("relowner"))
+_FILE_PENDING_TERMS = select(func.gin_clean_pending_list(_INDEX_CLASS.c.oid)).where(
+    _INDEX_CLASS.c.oid == literal(SEARCH_INDEX_PG).cast(REGCLASS),
+    func.pg_has_role(_INDEX_CLASS.c.relowner, "USAGE"))
