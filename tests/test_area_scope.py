@@ -122,3 +122,37 @@ def test_roster_and_labels_show_contacts_only_within_the_scope(client, world):
     assert "中部 住人" in labels and "南部 住人" not in labels
     assert "担当する圏域の外の 1 人分は含まれていません" in labels
     csrf(client)
+
+
+def test_a_supporter_saved_outside_ones_areas_is_handed_over_with_a_word(client, world):
+    """A coordinator may place a supporter in another area's district (a newcomer from the
+    south, someone who moved): saved, the list says who looks after them now, instead of a
+    page saying the record may not be seen; a double click does the same."""
+    from app.supporters.models import Supporter
+    from tests.test_daily_use import _key_of
+    login_staff(client, world["coordinator"])
+    data = {"kind": "person", "name": "転居 先子", "kana": "てんきょ さきこ", "delivery": "none",
+            "status": "active", "joined_via": "staff", "district_id": str(district("d20").id),
+            "business_category_id": "0",
+            "submission_key": _key_of(client, "/staff/supporters/new"), "csrf_token": csrf(client)}
+    south = district("d20").area.label
+    response = post(client, "/staff/supporters/new", data)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
+    body = page_text(client.get("/staff/supporters"))
+    assert f"推進員を登録しました。 「転居 先子」は{south}の地区のため、これからはその圏域の担当者が扱います" in body
+    # The same form again (a double click): the list again, not a page that may not be seen.
+    response = post(client, "/staff/supporters/new", data)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
+    assert db.session.scalar(select(db.func.count()).select_from(Supporter)
+                             .where(Supporter.name == "転居 先子")) == 1
+    # Moving one of one's own to the south hands them over the same way.
+    near = world["near"]
+    page = client.get(f"/staff/supporters/{near.id}/edit")
+    assert page.status_code == 200
+    response = post(client, f"/staff/supporters/{near.id}/edit", {
+        "kind": "person", "name": near.name, "kana": near.kana, "delivery": "none",
+        "status": "active", "joined_via": "staff", "phone": near.phone,
+        "district_id": str(district("d20").id), "business_category_id": "0"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
+    assert f"変更を保存しました。 「中部 住人」は{south}の地区のため" in page_text(client.get("/staff/supporters"))
+    assert client.get(f"/staff/supporters/{near.id}").status_code == 403

@@ -45,7 +45,7 @@ from app.supporters.forms import (
     ProfileForm,
     SupporterForm,
 )
-from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory
+from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory, Supporter
 
 bp = Blueprint("supporters", __name__)
 
@@ -323,12 +323,27 @@ def staff_new():
             db.session.rollback()
             add_error(form, exc)
         else:
-            if supporter is None:
-                return redirect(url_for("supporters.staff_detail", supporter_id=first) if first
+            if supporter is None:  # a repeat: the first one's page, if the user may see it
+                first = db.session.get(Supporter, first) if first else None
+                return redirect(url_for("supporters.staff_detail", supporter_id=first.id)
+                                if first and Viewer.of(current_user).sees(services.area_of(first))
                                 else url_for("supporters.staff_list"))
-            flash(_("推進員を登録しました。"), "success")
-            return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+            return _saved(supporter, _("推進員を登録しました。"))
     return render_template("supporters/staff_form.html", form=form, supporter=None)
+
+
+def _saved(supporter, done: str):
+    """After saving a supporter: their page, or — placed in a district outside the areas the
+    staff member serves (handed over to that area) — the list, saying so: the page would
+    only say that they may not see it."""
+    area = services.area_of(supporter)
+    if Viewer.of(current_user).sees(area):
+        flash(done, "success")
+        return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+    flash(_("%(done)s 「%(name)s」は%(area)sの地区のため、これからはその圏域の担当者が扱います（あなたの担当の圏域の外なので、名簿には出ません）。",
+            done=done, name=supporter.display_name, area=supporter.district.area.label),
+          "success")
+    return redirect(url_for("supporters.staff_list"))
 
 
 @bp.get("/staff/supporters/<int:supporter_id>")
@@ -366,8 +381,8 @@ def staff_edit(supporter_id: int):
         except (InvalidInput, InvalidState) as exc:
             add_error(form, exc)
         else:
-            flash(_("変更を保存しました。") if changes else _("変更はありませんでした。"), "success")
-            return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
+            return _saved(supporter, _("変更を保存しました。") if changes
+                          else _("変更はありませんでした。"))
     return render_template("supporters/staff_form.html", form=form, supporter=supporter)
 
 
