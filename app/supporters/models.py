@@ -63,7 +63,7 @@ class Supporter(db.Model):
     consent_version: Mapped[str] = mapped_column(String(40), default="")
     sort_key: Mapped[str] = mapped_column(binary_string(200), default="")
     # The folded terms a prefix search finds the supporter by, separated by spaces (kept in
-    # step by app.supporters.search; indexed as SEARCH_INDEX says).
+    # step by app.supporters.search; indexed as "the search index" below says).
     search_terms: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -83,7 +83,8 @@ class Supporter(db.Model):
 
     __table_args__ = (
         Index("ix_supporter_sort", "sort_key", "id"),
-        # PostgreSQL finds the terms by a GIN index of them as a tsvector (SQLite: SEARCH_INDEX)
+        # PostgreSQL finds the terms by a GIN index of them as a tsvector (SQLite by its FTS5
+        # table, SEARCH_INDEX_SQLITE)
         Index(SEARCH_INDEX_PG,
               func.array_to_tsvector(func.string_to_array(sql("search_terms"), sql("' '"))),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
@@ -139,7 +140,8 @@ def salutation(kind: str, name: str, business_name: str = "", contact_person: st
 #   punctuation too, belongs to a term; non-ASCII always does). Query: '"term"*'.
 # - PostgreSQL: a GIN index of the terms as a tsvector (Supporter.__table_args__). Query:
 #   "'term':*" as a tsquery. New entries wait in the index's pending list (up to 4 MB, read
-#   by every search) until VACUUM; an import, which adds thousands, files them at its end.
+#   by every search) until VACUUM; an import, which adds thousands, files them at its end
+#   (when its account owns the index, as PostgreSQL requires).
 # Writing ten thousand supporters' terms this way takes a quarter of the time that rows of
 # a (term, supporter) table took, and a prefix query is as quick.
 SEARCH_TABLE = "supporter_fts"
