@@ -139,7 +139,7 @@ def test_a_supporter_saved_outside_ones_areas_is_handed_over_with_a_word(client,
     response = post(client, "/staff/supporters/new", data)
     assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
     body = page_text(client.get("/staff/supporters"))
-    assert f"推進員を登録しました。 「転居 先子」は{south}の地区のため、これからはその圏域の担当者が扱います" in body
+    assert f"推進員を登録しました。「転居 先子」は{south}の地区のため、これからはその圏域の担当者が扱います" in body
     # The same form again (a double click): the list again, not a page that may not be seen.
     response = post(client, "/staff/supporters/new", data)
     assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
@@ -154,5 +154,5 @@ def test_a_supporter_saved_outside_ones_areas_is_handed_over_with_a_word(client,
         "status": "active", "joined_via": "staff", "phone": near.phone,
         "district_id": str(district("d20").id), "business_category_id": "0"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/staff/supporters")
-    assert f"変更を保存しました。 「中部 住人」は{south}の地区のため" in page_text(client.get("/staff/supporters"))
+    assert f"変更を保存しました。「中部 住人」は{south}の地区のため" in page_text(client.get("/staff/supporters"))
     assert client.get(f"/staff/supporters/{near.id}").status_code == 403

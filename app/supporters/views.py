@@ -340,7 +340,7 @@ def _saved(supporter, done: str):
     if Viewer.of(current_user).sees(area):
         flash(done, "success")
         return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
-    flash(_("%(done)s 「%(name)s」は%(area)sの地区のため、これからはその圏域の担当者が扱います（あなたの担当の圏域の外なので、名簿には出ません）。",
+    flash(_("%(done)s「%(name)s」は%(area)sの地区のため、これからはその圏域の担当者が扱います（あなたの担当の圏域の外なので、名簿には出ません）。",
             done=done, name=supporter.display_name, area=supporter.district.area.label),
           "success")
     return redirect(url_for("supporters.staff_list"))
