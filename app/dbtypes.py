@@ -73,7 +73,7 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
         return
     connection = db.session.connection()
     dialect = connection.dialect
-    converted = [(n, convert, [_NOTHING, None]) for n, name in enumerate(columns)
+    converted = [(n, convert) for n, name in enumerate(columns)
                  if (convert := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
     if converted:
         rows = (_convert(row, converted) for row in rows)
@@ -89,21 +89,10 @@ def insert_rows(table, columns: tuple[str, ...], rows) -> None:
                                    list(rows))
 
 
-_NOTHING = object()
-
-
 def _convert(row: tuple, converted: list) -> tuple:
-    """A row with the values of the columns that have a conversion converted (only those).
-    A value equal to the row before's in its column, of the same type (None, the time of an
-    import, today's date, an empty list), is not converted again: `last` keeps the column's
-    last value and conversion."""
+    """A row with the values of the columns that have a conversion converted (only those)."""
     row = list(row)
-    for n, convert, last in converted:
-        value = row[n]
-        if value is last[0] or (type(value) is type(last[0]) and value == last[0]):
-            row[n] = last[1]
-        else:
-            row[n] = last[1] = convert(value)
-            last[0] = value
+    for n, convert in converted:
+        row[n] = convert(row[n])
     return tuple(row)
 

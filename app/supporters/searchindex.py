@@ -19,11 +19,11 @@ def dialect_name() -> str:
 def terms_query(terms, *, prefix: bool, dialect: str) -> str:
     """The search index's query for supporters with any of these terms (or, with `prefix`, a
     term that starts with one): see "the search index" in app.supporters.models."""
-    star = "*" if prefix else ""
     if dialect == "postgresql":
         star = ":*" if prefix else ""
         return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" + star
                           for t in terms)
+    star = "*" if prefix else ""
     return " OR ".join('"' + t.replace('"', '""') + '"' + star for t in terms)
 
 
