@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app import config as config_module
+from app.dbtypes import json_text, json_value
 from app.extensions import babel, cache, csrf, db, limiter, login_manager, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.secret import ensure_secret_key
     ensure_secret_key(app)
 
-    _database_timeouts(app)
+    _database_options(app)
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -55,8 +56,9 @@ def _select_locale() -> str:
     return "ja"
 
 
-def _database_timeouts(app: Flask) -> None:
-    """Statement and lock timeouts on every connection (see HOTNET_DB_*_TIMEOUT)."""
+def _database_options(app: Flask) -> None:
+    """Statement and lock timeouts on every connection (see HOTNET_DB_*_TIMEOUT), and how
+    JSON columns are written and read (app.dbtypes.json_text)."""
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -77,6 +79,8 @@ def _database_timeouts(app: Flask) -> None:
             # which has no overflow to size.
             options.pop("max_overflow", None)
     options["connect_args"] = connect_args
+    options.setdefault("json_serializer", json_text)
+    options.setdefault("json_deserializer", json_value)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 

@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import orjson
 from sqlalchemy import DateTime, String, TypeDecorator
+
+
+def json_text(value) -> str:
+    """The JSON columns' serializer (the engine's json_serializer): UTF-8 text as it reads,
+    not \\u escapes (Japanese stays a third of the size), dates as ISO text, and made several
+    times quicker than the json module (the import writes a record per row)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+json_value = orjson.loads  # the JSON columns' deserializer (json_deserializer)
 
 
 def insert_unless_present(model, values: dict, keys: list[str]):

@@ -45,11 +45,13 @@ from app.text import email_key
 _TABLE = Supporter.__table__
 # Written from the time of the import, not from the record.
 _TIMES = ("created_at", "updated_at")
-# Every other column but the id, with the model's own default (those made by a function are
-# set by record_for), so that every record gives a value for every column.
+# Every other column but the id, with the value a record leaves out stands for: the model's
+# own default (those made by a function are set by record_for; a list of what one can help
+# with is empty).
 _COLUMNS = tuple(c.key for c in _TABLE.columns if c.key != "id" and c.key not in _TIMES)
 _DEFAULTS = {c.key: (c.default.arg if c.default is not None and not callable(c.default.arg)
                      else None) for c in _TABLE.columns if c.key in _COLUMNS}
+_DEFAULTS["can_help"] = []
 # The fields the sort key and search terms are made from.
 _NAMED_BY = ("kind", "name", "kana", "business_name", "business_kana", "contact_person",
              "phone", "email")
@@ -57,36 +59,46 @@ _HISTORY = ("supporter_id", "staff_id", "actor", "actor_kind", "action", "change
 
 
 def record_for(data: dict) -> dict:
-    """The supporter row that checked data (as `add_supporter` takes it) is written as: every
-    column but the id and the times (an active supporter without a joining date joins on the
-    day the file is checked)."""
-    record = dict(_DEFAULTS)
-    record.update(data)
-    for key in record.keys() - _DEFAULTS.keys():  # (not a column)
-        del record[key]
-    record["can_help"] = record["can_help"] or []
-    record["joined_on"] = joining_date(record["status"], record["joined_on"])
-    view = SimpleNamespace(**{key: record[key] for key in _NAMED_BY})  # what the keys read
+    """The supporter row that checked data (as `add_supporter` takes it) is written as, made
+    when the file is checked and kept with the staged row: the columns but the id and the
+    times, each left out when it holds its default (the insert fills those in, see `whole`;
+    most of a record is defaults). An active supporter without a joining date joins on the
+    day the file is checked."""
+    record = {key: value for key, value in data.items()
+              if key in _DEFAULTS and value is not None and value != _DEFAULTS[key]}
+    view = SimpleNamespace(**{key: data.get(key, _DEFAULTS[key]) for key in _NAMED_BY})
     view.display_name = Supporter.display_name.fget(view)
+    if joined := joining_date(data.get("status", _DEFAULTS["status"]), data.get("joined_on")):
+        record["joined_on"] = joined
     record["sort_key"] = sort_key_for(view)
-    record["email_key"] = email_key(record["email"])
+    if key := email_key(view.email):
+        record["email_key"] = key
     record["search_terms"] = search_text_for(view)
     return record
 
 
+def whole(record: dict) -> dict:
+    """A record made by `record_for` with every column (the defaults it left out)."""
+    return {key: record.get(key, default) for key, default in _DEFAULTS.items()}
+
+
 def _records(dialect: str):
     """The supporter columns of the records of the staged rows `ok` from line :first to :last
-    of import :import_id, in the file's order: on SQLite taken from the JSON one by one, on
-    PostgreSQL by json_populate_record (the JSON read once, each value as its column's type)."""
+    of import :import_id, in the file's order (a column the record leaves out: its default):
+    on SQLite taken from the JSON one by one, on PostgreSQL by json_populate_record (the JSON
+    read once, each value as its column's type)."""
     Row = SupporterImportRow
     if dialect == "postgresql":
         record = func.json_populate_record(literal_column(f"NULL::{_TABLE.name}"), Row.data) \
             .table_valued(*_COLUMNS, name="record")
         # (a function in FROM may read the rows before it: PostgreSQL joins it to each)
-        columns, rows = [record.c[key] for key in _COLUMNS], Row.__table__.join(record, true())
+        values, rows = [record.c[key] for key in _COLUMNS], Row.__table__.join(record, true())
     else:  # (dates come as the ISO text SQLite keeps them in; no record holds a time)
-        columns = [func.json_extract(Row.data, f'$."{key}"') for key in _COLUMNS]
+        values = [func.json_extract(Row.data, f'$."{key}"') for key in _COLUMNS]
         rows = Row.__table__
+    columns = [value if _DEFAULTS[key] is None
+               else func.coalesce(value, literal(_DEFAULTS[key], _TABLE.c[key].type))
+               for key, value in zip(_COLUMNS, values, strict=True)]
     return select(*columns).select_from(rows).where(
         Row.import_id == bindparam("import_id"), Row.ok,
         Row.line.between(bindparam("first"), bindparam("last"))).order_by(Row.line)

@@ -144,11 +144,20 @@ _EMPTY = {key: (None if key in _DATES else "") for _header, key in COLUMNS
           if key not in WORDS and key not in ("district", "business_category", "area")}
 
 
-def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict, list[str]]:
+def _plan(headers: list[str]) -> tuple[tuple[str, str, int | None], ...]:
+    """(header, field, the cell's place in a row or None) for each column the import reads:
+    the file's columns may come in any order, and a column given twice counts once, the last."""
+    where = {header: n for n, header in enumerate(headers)}
+    return tuple((header, key, where.get(header)) for header, key in COLUMNS if key != "area")
+
+
+def _row_to_data(cells: list[str], plan, districts: dict, categories: dict
+                 ) -> tuple[dict, list[str]]:
     problems = []
     data = {"kind": "person", "status": "active", "joined_via": "staff"}
-    for header, key in COLUMNS:
-        raw = values.get(header)
+    size = len(cells)
+    for header, key, n in plan:
+        raw = cells[n] if n is not None and n < size else ""
         raw = restore(raw.strip()) if raw else ""
         if not raw:  # (most cells of a file: the quick way)
             if key in _EMPTY:
@@ -178,7 +187,7 @@ def _row_to_data(values: dict, districts: dict, categories: dict) -> tuple[dict,
                                   col=header, value=raw))
             else:
                 data[key] = parsed
-        elif key != "area":
+        else:
             data[key] = raw
     return data, problems
 
@@ -187,17 +196,16 @@ CHUNK = 1000  # rows checked, staged and written together
 SHOWN = 200   # rows of each kind the review page lists
 
 
-def _records(text: IO[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """The headers and the (line, {header: value}) of each row that is not empty, read as
-    they are needed."""
-    reader = csv.DictReader(text)
-    headers = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = headers
+def _records(text: IO[str]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The headers and the (line, cells) of each row that is not empty, read as they are
+    needed. The line is the row's number in a spreadsheet (the header is line 1)."""
+    reader = csv.reader(text)
+    headers = [h.strip() for h in next(reader, [])]
 
     def rows():
-        for line, values in enumerate(reader, start=2):
-            if any((v or "").strip() for v in values.values() if isinstance(v, str)):
-                yield line, values
+        for line, cells in enumerate(reader, start=2):
+            if "".join(cells).strip():
+                yield line, cells
     return headers, rows()
 
 
@@ -216,12 +224,13 @@ class _Checker:
     """Checks rows a chunk at a time: each row on its own (the rules of the forms), then
     against the registry with a query or two per chunk."""
 
-    def __init__(self):
+    def __init__(self, headers: list[str]):
+        self.plan = _plan(headers)
         self.districts, self.categories = _lookups()
         self.district_ids = frozenset(self.districts.values())
 
-    def row(self, line: int, values: dict) -> RowResult:
-        data, problems = _row_to_data(values, self.districts, self.categories)
+    def row(self, line: int, cells: list[str]) -> RowResult:
+        data, problems = _row_to_data(cells, self.plan, self.districts, self.categories)
         guessed = "delivery" not in data
         if guessed:
             data["delivery"] = default_delivery(data)
@@ -234,8 +243,8 @@ class _Checker:
         return RowResult(line=line, name=label, data=data, problems=problems,
                          delivery_guessed=guessed)
 
-    def chunk(self, records: list[tuple[int, dict]]) -> list[RowResult]:
-        rows = [self.row(line, values) for line, values in records]
+    def chunk(self, records: list[tuple[int, list[str]]]) -> list[RowResult]:
+        rows = [self.row(line, cells) for line, cells in records]
         registered(rows)
         return rows
 
@@ -262,14 +271,6 @@ def registered(rows: list[RowResult]) -> list[RowResult]:
     return fine
 
 
-def _to_json(data: dict) -> dict:
-    out = dict(data)
-    for key in _DATES:
-        if out.get(key):
-            out[key] = out[key].isoformat()
-    return out
-
-
 def _from_json(data: dict) -> dict:
     for key in _DATES:
         if data.get(key):
@@ -282,8 +283,9 @@ _STAGED = ("import_id", "line", "ok", "name", "email_key", "name_key", "data", "
 
 def _staged(import_id: int, r: RowResult) -> tuple:
     """A checked row as it is kept (the columns of _STAGED)."""
-    return (import_id, r.line, r.ok, r.name[:200], r.email_key[:254], r.name_key[:300],
-            dict(_to_json(r.data), _guessed=r.delivery_guessed), r.problems)
+    data = dict(r.data, _guessed=True) if r.delivery_guessed else r.data  # (dates as ISO text)
+    return (import_id, r.line, r.ok, r.name[:200], r.email_key[:254], r.name_key[:300], data,
+            r.problems)
 
 
 _SHOWN_COLUMNS = (SupporterImportRow.line, SupporterImportRow.name, SupporterImportRow.data,
@@ -346,7 +348,7 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
     headers, records = _records(text)
     missing = [h for h in REQUIRED_HEADERS if h not in headers]
     if not missing:
-        checker = _Checker()
+        checker = _Checker(headers)
         for chunk in _chunks(records):
             insert_rows(SupporterImportRow.__table__, _STAGED,
                         [_staged(pending.id, r) for r in checker.chunk(chunk)])
@@ -370,8 +372,9 @@ def review(pending: SupporterImport) -> Review:
             select(*_SHOWN_COLUMNS).where(Row.import_id == pending.id, Row.ok == ok)
             .order_by(Row.line).limit(SHOWN))]
     preview = first(True)
-    for row in preview:  # the date it will be saved with (today's for an active one with none)
-        row.data["joined_on"] = joining_date(row.data.get("status"), row.data.get("joined_on"))
+    for row in preview:  # as it will be saved (with today's date for an active one with none)
+        row.data = bulk.whole(row.data)
+        row.data["joined_on"] = joining_date(row.data["status"], row.data["joined_on"])
     summary = pending.summary or {}
     return Review(total=summary.get("total", 0), ok=summary.get("ok", 0),
                   mobile=summary.get("mobile", 0),
