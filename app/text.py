@@ -116,8 +116,16 @@ _POSTAL = re.compile(r"〒?\s*\d{3}\s*[-‐－ー−]?\s*\d{4}")
 
 def postal_digits(text: str | None) -> str | None:
     """The 7 digits of a Japanese postal code as people write it (〒188-0012, １８８－００１２,
-    1880012), or None when it is not one."""
-    value = unicodedata.normalize("NFKC", text or "").strip()
+    1880012), or None when it is not one. (Cached: a town's few codes come again and again,
+    and each is checked when tidied and when validated.)"""
+    if not text:
+        return ""
+    return _postal_digits(text) if len(text) <= 16 else _postal_digits.__wrapped__(text)
+
+
+@lru_cache(maxsize=4096)
+def _postal_digits(text: str) -> str | None:
+    value = unicodedata.normalize("NFKC", text).strip()
     if not value:
         return ""
     value = value.replace("〒", "").strip()

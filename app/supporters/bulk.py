@@ -67,7 +67,7 @@ def record_for(data: dict) -> dict:
     record = {key: value for key, value in data.items()
               if key in _DEFAULTS and value is not None and value != _DEFAULTS[key]}
     view = SimpleNamespace(**{key: data.get(key, _DEFAULTS[key]) for key in _NAMED_BY})
-    view.display_name = Supporter.display_name.fget(view)
+    view.display_name = Supporter.display_name.fget(view)  # (what the keys read)
     if joined := joining_date(data.get("status", _DEFAULTS["status"]), data.get("joined_on")):
         record["joined_on"] = joined
     record["sort_key"] = sort_key_for(view)

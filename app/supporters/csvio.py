@@ -142,22 +142,29 @@ _DATES = ("joined_on", "registration_training_on")
 # What an empty cell of a column gives (a column not here gives nothing, or a problem).
 _EMPTY = {key: (None if key in _DATES else "") for _header, key in COLUMNS
           if key not in WORDS and key not in ("district", "business_category", "area")}
+_HEADER = {key: header for header, key in COLUMNS}
 
 
-def _plan(headers: list[str]) -> tuple[tuple[str, str, int | None], ...]:
-    """(header, field, the cell's place in a row or None) for each column the import reads:
-    the file's columns may come in any order, and a column given twice counts once, the last."""
+def _plan(headers: list[str]) -> tuple[dict, tuple[tuple[str, str, int], ...]]:
+    """What every row of a file with these headers starts from (the values its missing
+    columns give), and (header, field, the cell's place in a row) for each column it has:
+    the columns may come in any order, and a column given twice counts once, the last."""
     where = {header: n for n, header in enumerate(headers)}
-    return tuple((header, key, where.get(header)) for header, key in COLUMNS if key != "area")
+    start = {"kind": "person", "status": "active", "joined_via": "staff"}
+    start.update((key, value) for key, value in _EMPTY.items()
+                 if _HEADER[key] not in where)
+    return start, tuple((header, key, where[header]) for header, key in COLUMNS
+                        if header in where and key != "area")
 
 
 def _row_to_data(cells: list[str], plan, districts: dict, categories: dict
                  ) -> tuple[dict, list[str]]:
+    start, columns = plan
     problems = []
-    data = {"kind": "person", "status": "active", "joined_via": "staff"}
+    data = dict(start)
     size = len(cells)
-    for header, key, n in plan:
-        raw = cells[n] if n is not None and n < size else ""
+    for header, key, n in columns:
+        raw = cells[n] if n < size else ""
         raw = restore(raw.strip()) if raw else ""
         if not raw:  # (most cells of a file: the quick way)
             if key in _EMPTY:

@@ -123,7 +123,7 @@ def validate(data: dict, *, exclude_id: int | None = None, check_duplicates: boo
     if any(code not in HELP_KIND for code in data.get("can_help") or []):
         problems["can_help"] = _("協力できることを選び直してください。")
     for key, limit in _LIMITS.items():  # the columns' sizes (the import has no form)
-        if len(data.get(key) or "") > limit and key not in problems:
+        if (value := data.get(key)) and len(value) > limit and key not in problems:
             problems[key] = _("%(max)d文字以内で入力してください。", max=limit)
     if data.get("district_id") and (data["district_id"] not in district_ids
                                     if district_ids is not None

@@ -31,18 +31,22 @@ def search_terms_for(s: Supporter) -> set[str]:
     prefix search finds already (a term more per word would only slow imports and searches).
     """
     terms: set[str] = set()
+    longest = 0
     for text in (s.name, s.kana, s.business_name, s.business_kana, s.contact_person):
         if text:
             word = fold(text)
             terms.update([word[i:] for i in range(len(word))])
+            longest = max(longest, len(word))
     if phone := digits(s.phone):
         terms.update((phone, phone[-4:]))
         if len(phone) > 8:
             terms.update((phone[-7:], phone[-8:]))
+        longest = max(longest, len(phone))
     if email := email_key(s.email):
         terms.update((email, email.partition("@")[2]))
+        longest = max(longest, len(email))
     terms.discard("")
-    if max(map(len, terms), default=0) > 254:  # (the longest term kept: a long address)
+    if longest > 254:  # (the longest term kept: a long address)
         terms = {term[:254] for term in terms}
     return terms
 
