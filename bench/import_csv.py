@@ -13,7 +13,8 @@ its memory is the growth of its own resident memory (RssAnon) while it runs, sam
 5 ms.
 
 Last line: key=value figures — ratio (import rows/s ÷ bare rows/s at the first size),
-rss_ratio (peak memory growth at the largest size ÷ at the first size), the rates, and
+rss_ratio (peak memory growth at the largest size ÷ at the first size), the rates (at the
+first size the best of three runs each, of the import and of the bare insert alike), and
 floor_ratio: the same bare INSERT together with the rows each supporter brings (its search
 terms and history entry) ÷ the bare rate — on SQLite, what no import that writes them can
 beat; on PostgreSQL the import writes with COPY, which is faster than executemany, and can
@@ -118,8 +119,12 @@ def database(kind: str, folder: str, name: str) -> str:
 
 
 def forget(url: str) -> None:
-    """Drop a PostgreSQL database made by `database` (a SQLite file goes with its folder)."""
-    if url.startswith("postgresql"):
+    """Drop a database made by `database` (the next run of the same name starts empty)."""
+    if url.startswith("sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(url.split("///", 1)[1] + suffix):
+                os.remove(url.split("///", 1)[1] + suffix)
+    else:
         import psycopg
         server = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
         with psycopg.connect(server, autocommit=True) as conn:
@@ -213,25 +218,37 @@ def run_bare(kind: str, folder: str, size: int, derived: bool = False) -> float:
     return size / elapsed
 
 
-def measure(kind: str, sizes: list[int]) -> tuple[float, float, float, float, float]:
+def measure(kind: str, sizes: list[int], repeat: int = 3
+            ) -> tuple[float, float, float, float, float]:
     """(ratio, rss_ratio, import rows/s at the first size, bare rows/s, floor ratio) on one
-    database."""
+    database. The rates at the first size are the best of `repeat` runs each, the bare
+    insert's as the import's: one run of either moves by a third from run to run on a shared
+    machine, and the best is the least disturbed."""
+    def best(runs: list[float]) -> str:
+        return f"best of {', '.join(f'{r:,.0f}' for r in runs)}"
+
     with tempfile.TemporaryDirectory(prefix="hotnet-import-bench-") as folder:
         os.environ["HOTNET_INSTANCE_PATH"] = folder
-        bare = run_bare(kind, folder, sizes[0])
-        print(f"{kind}: bare executemany INSERT of {sizes[0]} rows: {bare:,.0f} rows/s", flush=True)
-        floor = run_bare(kind, folder, sizes[0], derived=True)
+        runs = [run_bare(kind, folder, sizes[0]) for _ in range(repeat)]
+        bare = max(runs)
+        print(f"{kind}: bare executemany INSERT of {sizes[0]} rows: {bare:,.0f} rows/s "
+              f"({best(runs)})", flush=True)
+        runs = [run_bare(kind, folder, sizes[0], derived=True) for _ in range(repeat)]
+        floor = max(runs)
         print(f"{kind}: the same with each row's search terms and history entry: {floor:,.0f} "
               f"rows/s ({floor / bare:.2f} of the bare rate"
               + (": the best any import writing them could reach)" if kind == "sqlite" else
                  "; the import writes with COPY, faster than executemany, and can pass it)"),
               flush=True)
         results = {}
-        for size in sizes:
-            rate, rss = run_import(kind, folder, size)
-            results[size] = (rate, rss)
+        for n, size in enumerate(sizes):
+            # (memory: the first run of each size; the rate counts at the first size only)
+            runs, rss = zip(*(run_import(kind, folder, size)
+                              for _ in range(repeat if n == 0 else 1)), strict=True)
+            results[size] = (max(runs), rss[0])
             print(f"{kind}: import (dry run + commit) of {size} CP932 rows: "
-                  f"{rate:,.0f} rows/s, peak memory (RssAnon) +{rss:.1f} MB", flush=True)
+                  f"{max(runs):,.0f} rows/s ({best(runs)}), peak memory (RssAnon) "
+                  f"+{rss[0]:.1f} MB", flush=True)
     first, last = sizes[0], sizes[-1]
     ratio = results[first][0] / bare
     rss_ratio = (results[last][1] or 1) / (results[first][1] or 1)
