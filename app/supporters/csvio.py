@@ -290,7 +290,8 @@ _STAGED = ("import_id", "line", "ok", "name", "email_key", "name_key", "data", "
 
 def _staged(import_id: int, r: RowResult) -> tuple:
     """A checked row as it is kept (the columns of _STAGED)."""
-    data = dict(r.data, _guessed=True) if r.delivery_guessed else r.data  # (dates as ISO text)
+    # (dates: the JSON columns' writer keeps them as ISO text; _from_json reads them back)
+    data = dict(r.data, _guessed=True) if r.delivery_guessed else r.data
     return (import_id, r.line, r.ok, r.name[:200], r.email_key[:254], r.name_key[:300], data,
             r.problems)
 
