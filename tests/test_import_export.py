@@ -100,8 +100,10 @@ def test_choosing_none_imports_nothing(client, coordinator):
 
 def test_missing_headers_and_unreadable_files_are_explained(client, coordinator):
     login_staff(client, coordinator)
-    body = page_text(upload(client, "名前,電話\r\nx,y\r\n".encode("utf-8")))
-    assert "必要な列の見出しがありません: 氏名、地区" in body
+    response = upload(client, "名前,電話\r\nx,y\r\n".encode("utf-8"))
+    assert response.status_code == 400  # said on the upload page: nothing to review
+    assert "必要な列の見出しがありません: 氏名、地区。1行目に、下の「列の見出し」のとおり" in page_text(response)
+    assert db.session.scalar(select(func.count(SupporterImport.id))) == 0
     body = page_text(upload(client, "氏名,地区\r\n".encode("utf-8") + b"\x81\x20\xe3\x81"))
     assert "文字コードを読み取れませんでした" in body
     body = page_text(upload(client, b"PK\x03\x04\x14\x00\x06\x00", "meibo.xlsx"))
@@ -109,6 +111,36 @@ def test_missing_headers_and_unreadable_files_are_explained(client, coordinator)
     body = page_text(post(client, "/staff/supporters/import", {}))
     assert "CSVファイルを選んでください。" in body
     assert count() == 0
+
+
+def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_will_be(
+        client, coordinator):
+    """A NUL or an escape in a cell is refused (a database would cut the text at a NUL), a
+    problem names its column, and a business is listed by its name, as the registry does."""
+    login_staff(client, coordinator)
+    header = "種別,氏名,ふりがな,事業所名,電話番号,郵便番号,住所,地区,通信の受け取り方,職員メモ\r\n"
+    rows = [
+        # (a long note first: a NUL in a file's first 4 KB makes it "not a CSV" as a whole)
+        "個人,良い 一,よい,,042-405-0001,188-0012,南町1,田無小地区,郵送," + "メモ" * 1100,
+        "個人,良い 二,よい,,042-405-0002,188-0012,南町2,田無小地区,郵送,前\x00後",
+        "個人,制御\x1b 三,せいぎょ,,042-405-0003,188-0012,南町3,田無小地区,郵送,",
+        "事業所,佐藤 次郎,たかのしょうじ,㈱髙野商事①,042-405-0004,188-0012,南町4,田無小地区,郵送,",
+        "個人,長い 五,ながい,,042-405-0005,188-0012," + "長" * 301 + ",田無小地区,郵送,",
+    ]
+    content = (header + "\r\n".join(rows)).encode("cp932")
+    review = upload(client, content, "meibo\x00.csv")
+    body = page_text(review)
+    assert review.status_code == 200
+    assert "全 5 行のうち、登録できる行は 2 行、問題のある行は 3 行です。" in body
+    assert re.search(r"3行目</td><td[^>]*>良い 二</td>\s*<td[^>]*><ul><li>職員メモに使えない文字（制御文字）"
+                     r"が含まれています。", body)
+    assert re.search(r"4行目</td><td[^>]*>制御 三</td>\s*<td[^>]*><ul><li>氏名に使えない文字", body)
+    assert "住所：300文字以内で入力してください。" in body
+    assert re.search(r"<td[^>]*>㈱髙野商事①</td>", body) and "佐藤 次郎" not in body
+    assert "\x00" not in body and "\x1b" not in body
+    decide(client, review, "import")
+    assert {s.display_name for s in db.session.scalars(select(Supporter))} == {
+        "良い 一", "㈱髙野商事①"}
 
 
 def test_export_opens_in_excel_and_is_audited(client, coordinator):

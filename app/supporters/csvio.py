@@ -17,6 +17,7 @@ from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
 from app.i18n import gettext as _
+from app.site import has_control_characters, strip_control_characters
 from app.spreadsheet import ENCODING_NAMES, open_text, restore  # noqa: F401 - used by views
 from app.supporters import bulk, services
 from app.supporters.models import (
@@ -143,6 +144,9 @@ _DATES = ("joined_on", "registration_training_on")
 _EMPTY = {key: (None if key in _DATES else "") for _header, key in COLUMNS
           if key not in WORDS and key not in ("district", "business_category", "area")}
 _HEADER = {key: header for header, key in COLUMNS}
+# The column of each field the checks name (a district or category is chosen by its name).
+_FIELD_HEADER = dict(_HEADER, district_id=_HEADER["district"],
+                     business_category_id=_HEADER["business_category"])
 
 
 def _plan(headers: list[str]) -> tuple[dict, tuple[tuple[str, str, int], ...]]:
@@ -163,9 +167,15 @@ def _row_to_data(cells: list[str], plan, districts: dict, categories: dict
     problems = []
     data = dict(start)
     size = len(cells)
+    controlled = has_control_characters("".join(cells), multiline=True)  # (rare: looked at once)
     for header, key, n in columns:
         raw = cells[n] if n < size else ""
         raw = restore(raw.strip()) if raw else ""
+        if controlled and has_control_characters(raw, multiline=True):
+            # NUL, escapes and the like: nobody typed them, and a database would cut the
+            # text at a NUL. The row is not imported; the review shows the cell without them.
+            problems.append(_("%(col)sに使えない文字（制御文字）が含まれています。", col=header))
+            raw = strip_control_characters(raw, multiline=True)
         if not raw:  # (most cells of a file: the quick way)
             if key in _EMPTY:
                 data[key] = _EMPTY[key]
@@ -242,9 +252,14 @@ class _Checker:
         if guessed:
             data["delivery"] = default_delivery(data)
         data = services.normalise(data)
-        label = data.get("name") or data.get("business_name") or ""
-        problems += list(services.validate(data, check_duplicates=False,
-                                           district_ids=self.district_ids).values())
+        # (as the registry names them: a business by its name, else the person)
+        label = ((data.get("kind") == "business" and data.get("business_name"))
+                 or data.get("name") or data.get("business_name") or "")
+        for key, problem in services.validate(data, check_duplicates=False,
+                                              district_ids=self.district_ids).items():
+            # (in a file, the column each is about: 「住所」 alone does not say which cell)
+            problems.append(_("%(col)s：%(problem)s", col=_FIELD_HEADER[key], problem=problem)
+                            if key in _FIELD_HEADER else problem)
         if not problems:  # kept whole, as it will be written (the import copies it)
             data = bulk.record_for(data)
         return RowResult(line=line, name=label, data=data, problems=problems,
@@ -335,7 +350,8 @@ def stage(upload: IO[bytes] | bytes, filename: str, staff_id: int | None) -> Sup
     imported yet). The file is read a chunk at a time: memory does not grow with its size."""
     stream = io.BytesIO(upload) if isinstance(upload, bytes) else upload
     text, encoding = open_text(stream)
-    pending = SupporterImport(staff_id=staff_id, filename=filename[:200], encoding=encoding)
+    pending = SupporterImport(staff_id=staff_id, encoding=encoding,
+                              filename=strip_control_characters(filename)[:200])
     db.session.add(pending)
     db.session.flush()
     try:
@@ -344,7 +360,11 @@ def stage(upload: IO[bytes] | bytes, filename: str, staff_id: int | None) -> Sup
         db.session.rollback()
         raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
                            field="file") from None
-    if not pending.summary["total"] and not pending.summary["missing_headers"]:
+    if missing := pending.summary["missing_headers"]:
+        db.session.rollback()
+        raise InvalidInput(_("必要な列の見出しがありません: %(cols)s。1行目に、下の「列の見出し」のとおり見出しを入れてください。",
+                             cols="、".join(missing)), field="file")
+    if not pending.summary["total"]:
         db.session.rollback()
         raise InvalidInput(_("見出しの行のほかに、取り込む行がありません。"), field="file")
     db.session.commit()
