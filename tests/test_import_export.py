@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.extensions import db
 from app.supporters.models import Supporter, SupporterImport
-from tests.conftest import login_staff, make_supporter, page_text, post
+from tests.conftest import district, login_staff, make_supporter, page_text, post
 
 HEADER = "種別,氏名,ふりがな,メールアドレス,電話番号,郵便番号,住所,地区,通信の受け取り方,状態,登録日\r\n"
 GOOD = [
@@ -141,6 +141,29 @@ def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_
     decide(client, review, "import")
     assert {s.display_name for s in db.session.scalars(select(Supporter))} == {
         "良い 一", "㈱髙野商事①"}
+
+
+def test_rows_in_districts_outside_ones_areas_are_pointed_out_before_importing(
+        client, coordinator, admin):
+    """A coordinator may import people of another area (they then belong to that area's
+    staff, and leave the coordinator's list): the review says how many and which areas, as
+    the form does when one such supporter is saved. An administrator serves every area."""
+    rows = [
+        "個人,中部 一,ちゅうぶ,,042-406-0001,188-0012,南町1,田無小地区,郵送,活動中,",
+        "個人,南部 二,なんぶ,,042-406-0002,188-0012,南町2,向台小地区,郵送,活動中,",
+        "個人,南部 三,なんぶ,,042-406-0003,188-0012,南町3,本町小地区,郵送,活動中,",
+        "個人,北東 四,ほくとう,,042-406-0004,188-0012,南町4,保谷小地区,郵送,活動中,",
+        "個人,北東 五,ほくとう,bad-address,,,,保谷小地区,メール,活動中,",  # not imported
+    ]
+    content = (HEADER + "\r\n".join(rows)).encode("utf-8")
+    login_staff(client, coordinator)
+    south, north_east = district("d06").area.label, district("d11").area.label
+    review = upload(client, content)
+    assert (f"このうち 3 行は、あなたの担当の圏域の外（{south}、{north_east}）の地区です。"
+            "取り込むと、その圏域の担当者が扱います（あなたの名簿には出ません）。") in page_text(review)
+    decide(client, review, "discard")
+    login_staff(client, admin)
+    assert "担当の圏域の外" not in page_text(upload(client, content))
 
 
 def test_export_opens_in_excel_and_is_audited(client, coordinator):

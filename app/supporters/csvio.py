@@ -11,11 +11,13 @@ from typing import IO, Iterable, Iterator
 
 from sqlalchemy import func, select, update
 
+from app.accounts.services import area_scope
 from app.audit import services as audit
 from app.dbtypes import insert_rows, utcnow
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.geography.models import District
+from app.geography.services import list_districts
 from app.i18n import gettext as _
 from app.site import has_control_characters, strip_control_characters
 from app.spreadsheet import ENCODING_NAMES, open_text, restore  # noqa: F401 - used by views
@@ -90,6 +92,10 @@ class Review:
     missing_headers: list[str]
     preview: list[RowResult]
     problems: list[RowResult]
+    # (area name, rows) of the rows to import in districts of areas the viewer does not
+    # serve: once imported, that area's staff look after them, and the viewer's list
+    # does not show them.
+    outside: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def bad(self) -> int:
@@ -382,6 +388,10 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
                         [_staged(pending.id, r) for r in checker.chunk(chunk)])
         _same_in_file(pending.id)
     Row = SupporterImportRow
+    district = Row.data["district_id"].as_integer()
+    per_district = {str(district_id): n for district_id, n in db.session.execute(
+        select(district, func.count()).where(Row.import_id == pending.id, Row.ok)
+        .group_by(district)) if district_id is not None}
     counts = db.session.execute(
         select(func.count(Row.id), func.count(Row.id).filter(Row.ok))
         .where(Row.import_id == pending.id)).one()
@@ -389,10 +399,11 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
         select(Row.email_key).where(Row.import_id == pending.id, Row.ok, Row.email_key != ""))
         if services.is_mobile_carrier(key))
     pending.summary = {"total": counts[0], "ok": counts[1], "mobile": mobile,
-                       "missing_headers": missing}
+                       "missing_headers": missing, "districts": per_district}
 
 
-def review(pending: SupporterImport) -> Review:
+def review(pending: SupporterImport, *, actor) -> Review:
+    """What the review page shows of a staged import to `actor` (who uploaded it)."""
     Row = SupporterImportRow
 
     def first(ok: bool) -> list[RowResult]:
@@ -407,7 +418,21 @@ def review(pending: SupporterImport) -> Review:
     return Review(total=summary.get("total", 0), ok=summary.get("ok", 0),
                   mobile=summary.get("mobile", 0),
                   missing_headers=summary.get("missing_headers", []),
-                  preview=preview, problems=first(False))
+                  preview=preview, problems=first(False),
+                  outside=_outside(summary.get("districts", {}), area_scope(actor)))
+
+
+def _outside(per_district: dict[str, int], scope: frozenset[int] | None
+             ) -> list[tuple[str, int]]:
+    """(area name, rows) of the rows counted per district that lie outside `scope`, in the
+    areas' order."""
+    if scope is None or not per_district:
+        return []
+    outside: dict[str, int] = {}
+    for d in list_districts():
+        if d.area_id not in scope and str(d.id) in per_district:
+            outside[d.area.label] = outside.get(d.area.label, 0) + per_district[str(d.id)]
+    return list(outside.items())
 
 
 def import_token(pending: SupporterImport) -> str:

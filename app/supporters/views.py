@@ -473,7 +473,7 @@ def import_review(import_id: int):
     except NotFound:
         return _import_gone("supporters.import_upload")
     return render_template("supporters/import_review.html", pending=pending,
-                           result=csvio.review(pending), form=ConfirmForm(),
+                           result=csvio.review(pending, actor=current_user), form=ConfirmForm(),
                            token=csvio.import_token(pending),
                            encoding=csvio.ENCODING_NAMES.get(pending.encoding, pending.encoding),
                            sender_domain=services.sender_domain(),
