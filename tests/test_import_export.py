@@ -154,6 +154,7 @@ def test_rows_in_districts_outside_ones_areas_are_pointed_out_before_importing(
         "個人,南部 三,なんぶ,,042-406-0003,188-0012,南町3,本町小地区,郵送,活動中,",
         "個人,北東 四,ほくとう,,042-406-0004,188-0012,南町4,保谷小地区,郵送,活動中,",
         "個人,北東 五,ほくとう,bad-address,,,,保谷小地区,メール,活動中,",  # not imported
+        "個人,南部 二,なんぶ,,042-406-0002,188-0012,南町2,向台小地区,郵送,活動中,",  # again
     ]
     content = (HEADER + "\r\n".join(rows)).encode("utf-8")
     login_staff(client, coordinator)

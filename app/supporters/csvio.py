@@ -5,6 +5,7 @@ import csv
 import hashlib
 import hmac
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import IO, Iterable, Iterator
@@ -329,9 +330,10 @@ def _result(row) -> RowResult:
                      delivery_guessed=guessed)
 
 
-def _same_in_file(import_id: int) -> None:
+def _same_in_file(import_id: int) -> Counter:
     """Mark the rows that repeat an earlier row's e-mail address, or its name and phone
-    number (found by the database, so that no file is held in memory)."""
+    number (found by the database, so that no file is held in memory). Returns how many
+    rows that were to be imported it marked, per district."""
     Row = SupporterImportRow
     found: dict[int, list[str]] = {}
     for key, message in ((Row.email_key, _("メールアドレスが%(line)d行目と同じです。")),
@@ -344,11 +346,16 @@ def _same_in_file(import_id: int) -> None:
                                                    & (Row.line > first.c.line))
                 .where(Row.import_id == import_id)):
             found.setdefault(row_id, []).append(message % {"line": line})
+    marked: Counter = Counter()
     for ids in _chunks(sorted(found)):
-        rows = db.session.execute(select(Row.id, Row.problems).where(Row.id.in_(ids))).all()
+        rows = db.session.execute(select(Row.id, Row.problems, Row.ok,
+                                         Row.data["district_id"].as_integer())
+                                  .where(Row.id.in_(ids))).all()
         db.session.execute(update(Row), [
             {"id": row_id, "ok": False, "problems": list(problems) + found[row_id]}
-            for row_id, problems in rows])
+            for row_id, problems, _ok, _district in rows])
+        marked.update(district for _id, _problems, ok, district in rows if ok)
+    return marked
 
 
 def stage(upload: IO[bytes] | bytes, filename: str, staff_id: int | None) -> SupporterImport:
@@ -381,17 +388,16 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
     """The dry run: every row checked and kept with its problems, and the counts."""
     headers, records = _records(text)
     missing = [h for h in REQUIRED_HEADERS if h not in headers]
+    per_district: Counter = Counter()  # the rows to import in each district
     if not missing:
         checker = _Checker(headers)
         for chunk in _chunks(records):
+            rows = checker.chunk(chunk)
+            per_district.update(r.data["district_id"] for r in rows if r.ok)
             insert_rows(SupporterImportRow.__table__, _STAGED,
-                        [_staged(pending.id, r) for r in checker.chunk(chunk)])
-        _same_in_file(pending.id)
+                        [_staged(pending.id, r) for r in rows])
+        per_district -= _same_in_file(pending.id)
     Row = SupporterImportRow
-    district = Row.data["district_id"].as_integer()
-    per_district = {str(district_id): n for district_id, n in db.session.execute(
-        select(district, func.count()).where(Row.import_id == pending.id, Row.ok)
-        .group_by(district)) if district_id is not None}
     counts = db.session.execute(
         select(func.count(Row.id), func.count(Row.id).filter(Row.ok))
         .where(Row.import_id == pending.id)).one()
@@ -399,7 +405,8 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
         select(Row.email_key).where(Row.import_id == pending.id, Row.ok, Row.email_key != ""))
         if services.is_mobile_carrier(key))
     pending.summary = {"total": counts[0], "ok": counts[1], "mobile": mobile,
-                       "missing_headers": missing, "districts": per_district}
+                       "missing_headers": missing,
+                       "districts": {str(key): n for key, n in per_district.items()}}
 
 
 def review(pending: SupporterImport, *, actor) -> Review:
