@@ -66,15 +66,23 @@ def csv_response(header: Iterable, rows: Iterable[Iterable], filename: str) -> R
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "cp932": "Shift_JIS（Windows / CP932）"}
 
 
-def _not_csv(head: bytes) -> bool:
-    return b"\x00" in head[:4096] or head.startswith(b"PK\x03\x04") or head.startswith(b"%PDF")
+def _refuse_unless_csv(head: bytes) -> None:
+    """Raise InvalidInput when the start of an upload shows it is not a CSV: an Excel
+    workbook (a zip), a PDF, text saved as UTF-16 (Excel's 「Unicode テキスト」), or bytes
+    of which many are NUL (a binary file). A stray NUL in a text is left to the checks of
+    the row it is in, which name its line and column."""
+    head = head[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InvalidInput(_("UTF-16（Unicode テキスト）のファイルは読み込めません。Excelで「CSV UTF-8（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file")
+    if head.startswith((b"PK\x03\x04", b"%PDF")) or head.count(b"\x00") * 20 > len(head):
+        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
+                           field="file")
 
 
 def decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding name of an uploaded CSV: UTF-8 (BOM or not), else Shift_JIS/CP932."""
-    if _not_csv(raw):
-        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
-                           field="file")
+    _refuse_unless_csv(raw)
     for encoding in ("utf-8-sig", "cp932"):
         try:
             return raw.decode(encoding), encoding
@@ -106,9 +114,7 @@ def open_text(stream: IO[bytes], block: int = 1 << 20) -> tuple[IO[str], str]:
     head = stream.read(4096)
     if not head:
         raise InvalidInput(_("ファイルが空です。"), field="file")
-    if _not_csv(head):
-        raise InvalidInput(_("CSVファイルではないようです。Excelで「CSV（コンマ区切り）」として保存したファイルを選んでください。"),
-                           field="file")
+    _refuse_unless_csv(head)
     for encoding in ("utf-8-sig", "cp932"):
         if _decodes(stream, encoding, block):
             stream.seek(0)

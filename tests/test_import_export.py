@@ -120,8 +120,7 @@ def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_
     login_staff(client, coordinator)
     header = "種別,氏名,ふりがな,事業所名,電話番号,郵便番号,住所,地区,通信の受け取り方,職員メモ\r\n"
     rows = [
-        # (a long note first: a NUL in a file's first 4 KB makes it "not a CSV" as a whole)
-        "個人,良い 一,よい,,042-405-0001,188-0012,南町1,田無小地区,郵送," + "メモ" * 1100,
+        "個人,良い 一,よい,,042-405-0001,188-0012,南町1,田無小地区,郵送,メモ",
         "個人,良い 二,よい,,042-405-0002,188-0012,南町2,田無小地区,郵送,前\x00後",
         "個人,制御\x1b 三,せいぎょ,,042-405-0003,188-0012,南町3,田無小地区,郵送,",
         "事業所,佐藤 次郎,たかのしょうじ,㈱髙野商事①,042-405-0004,188-0012,南町4,田無小地区,郵送,",
@@ -141,6 +140,10 @@ def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_
     decide(client, review, "import")
     assert {s.display_name for s in db.session.scalars(select(Supporter))} == {
         "良い 一", "㈱髙野商事①"}
+    # Saved as Excel's 「Unicode テキスト」 (UTF-16): said so, not taken for a binary file.
+    response = upload(client, (header + rows[0]).encode("utf-16"))
+    assert response.status_code == 400
+    assert "UTF-16（Unicode テキスト）のファイルは読み込めません。" in page_text(response)
 
 
 def test_rows_in_districts_outside_ones_areas_are_pointed_out_before_importing(

@@ -107,6 +107,14 @@ def test_csv_round_trip_and_a_bad_file_saves_nothing(client, admin, geography):
     page = page_text(response)
     assert response.status_code == 400 and "3行目" in page and "種類を選んでください。" in page
     assert len(partners.list_agencies()) == before  # all or nothing
+    # A NUL in a cell (a database would cut the text there, or refuse it): said, not saved.
+    nul = "種類,名称,メモ\r\n保健所,多摩地域保健所,前\x00後\r\n"
+    response = client.post("/admin/partners/import", data={
+        "csrf_token": _csrf(client, "/admin/partners/import"),
+        "file": (io.BytesIO(nul.encode()), "nul.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "2行目: メモに使えない文字（制御文字）が含まれています。" in page_text(response)
+    assert len(partners.list_agencies()) == before
 
 
 def _csrf(client, url: str) -> str:
