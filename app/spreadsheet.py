@@ -17,6 +17,7 @@ from flask import Response, stream_with_context
 
 from app.errors import InvalidInput
 from app.i18n import gettext as _
+from app.site import has_control_characters
 
 # Full-width forms too: some spreadsheets turn them into the ASCII operator.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
@@ -36,6 +37,15 @@ def restore(text: str) -> str:
     if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
         return text[1:]
     return text
+
+
+def control_problem(header: str, cell: str) -> str:
+    """Why a cell read from a file cannot be kept ("" when it can): it holds control
+    characters (NUL, escapes…), which nobody types and at which a database would cut the
+    text short. Line breaks and tabs are kept (a note may have them)."""
+    if has_control_characters(cell, multiline=True):
+        return _("%(col)sに使えない文字（制御文字）が含まれています。", col=header)
+    return ""
 
 
 def csv_chunks(header: Iterable, rows: Iterable[Iterable], every: int = 200) -> Iterator[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 _KATAKANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 _SPACES = re.compile(r"[\s\u3000]+")
@@ -46,18 +46,26 @@ _COMPANY = {"(株)": "株式会社", "(有)": "有限会社", "(社)": "社団�
 _COMPANY_RE = re.compile("|".join(re.escape(k) for k in _COMPANY))
 
 
+def _cached_when_short(longest: int, size: int):
+    """Cache a function of a text for texts up to `longest` characters (the same names,
+    words and codes come again and again: imports, search terms); a longer one (a stray cell
+    of a file) is worked out and not kept. An empty text gives "" uncached."""
+    def wrap(function):
+        cached = lru_cache(maxsize=size)(function)
+
+        @wraps(function)
+        def text_function(text):
+            if not text:
+                return ""
+            return cached(text) if len(text) <= longest else function(text)
+        return text_function
+    return wrap
+
+
+@_cached_when_short(64, 1 << 16)
 def fold(text: str | None) -> str:
     """Width-, kana-, case- and variant-insensitive form of text, without spaces or invisible
-    marks (a search key).
-    Short texts are cached: the same names and words come again and again (imports, search
-    terms); a long one (a stray cell of a file) is not kept."""
-    if not text:
-        return ""
-    return _fold(text) if len(text) <= 64 else _fold.__wrapped__(text)
-
-
-@lru_cache(maxsize=1 << 16)
-def _fold(text: str) -> str:
+    marks (a search key)."""
     text = unicodedata.normalize("NFKC", text)
     text = _COMPANY_RE.sub(lambda m: _COMPANY[m.group(0)], text)
     text = text.translate(_KATAKANA_TO_HIRAGANA).lower().translate(_VARIANT_TABLE)
@@ -114,17 +122,10 @@ def clean(text: str | None) -> str:
 _POSTAL = re.compile(r"〒?\s*\d{3}\s*[-‐－ー−]?\s*\d{4}")
 
 
+@_cached_when_short(16, 4096)  # (a town's few codes: each checked when tidied and validated)
 def postal_digits(text: str | None) -> str | None:
     """The 7 digits of a Japanese postal code as people write it (〒188-0012, １８８－００１２,
-    1880012), or None when it is not one. (Cached: a town's few codes come again and again,
-    and each is checked when tidied and when validated.)"""
-    if not text:
-        return ""
-    return _postal_digits(text) if len(text) <= 16 else _postal_digits.__wrapped__(text)
-
-
-@lru_cache(maxsize=4096)
-def _postal_digits(text: str) -> str | None:
+    1880012), or None when it is not one."""
     value = unicodedata.normalize("NFKC", text).strip()
     if not value:
         return ""

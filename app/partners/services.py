@@ -20,8 +20,7 @@ from app.geography.models import Area, District
 from app.i18n import gettext as _
 from app.labels import AGENCY_KIND
 from app.partners.models import KINDS, Agency
-from app.site import has_control_characters
-from app.spreadsheet import decode, restore
+from app.spreadsheet import control_problem, decode, restore
 from app.text import clean, fold, phone_text, sort_key, tidy
 from app.validators import is_valid_email, phone_problem
 
@@ -177,9 +176,9 @@ def import_csv(raw: bytes, *, actor) -> int:
             (data["district_ids"].append(districts[fold(name)]) if fold(name) in districts
              else unknown.append(name))
         found = problems(data)
-        for header, key in COLUMNS:  # (NUL, escapes: a database would cut the text short)
-            if has_control_characters(cells.get(key, ""), multiline=True):
-                found[key] = _("%(col)sに使えない文字（制御文字）が含まれています。", col=header)
+        for header, key in COLUMNS:
+            if problem := control_problem(header, cells.get(key, "")):
+                found[key] = problem
         if unknown:
             found["areas"] = _("地域名が見つかりません: %(names)s", names="、".join(unknown))
         if unknown_categories:

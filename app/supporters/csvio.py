@@ -12,7 +12,7 @@ from typing import IO, Iterable, Iterator
 
 from sqlalchemy import func, select, update
 
-from app.accounts.services import area_scope
+from app.accounts.services import Viewer
 from app.audit import services as audit
 from app.dbtypes import insert_rows, utcnow
 from app.errors import InvalidInput, NotFound
@@ -21,7 +21,12 @@ from app.geography.models import District
 from app.geography.services import list_districts
 from app.i18n import gettext as _
 from app.site import has_control_characters, strip_control_characters
-from app.spreadsheet import ENCODING_NAMES, open_text, restore  # noqa: F401 - used by views
+from app.spreadsheet import (  # noqa: F401 - ENCODING_NAMES is used by views
+    ENCODING_NAMES,
+    control_problem,
+    open_text,
+    restore,
+)
 from app.supporters import bulk, services
 from app.supporters.models import (
     BusinessCategory,
@@ -178,10 +183,9 @@ def _row_to_data(cells: list[str], plan, districts: dict, categories: dict
     for header, key, n in columns:
         raw = cells[n] if n < size else ""
         raw = restore(raw.strip()) if raw else ""
-        if controlled and has_control_characters(raw, multiline=True):
-            # NUL, escapes and the like: nobody typed them, and a database would cut the
-            # text at a NUL. The row is not imported; the review shows the cell without them.
-            problems.append(_("%(col)sに使えない文字（制御文字）が含まれています。", col=header))
+        if controlled and (problem := control_problem(header, raw)):
+            # The row is not imported; the review shows the cell without them.
+            problems.append(problem)
             raw = strip_control_characters(raw, multiline=True)
         if not raw:  # (most cells of a file: the quick way)
             if key in _EMPTY:
@@ -426,18 +430,17 @@ def review(pending: SupporterImport, *, actor) -> Review:
                   mobile=summary.get("mobile", 0),
                   missing_headers=summary.get("missing_headers", []),
                   preview=preview, problems=first(False),
-                  outside=_outside(summary.get("districts", {}), area_scope(actor)))
+                  outside=_outside(summary.get("districts", {}), Viewer.of(actor)))
 
 
-def _outside(per_district: dict[str, int], scope: frozenset[int] | None
-             ) -> list[tuple[str, int]]:
-    """(area name, rows) of the rows counted per district that lie outside `scope`, in the
-    areas' order."""
-    if scope is None or not per_district:
+def _outside(per_district: dict[str, int], viewer: Viewer) -> list[tuple[str, int]]:
+    """(area name, rows) of the rows counted per district that the viewer does not see, in
+    the areas' order."""
+    if viewer.scope is None or not per_district:
         return []
     outside: dict[str, int] = {}
     for d in list_districts():
-        if d.area_id not in scope and str(d.id) in per_district:
+        if str(d.id) in per_district and not viewer.sees(d.area_id):
             outside[d.area.label] = outside.get(d.area.label, 0) + per_district[str(d.id)]
     return list(outside.items())
 

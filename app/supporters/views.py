@@ -326,18 +326,21 @@ def staff_new():
             if supporter is None:  # a repeat: the first one's page, if the user may see it
                 first = db.session.get(Supporter, first) if first else None
                 return redirect(url_for("supporters.staff_detail", supporter_id=first.id)
-                                if first and Viewer.of(current_user).sees(services.area_of(first))
-                                else url_for("supporters.staff_list"))
+                                if first and _sees(first) else url_for("supporters.staff_list"))
             return _saved(supporter, _("推進員を登録しました。"))
     return render_template("supporters/staff_form.html", form=form, supporter=None)
+
+
+def _sees(supporter) -> bool:
+    """Whether the signed-in staff member may see this supporter's record (by its area)."""
+    return Viewer.of(current_user).sees(services.area_of(supporter))
 
 
 def _saved(supporter, done: str):
     """After saving a supporter: their page, or — placed in a district outside the areas the
     staff member serves (handed over to that area) — the list, saying so: the page would
     only say that they may not see it."""
-    area = services.area_of(supporter)
-    if Viewer.of(current_user).sees(area):
+    if _sees(supporter):
         flash(done, "success")
         return redirect(url_for("supporters.staff_detail", supporter_id=supporter.id))
     flash(_("%(done)s「%(name)s」は%(area)sの地区のため、これからはその圏域の担当者が扱います（あなたの担当の圏域の外なので、名簿には出ません）。",
