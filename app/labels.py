@@ -1,4 +1,6 @@
 """Display labels for stored codes, translated lazily (Japanese is the source language)."""
+from typing import NamedTuple
+
 from flask_babel import get_locale
 
 from app.i18n import lazy_gettext as _l
@@ -10,6 +12,14 @@ def localized(name: str, name_en: str = "") -> str:
     if locale is not None and locale.language == "en" and name_en:
         return name_en
     return name
+
+
+class Choice(NamedTuple):
+    """An entry of a pick list read once and kept for a while (in the cache): an admin-named
+    thing's id and names, without the database object."""
+    id: int
+    name: str
+    name_en: str = ""
 
 KIND = {"person": _l("個人"), "business": _l("事業所")}
 STATUS = {

@@ -1,6 +1,7 @@
 """Site-wide pages and behaviour: home, health check, language switch, errors, headers."""
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import urlparse
 
@@ -49,6 +50,13 @@ def remember_list(name: str, keys: tuple[str, ...]) -> None:
     kept = {key: request.args[key][:100] for key in keys if request.args.get(key)}
     if session.get(name, {}) != kept:
         session[name] = kept
+
+
+def fragment_key(*parts) -> str:
+    """A short key for a cached piece of a page ({% cache %}), made of everything the piece
+    shows (names, choices, what is selected): when any of it changes, the key changes, so the
+    piece is made afresh at once instead of after the cache time."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
 def remembered_list(name: str, endpoint: str, keys: tuple[str, ...], anchor: str = "") -> str:

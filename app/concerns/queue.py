@@ -6,7 +6,6 @@ only, which an index on (area, status, assignee, created) answers.
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -28,6 +27,8 @@ from app.concerns.models import (
 from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
 from app.extensions import db
 from app.geography.models import Area, District, Named
+from app.labels import Choice
+from app.site import fragment_key
 from app.text import clean
 
 
@@ -254,16 +255,10 @@ def _count_matching(f: QueueFilters, me: Viewer | None, cap: int | None):
 
 
 
-class Choice(NamedTuple):
-    id: int
-    name: str
-    name_en: str = ""
-
-
 def names_key(lists: tuple[list[Choice], list[Choice]]) -> str:
     """A short key that changes when an area or category is renamed: the charts, which name
     them, are cached under it, so a new name shows at once instead of after the cache time."""
-    return format(zlib.crc32(repr(lists).encode()), "08x")
+    return fragment_key(lists)
 
 
 def pick_lists() -> tuple[list[Choice], list[Choice]]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from app.audit import services as audit
 from app.errors import InvalidInput, NotFound, raise_problems
+from app.extensions import cache as shared_cache
 from app.extensions import db
 from app.formatting import bracketed
 from app.geography.models import Area, District, Named, Station
@@ -112,6 +113,7 @@ def load_geography(path: str | Path) -> LoadResult:
             result,
         )
     db.session.commit()
+    shared_cache.delete(PLACES_KEY)
     return result
 
 
@@ -179,9 +181,23 @@ def _places_statement():
             .order_by(Area.position, District.position))
 
 
+# The places as pick lists and lists name them, kept in the cache for a short while (nearly
+# every staff page names places; they change when the geography file is loaded, which
+# clears them here; another process's own cache keeps them until the cache time is up).
+PLACES_KEY = "geography-places"
+
+
 def list_districts() -> list[DistrictView]:
     """Every district with its area and the area's station, in one query (read-only views
     of them: for names and ids, not for changing them)."""
+    found = shared_cache.get(PLACES_KEY)
+    if found is None:
+        found = _read_districts()
+        shared_cache.set(PLACES_KEY, found)
+    return found
+
+
+def _read_districts() -> list[DistrictView]:
     rows = db.session.execute(_places_statement()).tuples()
     stations: dict[int, PlaceView] = {}
     areas: dict[int, AreaView] = {}

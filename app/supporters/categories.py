@@ -6,8 +6,10 @@ from functools import cache
 from sqlalchemy import func, select
 
 from app.audit import services as audit
+from app.extensions import cache as shared_cache
 from app.extensions import db
 from app.i18n import gettext as _
+from app.labels import Choice
 from app.supporters.models import (
     BusinessCategory,
 )
@@ -23,6 +25,19 @@ def _in_order():
 
 def list_categories() -> list[BusinessCategory]:
     return list(db.session.scalars(_in_order()))
+
+
+# The categories as the registry's filter names them, kept in the cache for a short while
+# (every search shows the filter); adding or renaming one clears them.
+CHOICES_KEY = "business-category-choices"
+
+
+def category_choices() -> list[Choice]:
+    found = shared_cache.get(CHOICES_KEY)
+    if found is None:
+        found = [Choice(c.id, c.name, c.name_en) for c in list_categories()]
+        shared_cache.set(CHOICES_KEY, found)
+    return found
 
 
 def _category_name(name: str, *, other_than: int | None = None) -> str:
@@ -43,6 +58,7 @@ def add_category(name: str, name_en: str = "", *, actor) -> BusinessCategory:
     db.session.add(category)
     audit.record("category.create", "business_category", None, name, actor=actor)
     db.session.commit()
+    shared_cache.delete(CHOICES_KEY)
     return category
 
 
@@ -51,6 +67,7 @@ def rename_category(category: BusinessCategory, name: str, name_en: str = "", *,
     category.name, category.name_en = name, clean(name_en)
     audit.record("category.update", "business_category", category.id, name, actor=actor)
     db.session.commit()
+    shared_cache.delete(CHOICES_KEY)
 
 
 DEFAULT_CATEGORIES = (
@@ -70,3 +87,4 @@ def ensure_business_categories() -> None:
             db.session.add(BusinessCategory(code=code, name=name, name_en=name_en,
                                             position=position))
     db.session.commit()
+    shared_cache.delete(CHOICES_KEY)

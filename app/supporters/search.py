@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from math import ceil
+from typing import NamedTuple
 
 from sqlalchemy import String, bindparam, case, event, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload, load_only
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.extensions import db
 from app.geography.models import Area, District, Station
@@ -151,7 +153,7 @@ SORTS = {
 
 @dataclass
 class Page:
-    rows: list[Supporter]
+    rows: list[ListRow]
     total: int
     page: int
     per_page: int
@@ -239,25 +241,34 @@ def count(f: RegistryFilters) -> int:
     return db.session.scalar(_filtered(select(func.count(Supporter.id)), f)) or 0
 
 
-# What a row of the registry list shows; loading only these keeps big pages quick.
-LIST_COLUMNS = (Supporter.id, Supporter.kind, Supporter.name, Supporter.kana,
-                Supporter.business_name, Supporter.business_kana, Supporter.status,
-                Supporter.delivery, Supporter.phone, Supporter.district_id, Supporter.joined_on)
+class ListRow(NamedTuple):
+    """A row of the registry list: the columns it shows, read as plain values (mapping a page
+    of supporters to objects costs more than finding them)."""
+    id: int
+    kind: str
+    name: str
+    kana: str
+    business_name: str
+    business_kana: str
+    status: str
+    delivery: str
+    phone: str | None
+    district_id: int | None
+    joined_on: date | None
+
+    # The names as the model gives them (one rule).
+    display_name = property(Supporter.display_name.fget)
+    display_kana = property(Supporter.display_kana.fget)
 
 
-@cache
-def _list_options() -> tuple:
-    """The list's loader options, built once (on first use: building them configures the
-    mappers): they are immutable, and making them costs more than the rest of the statement.
-    The district is named from the page's place list, not joined (LIST_COLUMNS has its id)."""
-    return (load_only(*LIST_COLUMNS, raiseload=True),)
+LIST_COLUMNS = tuple(getattr(Supporter, name) for name in ListRow._fields)
 
 
 @cache
 def _rows_by_id():
-    """The list's rows of the given supporters (built once, like the options)."""
-    return (select(Supporter).where(Supporter.id.in_(bindparam("ids", expanding=True)))
-            .options(*_list_options()))
+    """The list's rows of the given supporters (built once: building a statement costs
+    more than running it)."""
+    return select(*LIST_COLUMNS).where(Supporter.id.in_(bindparam("ids", expanding=True)))
 
 
 @cache
@@ -288,6 +299,13 @@ def _typed_search(dialect: str, scoped: bool, sort: str, descending: bool):
 ONE_PASS_LIMIT = 2000
 
 
+def _plain_rows(statement, params: dict | None = None) -> list:
+    """The rows of a statement of columns, as the database driver gives them (through the
+    session's connection, in its transaction): the ORM's handling of a result costs more
+    than the database itself for the thousand ids of a broad search."""
+    return db.session.connection().execute(statement, params or {}).all()
+
+
 def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
            areas: list[Area] | None = None) -> Page:
     """One page of supporters in 五十音 order, with the total and the totals per area."""
@@ -300,26 +318,22 @@ def search(f: RegistryFilters, page: int = 1, per_page: int = 25,
         params = {"query": terms_query([term], prefix=True, dialect=dialect)}
         if f.scope is not None:
             params["areas"] = sorted(f.scope)
-        matches = db.session.execute(
-            _typed_search(dialect, f.scope is not None, f.sort, f.descending),
-            params).tuples().all()
+        matches = _plain_rows(
+            _typed_search(dialect, f.scope is not None, f.sort, f.descending), params)
     elif term:
-        matches = db.session.execute(
+        matches = _plain_rows(
             _ordered(_filtered(select(Supporter.id, _area_of_supporter()), f), f)
-            .limit(ONE_PASS_LIMIT + 1)
-        ).tuples().all()
+            .limit(ONE_PASS_LIMIT + 1))
     if matches is not None and len(matches) <= ONE_PASS_LIMIT:
         totals = _area_totals(Counter(area for _id, area in matches), f, areas)
         ids = [supporter_id for supporter_id, _area in matches[offset:offset + per_page]]
-        found = {s.id: s for s in db.session.scalars(_rows_by_id(), {"ids": ids})}
+        found = {row.id: row for row in map(ListRow._make, _plain_rows(
+            _rows_by_id(), {"ids": ids}))}
         rows = [found[i] for i in ids if i in found]
     else:
         totals = area_totals(f, areas)
-        rows = list(db.session.scalars(
-            _ordered(_filtered(select(Supporter), f), f)
-            .options(*_list_options())
-            .limit(per_page).offset(offset)
-        ))
+        rows = list(map(ListRow._make, _plain_rows(
+            _ordered(_filtered(select(*LIST_COLUMNS), f), f).limit(per_page).offset(offset))))
     # The per-area totals follow every filter: the total is their sum.
     total = sum(n for _name, n in totals)
     return Page(rows=rows, total=total, page=page, per_page=per_page, area_totals=totals)
@@ -338,11 +352,10 @@ def _ordered(query, f: RegistryFilters):
 def area_totals(f: RegistryFilters, areas: list[Area] | None = None) -> list[tuple[str, int]]:
     """How many supporters match in each area (with every filter, so they add up to the
     total); areas with none are left out when a place filter is set."""
-    counts = dict(db.session.execute(
+    counts = dict(_plain_rows(
         _filtered(select(District.area_id, func.count(Supporter.id))
                   .select_from(Supporter).outerjoin(District), f)
-        .group_by(District.area_id)
-    ).all())
+        .group_by(District.area_id)))
     return _area_totals(counts, f, areas)
 
 

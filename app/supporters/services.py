@@ -24,6 +24,7 @@ from app.supporters.applications import (
 from app.supporters.categories import (
     DEFAULT_CATEGORIES,
     add_category,
+    category_choices,
     ensure_business_categories,
     list_categories,
     rename_category,

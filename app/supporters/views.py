@@ -20,6 +20,7 @@ from app.site import (
     busy_message,
     form_data,
     form_int,
+    fragment_key,
     int_arg,
     is_busy,
     page_arg,
@@ -272,11 +273,19 @@ def staff_list():
     shown = [d for d in districts
              if (not filters.area_id or d.area_id == filters.area_id)
              and (not filters.station_id or d.area.station_id == filters.station_id)]
+    categories = services.category_choices()
     return render_template(
         "supporters/staff_list.html", page=page, filters=filters, args=args,
-        areas=areas, districts=shown, stations=stations, categories=services.list_categories(),
+        areas=areas, districts=shown, stations=stations, categories=categories,
         contradiction=filters.contradiction(), sorts=services.SORTS,
         district_names={d.id: d.label for d in places},
+        # The filters' panel is cached (the longest part of the page, the same for most
+        # searches) under all that it shows: the places, the categories, what is chosen.
+        panel_key=fragment_key(
+            [(p.id, p.name, p.name_en) for p in [*stations, *areas, *shown]], categories,
+            [filters.station_id, filters.area_id, filters.district_id, filters.kind,
+             filters.status, filters.delivery, filters.category_id, filters.sort,
+             filters.descending]),
     )
 
 
