@@ -278,7 +278,8 @@ def staff_list():
         "supporters/staff_list.html", page=page, filters=filters, args=args,
         areas=areas, districts=shown, stations=stations, categories=categories,
         contradiction=filters.contradiction(), sorts=services.SORTS,
-        district_names={d.id: d.label for d in places},
+        district_names={d.id: d.label for d in places
+                        if d.id in {row.district_id for row in page.rows}},
         # The filters' panel is cached (the longest part of the page, the same for most
         # searches) under all that it shows: the places, the categories, what is chosen.
         panel_key=fragment_key(
