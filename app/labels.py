@@ -1,17 +1,13 @@
 """Display labels for stored codes, translated lazily (Japanese is the source language)."""
 from typing import NamedTuple
 
-from flask_babel import get_locale
-
+from app.i18n import current_language
 from app.i18n import lazy_gettext as _l
 
 
 def localized(name: str, name_en: str = "") -> str:
     """An admin-entered name in the current language (English only when one was given)."""
-    locale = get_locale()
-    if locale is not None and locale.language == "en" and name_en:
-        return name_en
-    return name
+    return name_en if name_en and current_language() == "en" else name
 
 
 class Choice(NamedTuple):

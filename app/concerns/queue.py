@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import func, literal, or_, select, union_all
+from sqlalchemy import String, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
@@ -24,7 +25,7 @@ from app.concerns.models import (
     ConcernCategory,
     is_open,
 )
-from app.concerns.rules import PICK_LISTS_KEY, overdue_clause
+from app.concerns.rules import PICK_LISTS_KEY, overdue_before, overdue_clause
 from app.extensions import db
 from app.geography.models import Area, District, Named
 from app.labels import Choice
@@ -45,48 +46,103 @@ class QueueFilters:
     with_unplaced: bool = False
 
 
-def _visible(viewer: Viewer | None):
-    """Concerns whose personal details the viewer may see (their areas, and no area yet)."""
-    if viewer is None or viewer.scope is None:
-        return None
-    return or_(Concern.area_id.in_(sorted(viewer.scope)), Concern.area_id.is_(None))
+def _in_areas_or_unplaced(areas):
+    """Concerns in these areas (a list, or a parameter holding one) or with no area yet: those
+    whose personal details staff serving the areas may see, as no area is anybody's yet."""
+    return or_(Concern.area_id.in_(areas), Concern.area_id.is_(None))
 
 
-def _filtered(query, f: QueueFilters, me: Viewer | None):
+# The filters make their conditions in two halves: the form (which conditions there are, a
+# tuple of words) and the values (parameters, named with a prefix so that several sets of
+# filters can sit in one statement). The dashboard's statements are built once per form and
+# kept: building one and its cache key took longer than the database took to run it.
+
+def _where(f: QueueFilters, me: Viewer | None, key: str = "") -> tuple[tuple[str, ...], dict]:
+    """(form, parameters) of the filters; `key` prefixes the parameters' names."""
+    form, values = [], {}
     if f.area_ids is not None:
-        if f.area_ids and f.with_unplaced:
-            query = query.where(or_(Concern.area_id.in_(f.area_ids), Concern.area_id.is_(None)))
+        if not f.area_ids:
+            form.append("no area")
         else:
-            query = query.where(Concern.area_id.in_(f.area_ids) if f.area_ids
-                                else Concern.area_id.is_(None))
+            form.append("areas or none" if f.with_unplaced else "areas")
+            values["areas"] = list(f.area_ids)
     if f.status == "open":
-        query = query.where(is_open())
+        form.append("open")
     elif f.status in STATUSES:
-        query = query.where(Concern.status == f.status)
+        form.append("status")
+        values["status"] = f.status
     if f.category_id:
-        query = query.where(Concern.category_id == f.category_id)
+        form.append("category")
+        values["category"] = f.category_id
     if f.assignee == "me" and me is not None:
-        query = query.where(Concern.assignee_id == me.id)
+        form.append("mine")
+        values["me"] = me.id
     elif f.assignee == "none":
-        query = query.where(Concern.assignee_id.is_(None))
+        form.append("nobody's")
     if f.overdue:
-        query = query.where(overdue_clause())
+        form.append("overdue")
+        values["before"] = overdue_before()
     if f.urgency in URGENCIES:
-        query = query.where(Concern.urgency == f.urgency)
+        form.append("urgency")
+        values["urgency"] = f.urgency
     if f.q:
         q = clean(f.q)
         if q.upper().startswith("HN-"):
-            query = query.where(Concern.reference == q.upper())
+            form.append("reference")
+            values["reference"] = q.upper()
         else:
-            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(or_(Concern.body.like(pattern, escape="\\"),
-                                    Concern.place.like(pattern, escape="\\"),
-                                    Concern.reference.like(pattern, escape="\\")))
+            form.append("words")
+            values["pattern"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             # What a concern says is searched only where the viewer may read it.
-            visible = _visible(me)
-            if visible is not None:
-                query = query.where(visible)
-    return query
+            if me is not None and me.scope is not None:
+                form.append("visible")
+                values["visible"] = sorted(me.scope)
+    return tuple(form), {key + name: value for name, value in values.items()}
+
+
+def _conditions(form: tuple[str, ...], key: str = "") -> list:
+    """The SQL conditions of a form from _where, with parameters for its values."""
+    def value(name: str, **kw):
+        return bindparam(key + name, **kw)
+
+    out = []
+    for part in form:
+        if part == "no area":
+            out.append(Concern.area_id.is_(None))
+        elif part == "areas":
+            out.append(Concern.area_id.in_(value("areas", expanding=True)))
+        elif part == "areas or none":
+            out.append(_in_areas_or_unplaced(value("areas", expanding=True)))
+        elif part == "open":
+            out.append(is_open())
+        elif part == "status":
+            out.append(Concern.status == value("status"))
+        elif part == "category":
+            out.append(Concern.category_id == value("category"))
+        elif part == "mine":
+            out.append(Concern.assignee_id == value("me"))
+        elif part == "nobody's":
+            out.append(Concern.assignee_id.is_(None))
+        elif part == "overdue":
+            out.append(overdue_clause(before=value("before")))
+        elif part == "urgency":
+            out.append(Concern.urgency == value("urgency"))
+        elif part == "reference":
+            out.append(Concern.reference == value("reference"))
+        elif part == "words":
+            pattern = value("pattern", type_=String)
+            out.append(or_(Concern.body.like(pattern, escape="\\"),
+                           Concern.place.like(pattern, escape="\\"),
+                           Concern.reference.like(pattern, escape="\\")))
+        elif part == "visible":
+            out.append(_in_areas_or_unplaced(value("visible", expanding=True)))
+    return out
+
+
+def _filtered(query, f: QueueFilters, me: Viewer | None):
+    """A query of concerns narrowed by the filters (built with their values, for one use)."""
+    form, values = _where(f, me)
+    return query.where(*_conditions(form)).params(values)
 
 
 COUNT_CAP = 1000
@@ -129,28 +185,38 @@ def _queue_rows(parts: list[tuple[QueueFilters, int, int]], me: Viewer | None
                 ) -> list[list[QueueRow]]:
     """For each (filters, limit, offset): matching concerns, newest first, with the names each
     row shows; all parts in one statement (UNION ALL of each part's ids, then the rows)."""
-    chosen = union_all(*(
-        select(ids.c.part, ids.c.concern_id).select_from(ids) for ids in (
-            _filtered(select(literal(n).label("part"), Concern.id.label("concern_id"))
-                      .select_from(Concern), f, me)
-            .order_by(Concern.created_at.desc(), Concern.id.desc())
-            .limit(limit).offset(offset).subquery()
-            for n, (f, limit, offset) in enumerate(parts)))).subquery()
-    query = (select(chosen.c.part, *_ROW_COLUMNS).select_from(chosen)
-             .join(Concern, Concern.id == chosen.c.concern_id)
-             .outerjoin(ConcernCategory, ConcernCategory.id == Concern.category_id)
-             .outerjoin(District, District.id == Concern.district_id)
-             .outerjoin(Area, Area.id == Concern.area_id)
-             .outerjoin(StaffUser, StaffUser.id == Concern.assignee_id)
-             .order_by(chosen.c.part, Concern.created_at.desc(), Concern.id.desc()))
+    forms, values = [], {}
+    for n, (f, limit, offset) in enumerate(parts):
+        form, part_values = _where(f, me, f"p{n}_")
+        forms.append(form)
+        values.update(part_values, **{f"p{n}_limit": limit, f"p{n}_offset": offset})
     found: list[list[QueueRow]] = [[] for _part in parts]
-    for r in db.session.execute(query):
+    for r in db.session.execute(_rows_statement(tuple(forms)), values):
         found[r[0]].append(QueueRow(
             *r[1:9], Name(r[9] or "", r[10] or ""),
             None if r[11] is None else Name(r[11], r[12] or ""),
             None if r[13] is None else Name(r[13], r[14] or ""),
             None if r[15] is None else Name(r[15])))
     return found
+
+
+@lru_cache(maxsize=256)
+def _rows_statement(forms: tuple[tuple[str, ...], ...]):
+    """_queue_rows' statement for these forms of filters (parameters p0_…, p1_…)."""
+    chosen = union_all(*(
+        select(ids.c.part, ids.c.concern_id).select_from(ids) for ids in (
+            select(literal(n).label("part"), Concern.id.label("concern_id"))
+            .where(*_conditions(form, f"p{n}_"))
+            .order_by(Concern.created_at.desc(), Concern.id.desc())
+            .limit(bindparam(f"p{n}_limit")).offset(bindparam(f"p{n}_offset")).subquery()
+            for n, form in enumerate(forms)))).subquery()
+    return (select(chosen.c.part, *_ROW_COLUMNS).select_from(chosen)
+            .join(Concern, Concern.id == chosen.c.concern_id)
+            .outerjoin(ConcernCategory, ConcernCategory.id == Concern.category_id)
+            .outerjoin(District, District.id == Concern.district_id)
+            .outerjoin(Area, Area.id == Concern.area_id)
+            .outerjoin(StaffUser, StaffUser.id == Concern.assignee_id)
+            .order_by(chosen.c.part, Concern.created_at.desc(), Concern.id.desc()))
 
 
 def page_and_pinned(f: QueueFilters, me: Viewer | None, page: int = 1, per_page: int = 25
@@ -179,8 +245,7 @@ def export_query(f: QueueFilters, me: Viewer):
     """What the CSV export holds: the matching concerns whose personal details the viewer
     may see (concerns of other areas are left out)."""
     query = _filtered(select(Concern), f, me)
-    visible = _visible(me)
-    return query if visible is None else query.where(visible)
+    return query if me.scope is None else query.where(_in_areas_or_unplaced(sorted(me.scope)))
 
 
 def count_export(f: QueueFilters, me: Viewer) -> int:
@@ -224,35 +289,42 @@ def waiting_counts(area_ids: list[int] | None, me: Viewer, with_unplaced: bool =
     Each part is a short index range: 受付 concerns are few, the unassigned are counted up
     to COUNT_CAP + 1, and mine come from the assignee index.
     """
-    scope = QueueFilters(area_ids=area_ids, with_unplaced=with_unplaced)
-    received = _filtered(select(Concern.created_at, Concern.status), scope, me).where(
-        Concern.status == "received").subquery()
-    unassigned = _filtered(select(Concern.id), QueueFilters(area_ids=area_ids, status="open",
-                                                       assignee="none",
-                                                       with_unplaced=with_unplaced), me
-                           ).limit(COUNT_CAP + 1).subquery()
+    scope, values = _where(QueueFilters(area_ids=area_ids, with_unplaced=with_unplaced), me, "s_")
+    nobodys, more = _where(QueueFilters(area_ids=area_ids, status="open", assignee="none",
+                                        with_unplaced=with_unplaced), me, "u_")
+    values.update(more, me=me.id, before=overdue_before())
+    matched = None
+    if matching is not None:
+        matched, more = _where(matching, me, "m_")
+        values.update(more)
+    row = db.session.execute(_counts_statement(scope, nobodys, matched), values).one()
+    return dict(zip(("new", "overdue", "unassigned", "mine", "matching"), row, strict=False))
+
+
+@lru_cache(maxsize=256)
+def _counts_statement(scope: tuple[str, ...], nobodys: tuple[str, ...],
+                      matched: tuple[str, ...] | None):
+    """waiting_counts' statement for these forms of filters (parameters s_…, u_…, m_…, me
+    and before)."""
+    received = select(Concern.created_at, Concern.status).where(
+        *_conditions(scope, "s_"), Concern.status == "received").subquery()
+    unassigned = (select(Concern.id).where(*_conditions(nobodys, "u_"))
+                  .limit(COUNT_CAP + 1).subquery())
     counts = [
         select(func.count()).select_from(received).scalar_subquery(),
         select(func.count()).select_from(received)
-        .where(overdue_clause(received.c)).scalar_subquery(),
+        .where(overdue_clause(received.c, before=bindparam("before"))).scalar_subquery(),
         select(func.count()).select_from(unassigned).scalar_subquery(),
         select(func.count()).select_from(Concern)
-        .where(Concern.assignee_id == me.id, is_open()).scalar_subquery(),
+        .where(Concern.assignee_id == bindparam("me"), is_open()).scalar_subquery(),
     ]
-    if matching is not None:
-        counts.append(_count_matching(matching, me, COUNT_CAP).scalar_subquery())
-    values = db.session.execute(select(*counts)).one()
-    return dict(zip(("new", "overdue", "unassigned", "mine", "matching"), values, strict=False))
-
-
-def _count_matching(f: QueueFilters, me: Viewer | None, cap: int | None):
-    """How many concerns match; with a cap, counting stops at cap + 1 ("more than cap"):
-    over a million concerns an exact count of a whole area costs more than the page itself."""
-    query = _filtered(select(Concern.id), f, me)
-    if cap is not None:
-        query = query.limit(cap + 1)
-    return select(func.count()).select_from(query.subquery())
-
+    if matched is not None:
+        # How many match, counting up to COUNT_CAP + 1 ("more than 1,000"): over a million
+        # concerns an exact count of a whole area costs more than the page itself.
+        counts.append(select(func.count()).select_from(
+            select(Concern.id).where(*_conditions(matched, "m_")).limit(COUNT_CAP + 1)
+            .subquery()).scalar_subquery())
+    return select(*counts)
 
 
 def names_key(lists: tuple[list[Choice], list[Choice]]) -> str:

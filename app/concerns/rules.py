@@ -55,6 +55,8 @@ def is_overdue(concern: Concern, before: datetime | None = None) -> bool:
     return concern.status == "received" and concern.created_at < (before or overdue_before())
 
 
-def overdue_clause(columns=Concern.__table__.c):
-    """The same rule as an SQL condition, on the concern table or a subquery of it."""
-    return and_(columns.status == "received", columns.created_at < overdue_before())
+def overdue_clause(columns=Concern.__table__.c, before=None):
+    """The same rule as an SQL condition, on the concern table or a subquery of it (`before`:
+    the moment, or a parameter that will hold overdue_before(); by default the moment now)."""
+    return and_(columns.status == "received",
+                columns.created_at < (overdue_before() if before is None else before))

@@ -63,6 +63,7 @@ from app.site import (
     busy,
     form_data,
     form_int,
+    fragment_key,
     int_arg,
     is_busy,
     page_arg,
@@ -240,6 +241,7 @@ def dashboard():
     total = quick["matching"]
     rows, pinned = queue.page_and_pinned(filters, viewer, page=page, per_page=per_page)
     pick_lists = queue.pick_lists()
+    my_areas = my_area_choice()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "concerns/dashboard.html", rows=rows, total=total, page=page,
@@ -249,7 +251,10 @@ def dashboard():
         referral_figures=functools.cache(lambda: statistics.referral_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
         categories=pick_lists[1], names_key=queue.names_key(pick_lists),
-        is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_area_choice(),
+        # The filters' choices are cached under all they show (the longest part of the page).
+        filters_key=fragment_key(pick_lists, area, filters.status, filters.category_id,
+                                 filters.urgency, filters.assignee, filters.overdue, my_areas),
+        is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_areas,
         pinned=pinned,
     )
 
