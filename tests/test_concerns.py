@@ -290,6 +290,44 @@ def test_assign_and_reassign_and_unassigned_filter(client, coordinator, other_co
     assert events == ["調整 花子", "遠方 次郎"]
 
 
+def test_each_filter_of_the_dashboard_takes_its_own_value_request_after_request(
+        app, coordinator, other_coordinator):
+    # The dashboard's statements are built once per form of filters and kept: the values
+    # change from one request to the next, and so must what is listed.
+    other_category = db.session.scalar(select(ConcernCategory).where(
+        ConcernCategory.code != "watch").order_by(ConcernCategory.position))
+    park = concern_in("d01", "公園のベンチで寝ている人がいます。")
+    rubbish = concern_in("d01", "ごみ出しに困っている様子の方がいます。",
+                         category_id=other_category.id, urgency="urgent")
+    far = concern_in("d20", "公園の近くで転んだ方がいました。")
+
+    def listed(client, **query):
+        page = page_text(client.get("/staff/concerns", query_string=query))
+        return {c.reference for c in (park, rubbish, far) if c.reference in page}
+
+    mine, theirs = app.test_client(), app.test_client()
+    login_staff(mine, coordinator)
+    login_staff(theirs, other_coordinator)
+    assert listed(mine, category=category().id) == {park.reference}
+    assert listed(mine, category=other_category.id) == {rubbish.reference}
+    assert listed(mine, area=district("d20").area.id) == {far.reference}
+    assert listed(mine, area=district("d01").area.id) == {park.reference, rubbish.reference}
+    assert listed(mine, urgency="urgent", area="all") == {rubbish.reference}
+    assert listed(mine, urgency="normal", area="all") == {park.reference, far.reference}
+    # Words are searched where the viewer may read them: each coordinator their own area.
+    assert listed(mine, q="公園", area="all") == {park.reference}
+    assert listed(theirs, q="公園", area="all") == {far.reference}
+    assert listed(mine, q="ごみ", area="all") == {rubbish.reference}
+    assert listed(theirs) == {far.reference}
+    assert listed(mine) == {park.reference, rubbish.reference}
+    late = db.session.get(Concern, park.id)
+    late.created_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    assert listed(mine, overdue=1) == {park.reference}
+    app.config["HOTNET_CONCERN_ACK_DAYS"] = 5
+    assert listed(mine, overdue=1) == set()
+
+
 def test_overdue_after_the_configured_days(app, client, coordinator):
     late, fresh = concern_in("d01"), concern_in("d01")
     late.created_at = utcnow() - timedelta(days=3)
