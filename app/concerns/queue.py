@@ -26,6 +26,7 @@ from app.concerns.models import (
     is_open,
 )
 from app.concerns.rules import PICK_LISTS_KEY, overdue_before, overdue_clause
+from app.extensions import cache as shared_cache
 from app.extensions import db
 from app.geography.models import Area, District, Named
 from app.labels import Choice
@@ -333,17 +334,12 @@ def names_key(lists: tuple[list[Choice], list[Choice]]) -> str:
     return fragment_key(lists)
 
 
+@shared_cache.cached(key_prefix=PICK_LISTS_KEY)
 def pick_lists() -> tuple[list[Choice], list[Choice]]:
     """Areas and categories for the filters, kept in the cache for a short while (one
     statement fewer per dashboard view); changing a category clears it."""
-    from app.extensions import cache
-
-    found = cache.get(PICK_LISTS_KEY)
-    if found is None:
-        areas = [Choice(a.id, a.name, a.name_en) for a in db.session.scalars(
-            select(Area).order_by(Area.position, Area.id))]
-        categories = [Choice(c.id, c.name, c.name_en) for c in db.session.scalars(
-            select(ConcernCategory).order_by(ConcernCategory.position, ConcernCategory.id))]
-        found = (areas, categories)
-        cache.set(PICK_LISTS_KEY, found)
-    return found
+    areas = [Choice(a.id, a.name, a.name_en) for a in db.session.scalars(
+        select(Area).order_by(Area.position, Area.id))]
+    categories = [Choice(c.id, c.name, c.name_en) for c in db.session.scalars(
+        select(ConcernCategory).order_by(ConcernCategory.position, ConcernCategory.id))]
+    return areas, categories

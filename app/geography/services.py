@@ -181,23 +181,16 @@ def _places_statement():
             .order_by(Area.position, District.position))
 
 
-# The places as pick lists and lists name them, kept in the cache for a short while (nearly
-# every staff page names places; they change when the geography file is loaded, which
-# clears them here; another process's own cache keeps them until the cache time is up).
+# The places as pick lists and lists name them are kept in the cache for a short while
+# (nearly every staff page names places). Loading the geography file clears them; another
+# process's own cache (without Redis) keeps them until the cache time is up.
 PLACES_KEY = "geography-places"
 
 
+@shared_cache.cached(key_prefix=PLACES_KEY)
 def list_districts() -> list[DistrictView]:
     """Every district with its area and the area's station, in one query (read-only views
     of them: for names and ids, not for changing them)."""
-    found = shared_cache.get(PLACES_KEY)
-    if found is None:
-        found = _read_districts()
-        shared_cache.set(PLACES_KEY, found)
-    return found
-
-
-def _read_districts() -> list[DistrictView]:
     rows = db.session.execute(_places_statement()).tuples()
     stations: dict[int, PlaceView] = {}
     areas: dict[int, AreaView] = {}

@@ -32,12 +32,9 @@ def list_categories() -> list[BusinessCategory]:
 CHOICES_KEY = "business-category-choices"
 
 
+@shared_cache.cached(key_prefix=CHOICES_KEY)
 def category_choices() -> list[Choice]:
-    found = shared_cache.get(CHOICES_KEY)
-    if found is None:
-        found = [Choice(c.id, c.name, c.name_en) for c in list_categories()]
-        shared_cache.set(CHOICES_KEY, found)
-    return found
+    return [Choice(c.id, c.name, c.name_en) for c in list_categories()]
 
 
 def _category_name(name: str, *, other_than: int | None = None) -> str:
