@@ -251,6 +251,11 @@ def test_routing_by_district_shows_my_areas_first(client, coordinator, other_coo
     everything = page_text(client.get("/staff/concerns?area=all"))
     assert theirs.reference in everything
     assert theirs.reference in page_text(client.get(f"/staff/concerns?q={theirs.reference}&area=all"))
+    # An area it does not know (an edited address) opens the list as it opens: my areas.
+    for odd in ("abc", "99999999999999999999", "mine2"):
+        queue = page_text(client.get(f"/staff/concerns?area={odd}"))
+        assert mine.reference in queue and theirs.reference not in queue, odd
+        assert '<option value="mine" selected>' in queue
 
 
 def test_the_way_back_from_a_concern_keeps_the_lists_filters_search_and_page(

@@ -197,6 +197,8 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         area_ids = [area_id]
     elif area == "none":
         area_ids = []
+    elif area != "all" and my_areas:  # one it does not know (an edited address): as it opens
+        area, area_ids = "mine", my_areas
     else:
         area, area_ids = "all", None
     # The queue opens on what is still being worked on; "all" shows closed ones too, and
