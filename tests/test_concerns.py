@@ -258,6 +258,37 @@ def test_routing_by_district_shows_my_areas_first(client, coordinator, other_coo
         assert '<option value="mine" selected>' in queue
 
 
+def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
+        client, coordinator, other_coordinator):
+    closed, theirs, mine = concern_in("d01"), concern_in("d20"), concern_in("d01")
+    db.session.execute(update(Concern).where(Concern.id == closed.id).values(status="closed"))
+    db.session.commit()
+    login_staff(client, coordinator)
+
+    def listed(**query):
+        page = page_text(client.get("/staff/concerns", query_string=query))
+        return {c.reference for c in (closed, theirs, mine)
+                if f'href="/staff/concerns/{c.id}"' in page}
+
+    assert listed() == {mine.reference}
+    year, number = closed.reference.split("-")[1:]
+    # As written, in lower case, full-width, or without the leading zeros.
+    for typed in (closed.reference, closed.reference.lower(), f"ＨＮ－{year}－{number}",
+                  f"HN-{year}-{int(number)}"):
+        assert listed(q=typed) == {closed.reference}, typed
+    # In another area: found, its details kept from the viewer (担当外).
+    assert listed(q=theirs.reference) == {theirs.reference}
+    assert "（担当外）" in page_text(client.get("/staff/concerns", query_string={
+        "q": theirs.reference}))
+    # The state or area chosen still counts.
+    assert listed(q=closed.reference, status="open") == set()
+    assert listed(q=theirs.reference, area="mine") == set()
+    # The start of a number lists those it begins.
+    assert listed(q=f"HN-{year}-", area="all", status="all") == {
+        closed.reference, theirs.reference, mine.reference}
+    assert listed(q="HN-1999-", area="all", status="all") == set()
+
+
 def test_the_way_back_from_a_concern_keeps_the_lists_filters_search_and_page(
         client, coordinator, other_coordinator):
     mine, theirs = concern_in("d01"), concern_in("d20")

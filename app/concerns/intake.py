@@ -1,6 +1,7 @@
 """Taking a report: from a supporter, a visitor or staff on someone's behalf; receipts and urgent alerts."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
-from app.text import phone_text, tidy
+from app.text import clean, phone_text, tidy
 from app.urls import external_url
 from app.validators import is_valid_email, phone_problem
 
@@ -96,6 +97,16 @@ def concern_problems(data: dict, *, staff: bool) -> dict[str, str]:
         if len(data.get(key) or "") > limit:
             problems[key] = _("%(max)d文字以内で入力してください。", max=limit)
     return problems
+
+
+_REFERENCE = re.compile(r"HN-(\d{4})-(\d{1,6})")
+
+
+def reference_of(text: str) -> str | None:
+    """The reference number someone typed, as it is written (HN-2026-000254), whether typed
+    in full-width letters, lower case or without the leading zeros; None if it is not one."""
+    found = _REFERENCE.fullmatch(clean(text).upper())
+    return f"HN-{found.group(1)}-{int(found.group(2)):06d}" if found else None
 
 
 def next_reference(year: int) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import joinedload
 from app.accounts.models import StaffUser
 from app.accounts.services import Viewer
 from app.audit import services as audit
+from app.concerns.intake import reference_of
 from app.concerns.models import (
     OPEN_STATUSES,
     STATUSES,
@@ -58,6 +59,11 @@ def _in_areas_or_unplaced(areas):
 # filters can sit in one statement). The dashboard's statements are built once per form and
 # kept: building one and its cache key took longer than the database took to run it.
 
+def _like_escaped(text: str) -> str:
+    """Typed text matched as it is by LIKE (its %, _ and \\ are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _where(f: QueueFilters, me: Viewer | None, key: str = "") -> tuple[tuple[str, ...], dict]:
     """(form, parameters) of the filters; `key` prefixes the parameters' names."""
     form, values = [], {}
@@ -88,12 +94,15 @@ def _where(f: QueueFilters, me: Viewer | None, key: str = "") -> tuple[tuple[str
         values["urgency"] = f.urgency
     if f.q:
         q = clean(f.q)
-        if q.upper().startswith("HN-"):
+        if reference := reference_of(q):
             form.append("reference")
-            values["reference"] = q.upper()
+            values["reference"] = reference
+        elif q.upper().startswith("HN-"):  # the start of one (HN-2026-0): those it begins
+            form.append("reference begins")
+            values["pattern"] = _like_escaped(q.upper()) + "%"
         else:
             form.append("words")
-            values["pattern"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            values["pattern"] = "%" + _like_escaped(q) + "%"
             # What a concern says is searched only where the viewer may read it.
             if me is not None and me.scope is not None:
                 form.append("visible")
@@ -130,6 +139,8 @@ def _conditions(form: tuple[str, ...], key: str = "") -> list:
             out.append(Concern.urgency == value("urgency"))
         elif part == "reference":
             out.append(Concern.reference == value("reference"))
+        elif part == "reference begins":
+            out.append(Concern.reference.like(value("pattern", type_=String), escape="\\"))
         elif part == "words":
             pattern = value("pattern", type_=String)
             out.append(or_(Concern.body.like(pattern, escape="\\"),

@@ -6,7 +6,7 @@ from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
 from app.audit import services as audit
-from app.concerns.intake import coordinators_for
+from app.concerns.intake import coordinators_for, reference_of
 from app.concerns.models import (
     Concern,
 )
@@ -34,7 +34,7 @@ def view_concern(concern_id: int, *, actor) -> Concern:
 
 
 def find_by_reference(reference: str) -> Concern | None:
-    reference = clean(reference).upper()
+    reference = reference_of(reference) or clean(reference).upper()
     return db.session.scalar(select(Concern).where(Concern.reference == reference))
 def reports_of(supporter: Supporter) -> list[Concern]:
     return list(db.session.scalars(

@@ -190,7 +190,11 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     args = request.args
     scope = area_scope(current_user)
     my_areas = sorted(scope) if scope is not None else [a.id for a in current_user.areas]
-    area = args.get("area", "mine" if my_areas else "all")
+    # A reference number typed in the search box finds its concern whatever its state and
+    # area, unless those were chosen (the list otherwise opens on open ones in my areas).
+    q = search_arg()
+    wide = queue.reference_of(q) is not None
+    area = args.get("area", "mine" if my_areas and not wide else "all")
     if area == "mine" and my_areas:
         area_ids = my_areas
     elif (area_id := parse_id(area)) is not None:  # ASCII digits in range (not "²", 10**20)
@@ -203,7 +207,7 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         area, area_ids = "all", None
     # The queue opens on what is still being worked on; "all" shows closed ones too, and
     # anything else it does not know opens it as it opens.
-    status = args.get("status", "open")
+    status = args.get("status", "all" if wide else "open")
     return queue.QueueFilters(
         area_ids=area_ids,
         status="" if status == "all" else status if status in STATUSES else "open",
@@ -211,7 +215,7 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
         overdue=args.get("overdue") == "1",
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
-        q=search_arg(),
+        q=q,
         with_unplaced=area == "mine",
     ), area
 
