@@ -266,11 +266,18 @@ def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
     login_staff(client, coordinator)
 
     def listed(**query):
-        page = page_text(client.get("/staff/concerns", query_string=query))
+        # As the form sends a search: with every choice, those it opens on too.
+        sent = {"area": "mine", "status": "open", "category": "", "urgency": "",
+                "assignee": "", "overdue": ""} | query
+        page = page_text(client.get("/staff/concerns", query_string=sent))
         return {c.reference for c in (closed, theirs, mine)
                 if f'href="/staff/concerns/{c.id}"' in page}
 
     assert listed() == {mine.reference}
+    assert listed(q=closed.reference) == {closed.reference}
+    page = page_text(client.get("/staff/concerns", query_string={"q": closed.reference}))
+    assert f'href="/staff/concerns/{closed.id}"' in page  # typed in the address, too
+    assert page.count('<option value="all" selected>') == 2  # the panel says where it looked
     year, number = closed.reference.split("-")[1:]
     # As written, in lower case, full-width, or without the leading zeros.
     for typed in (closed.reference, closed.reference.lower(), f"ＨＮ－{year}－{number}",
@@ -280,9 +287,9 @@ def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
     assert listed(q=theirs.reference) == {theirs.reference}
     assert "（担当外）" in page_text(client.get("/staff/concerns", query_string={
         "q": theirs.reference}))
-    # The state or area chosen still counts.
-    assert listed(q=closed.reference, status="open") == set()
-    assert listed(q=theirs.reference, area="mine") == set()
+    # Another state or area chosen than the list's own still counts.
+    assert listed(q=closed.reference, status="received") == set()
+    assert listed(q=theirs.reference, area=district("d01").area_id) == set()
     # The start of a number lists those it begins.
     assert listed(q=f"HN-{year}-", area="all", status="all") == {
         closed.reference, theirs.reference, mine.reference}

@@ -191,10 +191,13 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     scope = area_scope(current_user)
     my_areas = sorted(scope) if scope is not None else [a.id for a in current_user.areas]
     # A reference number typed in the search box finds its concern whatever its state and
-    # area, unless those were chosen (the list otherwise opens on open ones in my areas).
+    # area, unless another than the list's own (open ones, in my areas) was chosen: the form
+    # sends its choices with every search, the ones it opens on too.
     q = search_arg()
     wide = queue.reference_of(q) is not None
-    area = args.get("area", "mine" if my_areas and not wide else "all")
+    area = args.get("area", "mine" if my_areas else "all")
+    if wide and area in ("mine", ""):
+        area = "all"
     if area == "mine" and my_areas:
         area_ids = my_areas
     elif (area_id := parse_id(area)) is not None:  # ASCII digits in range (not "²", 10**20)
@@ -207,7 +210,9 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         area, area_ids = "all", None
     # The queue opens on what is still being worked on; "all" shows closed ones too, and
     # anything else it does not know opens it as it opens.
-    status = args.get("status", "all" if wide else "open")
+    status = args.get("status", "open")
+    if wide and status in ("open", ""):
+        status = "all"
     return queue.QueueFilters(
         area_ids=area_ids,
         status="" if status == "all" else status if status in STATUSES else "open",
