@@ -31,7 +31,6 @@ from app.extensions import cache as shared_cache
 from app.extensions import db
 from app.geography.models import Area, District, Named
 from app.labels import Choice
-from app.site import fragment_key
 from app.text import clean
 
 
@@ -337,12 +336,6 @@ def _counts_statement(scope: tuple[str, ...], nobodys: tuple[str, ...],
             select(Concern.id).where(*_conditions(matched, "m_")).limit(COUNT_CAP + 1)
             .subquery()).scalar_subquery())
     return select(*counts)
-
-
-def names_key(lists: tuple[list[Choice], list[Choice]]) -> str:
-    """A short key that changes when an area or category is renamed: the charts, which name
-    them, are cached under it, so a new name shows at once instead of after the cache time."""
-    return fragment_key(lists)
 
 
 @shared_cache.cached(key_prefix=PICK_LISTS_KEY)

@@ -261,7 +261,10 @@ def dashboard():
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         referral_figures=functools.cache(lambda: statistics.referral_figures(scope)),
         scope_key="all" if scope is None else ",".join(map(str, sorted(scope))),
-        categories=pick_lists[1], names_key=queue.names_key(pick_lists),
+        categories=pick_lists[1],
+        # The charts name the areas and categories: cached under their names, a new name
+        # shows at once instead of after the cache time.
+        names_key=fragment_key(pick_lists),
         # The filters' choices are cached under all they show (the longest part of the page).
         filters_key=fragment_key(pick_lists, area, filters.status, filters.category_id,
                                  filters.urgency, filters.assignee, filters.overdue, my_areas),

@@ -4,7 +4,7 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.i18n import current_language
+from app.labels import localized
 
 
 class Named:
@@ -13,7 +13,7 @@ class Named:
 
     @property
     def label(self) -> str:
-        return self.name_en if current_language() == "en" and self.name_en else self.name
+        return localized(self.name, self.name_en)
 
 
 class Station(Named, db.Model):

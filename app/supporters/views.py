@@ -274,12 +274,12 @@ def staff_list():
              if (not filters.area_id or d.area_id == filters.area_id)
              and (not filters.station_id or d.area.station_id == filters.station_id)]
     categories = services.category_choices()
+    on_page = {row.district_id for row in page.rows}
     return render_template(
         "supporters/staff_list.html", page=page, filters=filters, args=args,
         areas=areas, districts=shown, stations=stations, categories=categories,
         contradiction=filters.contradiction(), sorts=services.SORTS,
-        district_names={d.id: d.label for d in places
-                        if d.id in {row.district_id for row in page.rows}},
+        district_names={d.id: d.label for d in places if d.id in on_page},
         # The filters' panel is cached (the longest part of the page, the same for most
         # searches) under all that it shows: the places, the categories, what is chosen.
         panel_key=fragment_key(
