@@ -51,8 +51,9 @@ def database_url(url: str) -> str:
 
 def _cache(url: str, seconds: int) -> dict:
     if url.startswith(("redis://", "rediss://")):
-        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": seconds,
-                "CACHE_KEY_PREFIX": "hotnet:"}
+        # Pages go on being served from the database while Redis is away (app/cachestore.py).
+        return {"CACHE_TYPE": "app.cachestore.FailSafeRedisCache", "CACHE_REDIS_URL": url,
+                "CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_KEY_PREFIX": "hotnet:"}
     return {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": seconds}
 
 
@@ -159,6 +160,12 @@ def from_environment(instance_path: str) -> dict:
         # them between workers (SimpleCache keeps them per process).
         **_cache(os.environ.get("HOTNET_CACHE_URL", ""), _int("HOTNET_STATS_CACHE_SECONDS", 60)),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # While that storage (Redis) cannot be reached, limits are counted in each worker
+        # process instead (sign-in and the public forms keep working, still limited), and
+        # the storage is tried again after 1, 2, 4 … 32 seconds; a Redis that does not answer
+        # at all is given up after a second.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         # Failed sign-ins per account, and per network address (an office shares one).
         "HOTNET_LOGIN_RATE_LIMIT": os.environ.get("HOTNET_LOGIN_RATE_LIMIT",

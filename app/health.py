@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 from flask import Blueprint, current_app, jsonify, render_template
 from sqlalchemy import func, select, text
 
@@ -29,7 +30,8 @@ _RANK = {OK: 0, WARNING: 1, ERROR: 2}
 
 NAMES = {"database": _l("データベース"), "scheduler": _l("スケジューラー（自動の処理）"),
          "smtp": _l("メールサーバー（SMTP）"), "mail_queue": _l("メールの送信待ち"),
-         "backup": _l("バックアップ"), "bounces": _l("届かなかったメールの読み取り")}
+         "backup": _l("バックアップ"), "bounces": _l("届かなかったメールの読み取り"),
+         "redis": _l("Redis（ページの共有キャッシュ・ログイン回数の記録）")}
 STATE_NAMES = {OK: _l("正常"), WARNING: _l("注意"), ERROR: _l("異常")}
 
 
@@ -108,6 +110,42 @@ def check_smtp(max_age: float = 30) -> Check:
     return result
 
 
+_REDIS_CACHE: dict[tuple[str, ...], tuple[float, Check]] = {}
+
+
+def _redis_urls() -> list[str]:
+    """The Redis servers in use: the shared cache's and the rate limits' (when set)."""
+    config = current_app.config
+    urls = [config.get("CACHE_REDIS_URL", "") if "Redis" in config.get("CACHE_TYPE", "") else "",
+            str(config.get("RATELIMIT_STORAGE_URI", ""))]
+    return list(dict.fromkeys(url for url in urls if url.startswith(("redis://", "rediss://"))))
+
+
+def check_redis(max_age: float = 30) -> Check | None:
+    """Ping each Redis in use (at most every `max_age` seconds); None when none is. Away, it is a
+    warning, not an error: pages are then made from the database (app/cachestore.py) and
+    failed sign-ins counted in each worker."""
+    urls = _redis_urls()
+    if not urls:
+        return None
+    cached = _REDIS_CACHE.get(tuple(urls))
+    if cached and time.monotonic() - cached[0] < max_age:
+        return cached[1]
+    started = time.perf_counter()
+    try:
+        for url in urls:
+            with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as server:
+                server.ping()
+        result = Check("redis", OK, str(_l("応答しています。")),
+                       {"ms": round((time.perf_counter() - started) * 1000, 1)})
+    except redis.RedisError as exc:
+        result = Check("redis", WARNING, str(_l(
+            "接続できません（%(error)s）。その間もページはデータベースから作り、ログインの失敗は"
+            "ワーカーごとに数えています。", error=type(exc).__name__)))
+    _REDIS_CACHE[tuple(urls)] = (time.monotonic(), result)
+    return result
+
+
 def check_mail_queue() -> Check:
     from app.newsletters.models import Delivery
     from app.outbox.models import OutboxMessage
@@ -177,6 +215,8 @@ def run_checks() -> tuple[str, list[Check]]:
     if checks[0].state == ERROR:
         return ERROR, checks
     checks += [check_scheduler(), check_smtp(), check_mail_queue(), check_backup(), check_bounces()]
+    if (shared := check_redis()) is not None:
+        checks.append(shared)
     return max((c.state for c in checks), key=_RANK.__getitem__), checks
 
 

@@ -77,3 +77,29 @@ def test_admins_read_the_same_in_japanese(client, app, admin, tmp_path):
     assert "稼働状況" in page and "バックアップ" in page
     assert "30時間バックアップがありません。" in page and "注意" in page
     assert "動いています" in page and "/healthz/ready" in page
+
+
+def test_a_redis_away_is_a_warning_that_says_the_site_goes_on(client, app, admin, tmp_path):
+    """Redis (the shared cache, the rate limits' counts) is checked only where it is used; away,
+    the site still works (tests/reliability/test_redis_outage.py), so it is a warning."""
+    everything_running(app, tmp_path)
+    health._REDIS_CACHE.clear()
+    assert "redis" not in client.get("/healthz/ready").get_json()["checks"]  # not used here
+    app.config.update(CACHE_TYPE="app.cachestore.FailSafeRedisCache",
+                      CACHE_REDIS_URL="redis://127.0.0.1:6379/2",
+                      RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/1")
+    response = client.get("/healthz/ready")
+    body = response.get_json()
+    assert response.status_code == 200 and body["status"] == "ok", body
+    assert body["checks"]["redis"]["status"] == "ok"
+    health._REDIS_CACHE.clear()
+    app.config["RATELIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{free_port()}/1"
+    response = client.get("/healthz/ready")
+    body = response.get_json()
+    assert response.status_code == 200 and body["status"] == "warning"
+    assert body["checks"]["redis"] == {"status": "warning"}  # no address, no password
+    login_staff(client, admin)
+    health._REDIS_CACHE.clear()
+    page = page_text(client.get("/admin/status"))
+    assert "Redis（ページの共有キャッシュ・ログイン回数の記録）" in page
+    assert "接続できません（ConnectionError）。その間もページはデータベースから作り" in page
