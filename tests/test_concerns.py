@@ -294,6 +294,31 @@ def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
     assert listed(q=f"HN-{year}-", area="all", status="all") == {
         closed.reference, theirs.reference, mine.reference}
     assert listed(q="HN-1999-", area="all", status="all") == set()
+    # Said without its HN- (as it is read out on the telephone): found too, as written.
+    assert listed(q=f"{year}-{int(number)}") == {closed.reference}
+    assert listed(q=f"{year}-{number}") == {closed.reference}
+    assert listed(q=f"{year}-{int(number)}", status="received") == set()
+
+
+def test_searched_words_find_the_same_in_either_case_on_both_databases(
+        client, coordinator, other_coordinator):
+    wifi, other, theirs = (concern_in("d01", "集会所のWi-Fiがつながらない"), concern_in("d01"),
+                           concern_in("d20", "公民館のWi-Fiが遅い"))
+    login_staff(client, coordinator)
+
+    def listed(q: str) -> set[str]:
+        page = page_text(client.get("/staff/concerns", query_string={
+            "q": q, "area": "all", "status": "all"}))
+        return {c.reference for c in (wifi, other, theirs) if f'href="/staff/concerns/{c.id}"' in page}
+
+    for typed in ("Wi-Fi", "wi-fi", "WI-FI"):
+        # What the other area's concern says is not searched for this coordinator.
+        assert listed(typed) == {wifi.reference}, typed
+    # "hn" is in every reference number: in one case or the other, every one the coordinator
+    # may search, on both databases.
+    assert listed("hn") == listed("HN") == {wifi.reference, other.reference}
+    # A year and number that belong to no concern finds nothing (and no error).
+    assert listed("1999-1") == set()
 
 
 def test_the_way_back_from_a_concern_keeps_the_lists_filters_search_and_page(

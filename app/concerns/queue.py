@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import String, bindparam, func, literal, or_, select, union_all
+from sqlalchemy import String, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import StaffUser
@@ -100,7 +100,13 @@ def _where(f: QueueFilters, me: Viewer | None, key: str = "") -> tuple[tuple[str
             form.append("reference begins")
             values["pattern"] = _like_escaped(q.upper()) + "%"
         else:
-            form.append("words")
+            # Words, in upper or lower case alike on both databases; a reference number said
+            # without its HN- (2026-264, as it is read out on the telephone) finds that one too.
+            if reference := bare_reference(q):
+                form.append("words or reference")
+                values["reference"] = reference
+            else:
+                form.append("words")
             values["pattern"] = "%" + _like_escaped(q) + "%"
             # What a concern says is searched only where the viewer may read it.
             if me is not None and me.scope is not None:
@@ -140,14 +146,27 @@ def _conditions(form: tuple[str, ...], key: str = "") -> list:
             out.append(Concern.reference == value("reference"))
         elif part == "reference begins":
             out.append(Concern.reference.like(value("pattern", type_=String), escape="\\"))
-        elif part == "words":
+        elif part in ("words", "words or reference"):
             pattern = value("pattern", type_=String)
-            out.append(or_(Concern.body.like(pattern, escape="\\"),
-                           Concern.place.like(pattern, escape="\\"),
-                           Concern.reference.like(pattern, escape="\\")))
-        elif part == "visible":
-            out.append(_in_areas_or_unplaced(value("visible", expanding=True)))
+            words = or_(Concern.body.ilike(pattern, escape="\\"),
+                        Concern.place.ilike(pattern, escape="\\"),
+                        Concern.reference.ilike(pattern, escape="\\"))
+            if "visible" in form:
+                words = and_(words, _in_areas_or_unplaced(value("visible", expanding=True)))
+            out.append(or_(Concern.reference == value("reference"), words)
+                       if part == "words or reference" else words)
     return out
+
+
+def bare_reference(q: str) -> str | None:
+    """The reference number of 2026-264 (one said without its HN-), or None."""
+    return reference_of("HN-" + clean(q))
+
+
+def means_reference(q: str) -> bool:
+    """Whether a search names a reference number (as written, or without its HN-): it then
+    looks past the list's own state and areas."""
+    return bool(q) and (reference_of(q) or bare_reference(q)) is not None
 
 
 def _filtered(query, f: QueueFilters, me: Viewer | None):

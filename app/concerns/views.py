@@ -194,7 +194,7 @@ def _filters() -> tuple[queue.QueueFilters, str]:
     # area, unless another than the list's own (open ones, in my areas) was chosen: the form
     # sends its choices with every search, the ones it opens on too.
     q = search_arg()
-    wide = queue.reference_of(q) is not None
+    wide = queue.means_reference(q)
     area = args.get("area", "mine" if my_areas else "all")
     if wide and area in ("mine", ""):
         area = "all"
