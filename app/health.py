@@ -86,31 +86,39 @@ def check_scheduler() -> Check:
     return Check("scheduler", OK, str(_l("動いています（%(s)d秒前に応答）。", s=age)), figures)
 
 
-_SMTP_CACHE: dict[str, tuple[float, Check]] = {}
+# The last answers of the servers checked over the network, by what was checked: monitors
+# poll often, and a server is asked at most every `max_age` seconds.
+_RECENT: dict[tuple, tuple[float, Check]] = {}
+
+
+def _at_most_every(max_age: float, key: tuple, check) -> Check:
+    """`check()`, or its answer of less than `max_age` seconds ago for the same `key`."""
+    recent = _RECENT.get(key)
+    if recent and time.monotonic() - recent[0] < max_age:
+        return recent[1]
+    result = check()
+    _RECENT[key] = (time.monotonic(), result)
+    return result
 
 
 def check_smtp(max_age: float = 30) -> Check:
-    """Connect and say hello (at most every `max_age` seconds: monitors poll often)."""
+    """Connect and say hello (at most every `max_age` seconds)."""
     config = current_app.config
-    key = f"{config.get('MAIL_SERVER')}:{config.get('MAIL_PORT')}"
-    cached = _SMTP_CACHE.get(key)
-    if cached and time.monotonic() - cached[0] < max_age:
-        return cached[1]
+    server, port = config.get("MAIL_SERVER") or "localhost", config.get("MAIL_PORT") or 25
+    return _at_most_every(max_age, ("smtp", server, port), lambda: _smtp_noop(server, port))
+
+
+def _smtp_noop(server: str, port: int) -> Check:
     started = time.perf_counter()
     try:
-        with smtplib.SMTP(config.get("MAIL_SERVER") or "localhost", config.get("MAIL_PORT") or 25,
-                          timeout=5) as smtp:
+        with smtplib.SMTP(server, port, timeout=5) as smtp:
             code, _message = smtp.noop()
         result = Check("smtp", OK if code == 250 else WARNING,
                        str(_l("応答しています。")) if code == 250 else f"NOOP {code}",
                        {"ms": round((time.perf_counter() - started) * 1000, 1)})
     except (OSError, smtplib.SMTPException, socket.timeout) as exc:
         result = Check("smtp", ERROR, str(_l("接続できません（%(error)s）。", error=type(exc).__name__)))
-    _SMTP_CACHE[key] = (time.monotonic(), result)
     return result
-
-
-_REDIS_CACHE: dict[tuple[str, ...], tuple[float, Check]] = {}
 
 
 def _redis_urls() -> list[str]:
@@ -128,9 +136,10 @@ def check_redis(max_age: float = 30) -> Check | None:
     urls = _redis_urls()
     if not urls:
         return None
-    cached = _REDIS_CACHE.get(tuple(urls))
-    if cached and time.monotonic() - cached[0] < max_age:
-        return cached[1]
+    return _at_most_every(max_age, ("redis", *urls), lambda: _redis_ping(urls))
+
+
+def _redis_ping(urls: list[str]) -> Check:
     started = time.perf_counter()
     try:
         for url in urls:
@@ -142,7 +151,6 @@ def check_redis(max_age: float = 30) -> Check | None:
         result = Check("redis", WARNING, str(_l(
             "接続できません（%(error)s）。その間もページはデータベースから作り、ログインの失敗は"
             "ワーカーごとに数えています。", error=type(exc).__name__)))
-    _REDIS_CACHE[tuple(urls)] = (time.monotonic(), result)
     return result
 
 

@@ -5,7 +5,7 @@ from app import health
 
 
 def run_check(app):
-    health._SMTP_CACHE.clear()
+    health._RECENT.clear()
     return app.test_cli_runner().invoke(args=["hotnet", "check"])
 
 

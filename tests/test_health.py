@@ -20,7 +20,7 @@ def everything_running(app, tmp_path) -> None:
     heartbeat.beat("scheduler", {"role": "active", "jobs": {"deliver_outbox": {"ok": True}}})
     heartbeat.beat("backup", {"bytes": 12_345_678, "path": "x"})
     heartbeat.beat("bounces", {"read": 0})
-    health._SMTP_CACHE.clear()
+    health._RECENT.clear()
 
 
 def test_ready_is_ok_when_every_part_runs(client, app, tmp_path):
@@ -46,7 +46,7 @@ def test_each_part_that_fails_is_named_and_the_answer_is_503(client, app, tmp_pa
                        .values(status="failed"))
     db.session.commit()
     app.config["MAIL_PORT"] = free_port()
-    health._SMTP_CACHE.clear()
+    health._RECENT.clear()
     response = client.get("/healthz/ready")
     body = response.get_json()
     assert response.status_code == 503 and body["status"] == "error"
@@ -60,7 +60,7 @@ def test_each_part_that_fails_is_named_and_the_answer_is_503(client, app, tmp_pa
 
 def test_nothing_configured_is_a_warning_not_silence(client, app):
     heartbeat.beat("scheduler", {"role": "active"})
-    health._SMTP_CACHE.clear()
+    health._RECENT.clear()
     body = client.get("/healthz/ready").get_json()
     assert body["status"] == "warning"
     assert body["checks"]["backup"]["status"] == "warning"   # no HOTNET_BACKUP_DIR
@@ -83,7 +83,7 @@ def test_a_redis_away_is_a_warning_that_says_the_site_goes_on(client, app, admin
     """Redis (the shared cache, the rate limits' counts) is checked only where it is used; away,
     the site still works (tests/reliability/test_redis_outage.py), so it is a warning."""
     everything_running(app, tmp_path)
-    health._REDIS_CACHE.clear()
+    health._RECENT.clear()
     assert "redis" not in client.get("/healthz/ready").get_json()["checks"]  # not used here
     app.config.update(CACHE_TYPE="app.cachestore.FailSafeRedisCache",
                       CACHE_REDIS_URL="redis://127.0.0.1:6379/2",
@@ -92,14 +92,14 @@ def test_a_redis_away_is_a_warning_that_says_the_site_goes_on(client, app, admin
     body = response.get_json()
     assert response.status_code == 200 and body["status"] == "ok", body
     assert body["checks"]["redis"]["status"] == "ok"
-    health._REDIS_CACHE.clear()
+    health._RECENT.clear()
     app.config["RATELIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{free_port()}/1"
     response = client.get("/healthz/ready")
     body = response.get_json()
     assert response.status_code == 200 and body["status"] == "warning"
     assert body["checks"]["redis"] == {"status": "warning"}  # no address, no password
     login_staff(client, admin)
-    health._REDIS_CACHE.clear()
+    health._RECENT.clear()
     page = page_text(client.get("/admin/status"))
     assert "Redis（ページの共有キャッシュ・ログイン回数の記録）" in page
     assert "接続できません（ConnectionError）。その間もページはデータベースから作り" in page
