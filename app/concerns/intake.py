@@ -106,7 +106,9 @@ def reference_of(text: str) -> str | None:
     """The reference number someone typed, as it is written (HN-2026-000254), whether typed
     in full-width letters, lower case or without the leading zeros; None if it is not one."""
     found = _REFERENCE.fullmatch(clean(text).upper())
-    return f"HN-{found.group(1)}-{int(found.group(2)):06d}" if found else None
+    if not found or not int(found.group(2)):  # (numbers count from 1: HN-2026-0 begins some)
+        return None
+    return f"HN-{found.group(1)}-{int(found.group(2)):06d}"
 
 
 def next_reference(year: int) -> str:

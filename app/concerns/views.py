@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import NamedTuple
 
 from flask import (
     Blueprint,
@@ -186,17 +187,29 @@ def my_report(reference: str):
 
 # --- staff: the dashboard -------------------------------------------------------------------------
 
-def _filters() -> tuple[queue.QueueFilters, str]:
+class Chosen(NamedTuple):
+    """The dashboard's filters as read from the request."""
+    filters: queue.QueueFilters
+    area: str         # the areas looked in: "mine", "all", "none" or an area's id
+    form_area: str    # what the form shows chosen (the list's own, after a widened search)
+    form_status: str  # "open", "all" or a state
+    widened: bool     # a reference number was searched past the list's own state and areas
+
+
+def _filters() -> Chosen:
     args = request.args
     scope = area_scope(current_user)
     my_areas = sorted(scope) if scope is not None else [a.id for a in current_user.areas]
     # A reference number typed in the search box finds its concern whatever its state and
     # area, unless another than the list's own (open ones, in my areas) was chosen: the form
-    # sends its choices with every search, the ones it opens on too.
+    # sends its choices with every search, the ones it opens on too. The form goes on showing
+    # the list's own (the next search is an ordinary one), and the page says it looked wider.
     q = search_arg()
-    wide = queue.means_reference(q)
     area = args.get("area", "mine" if my_areas else "all")
-    if wide and area in ("mine", ""):
+    sent_status = args.get("status", "open")
+    wide = queue.means_reference(q) and (area in ("mine", "") or sent_status in ("open", ""))
+    area_widened = wide and area in ("mine", "")
+    if area_widened:
         area = "all"
     if area == "mine" and my_areas:
         area_ids = my_areas
@@ -208,21 +221,21 @@ def _filters() -> tuple[queue.QueueFilters, str]:
         area, area_ids = "mine", my_areas
     else:
         area, area_ids = "all", None
+    form_area = ("mine" if my_areas else "all") if area_widened else area
     # The queue opens on what is still being worked on; "all" shows closed ones too, and
     # anything else it does not know opens it as it opens.
-    status = args.get("status", "open")
-    if wide and status in ("open", ""):
-        status = "all"
-    return queue.QueueFilters(
+    form_status = sent_status if sent_status == "all" or sent_status in STATUSES else "open"
+    status = "all" if wide and sent_status in ("open", "") else form_status
+    return Chosen(queue.QueueFilters(
         area_ids=area_ids,
-        status="" if status == "all" else status if status in STATUSES else "open",
+        status="" if status == "all" else status,
         category_id=int_arg("category"),
         assignee=args.get("assignee") if args.get("assignee") in ("me", "none") else "",
         overdue=args.get("overdue") == "1",
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
         q=q,
         with_unplaced=area == "mine",
-    ), area
+    ), area, form_area, form_status, wide)
 
 
 # The list as the staff member last saw it (its filters, search and page), for the way back
@@ -241,7 +254,7 @@ def _list_url() -> str:
 @bp.get("/staff/concerns")
 @staff_required
 def dashboard():
-    filters, area = _filters()
+    filters, area, form_area, form_status, widened = _filters()
     _remember_list()
     page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
@@ -266,7 +279,8 @@ def dashboard():
         # shows at once instead of after the cache time.
         names_key=fragment_key(pick_lists),
         # The filters' choices are cached under all they show (the longest part of the page).
-        filters_key=fragment_key(pick_lists, area, filters.status, filters.category_id,
+        form_area=form_area, form_status=form_status, widened=widened,
+        filters_key=fragment_key(pick_lists, form_area, form_status, filters.category_id,
                                  filters.urgency, filters.assignee, filters.overdue, my_areas),
         is_overdue=functools.partial(rules.is_overdue, before=rules.overdue_before()), viewer=viewer, my_areas=my_areas,
         pinned=pinned,
@@ -282,7 +296,7 @@ def my_area_choice() -> bool:
 @bp.get("/staff/concerns/export.csv")
 @staff_required
 def export_csv():
-    filters, _area = _filters()
+    filters = _filters().filters
     me = Viewer.of(current_user)
     queue.record_export(filters, queue.count_export(filters, me), actor=current_user)
     headers = [_("受付番号"), _("受付日時"), _("分類"), _("急ぎ具合"), _("状態"), _("地区"),
