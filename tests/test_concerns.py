@@ -329,6 +329,10 @@ def test_searched_words_find_the_same_in_either_case_on_both_databases(
     assert listed("hn") == listed("HN") == {wifi.reference, other.reference}
     # A year and number that belong to no concern finds nothing (and no error).
     assert listed("1999-1") == set()
+    # Several words: the concerns that say each of them, wherever, however they are spaced.
+    for typed in ("集会所 wi-fi", "wi-fi　つながらない", "つながらない\t集会所", " 集会所  Wi-Fi "):
+        assert listed(typed) == {wifi.reference}, typed
+    assert listed("集会所 公民館") == set()
 
 
 def test_the_way_back_from_a_concern_keeps_the_lists_filters_search_and_page(

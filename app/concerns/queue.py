@@ -99,15 +99,16 @@ def _where(f: QueueFilters, me: Viewer | None, key: str = "") -> tuple[tuple[str
         elif q.upper().startswith("HN-"):  # the start of one (HN-2026-0): those it begins
             form.append("reference begins")
             values["pattern"] = _like_escaped(q.upper()) + "%"
-        else:
-            # Words, in upper or lower case alike on both databases; a reference number said
-            # without its HN- (2026-264, as it is read out on the telephone) finds that one too.
-            if reference := bare_reference(q):
-                form.append("words or reference")
+        elif words := q.split()[:MAX_WORDS]:
+            # Words (each of them, wherever it is said), in upper or lower case alike on both
+            # databases; a reference number said without its HN- (2026-264, as it is read out
+            # on the telephone) finds that one too.
+            reference = bare_reference(q) if len(words) == 1 else None
+            form.append(f"{'words or reference' if reference else 'words'}:{len(words)}")
+            if reference:
                 values["reference"] = reference
-            else:
-                form.append("words")
-            values["pattern"] = "%" + _like_escaped(q) + "%"
+            for n, word in enumerate(words):
+                values[f"pattern{n}"] = "%" + _like_escaped(word) + "%"
             # What a concern says is searched only where the viewer may read it.
             if me is not None and me.scope is not None:
                 form.append("visible")
@@ -146,16 +147,24 @@ def _conditions(form: tuple[str, ...], key: str = "") -> list:
             out.append(Concern.reference == value("reference"))
         elif part == "reference begins":
             out.append(Concern.reference.like(value("pattern", type_=String), escape="\\"))
-        elif part in ("words", "words or reference"):
-            pattern = value("pattern", type_=String)
-            words = or_(Concern.body.ilike(pattern, escape="\\"),
-                        Concern.place.ilike(pattern, escape="\\"),
-                        Concern.reference.ilike(pattern, escape="\\"))
+        elif part.startswith("words"):
+            kind, _colon, count = part.partition(":")
+            words = and_(*(_says(value(f"pattern{n}", type_=String)) for n in range(int(count))))
             if "visible" in form:
                 words = and_(words, _in_areas_or_unplaced(value("visible", expanding=True)))
             out.append(or_(Concern.reference == value("reference"), words)
-                       if part == "words or reference" else words)
+                       if kind == "words or reference" else words)
     return out
+
+
+MAX_WORDS = 5  # words of a search (more are not looked for)
+
+
+def _says(pattern):
+    """A concern whose text, place or number holds the word (a LIKE pattern, any case)."""
+    return or_(Concern.body.ilike(pattern, escape="\\"),
+               Concern.place.ilike(pattern, escape="\\"),
+               Concern.reference.ilike(pattern, escape="\\"))
 
 
 def bare_reference(q: str) -> str | None:
