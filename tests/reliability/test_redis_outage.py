@@ -26,8 +26,8 @@ from app.concerns.models import Concern
 from app.concerns.services import list_categories
 from app.extensions import db
 from app.supporters.models import BusinessCategory
-from tests.conftest import IN_CI, PASSWORD, district, free_port, make_supporter
-from tests.reliability.test_deploy import hidden
+from tests.conftest import PASSWORD, district, free_port, make_supporter
+from tests.reliability.test_deploy import browser, hidden, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGN_IN_LIMIT = 3  # failed sign-ins per account and minute, in this test
@@ -38,9 +38,7 @@ def redis_server_binary() -> str:
     for candidate in ("/usr/bin/redis-server", "/usr/sbin/redis-server"):
         if Path(candidate).exists():
             return candidate
-    if IN_CI:
-        pytest.fail("redis-server is missing (Debian's redis-server package)")
-    pytest.skip("redis-server is missing (apt-get install redis-server)")
+    missing("redis-server is missing (Debian's redis-server package; .ci/run installs it)")
 
 
 def start_redis(port: int, folder: Path) -> subprocess.Popen:
@@ -61,39 +59,18 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen:
             time.sleep(0.1)
 
 
-class Browser:
-    """Cookies and forms over plain HTTP to the gunicorn under test (no redirects followed)."""
+def signed_in(fetch, base: str, email: str, password: str) -> int:
+    """The answer to a sign-in through the form (302: signed in)."""
+    page = fetch(f"{base}/login")[2]
+    return fetch(f"{base}/login", {"csrf_token": hidden(page, "csrf_token"), "email": email,
+                                   "password": password})[0]
 
-    def __init__(self, base: str):
-        import http.cookiejar
-        import urllib.request
 
-        from tests.reliability.test_deploy import NoRedirect
-        self.base = base
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
-
-    def fetch(self, path: str, data: dict | None = None) -> tuple[int, dict, str, float]:
-        """(status, headers, page, seconds it took)."""
-        import urllib.error
-        import urllib.parse
-        import urllib.request
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
-        request = urllib.request.Request(self.base + path, data=body,
-                                         headers={"Referer": self.base + path})
-        started = time.monotonic()
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                return (response.status, dict(response.headers),
-                        response.read().decode("utf-8", "replace"), time.monotonic() - started)
-        except urllib.error.HTTPError as exc:
-            return (exc.code, dict(exc.headers), exc.read().decode("utf-8", "replace"),
-                    time.monotonic() - started)
-
-    def sign_in(self, email: str, password: str) -> int:
-        _status, _headers, page, _took = self.fetch("/login")
-        return self.fetch("/login", {"csrf_token": hidden(page, "csrf_token"), "email": email,
-                                     "password": password})[0]
+def timed(fetch, url: str) -> tuple[int, str, float]:
+    """(status, page, seconds it took)."""
+    started = time.monotonic()
+    status, _headers, page = fetch(url)
+    return status, page, time.monotonic() - started
 
 
 def category_options(page: str) -> list[str]:
@@ -146,21 +123,22 @@ def test_search_dashboard_renames_sign_in_and_reports_work_while_redis_is_down_o
         [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     cache = redis.Redis(port=redis_port, db=2)
-    staff, other = Browser(f"http://127.0.0.1:{web_port}"), Browser(f"http://127.0.0.1:{web_port}")
+    base = f"http://127.0.0.1:{web_port}"
+    staff, other = browser()[0], browser()[0]
     silent = None
     try:
         deadline = time.monotonic() + 60
         while web.poll() is None and time.monotonic() < deadline:
             try:
-                if staff.fetch("/healthz")[0] == 200:
+                if staff(f"{base}/healthz")[0] == 200:
                     break
             except OSError:
                 time.sleep(0.2)
         assert web.poll() is None, web.communicate()[0].decode()[-3000:]
 
         # Redis up: the registry's filters are kept in it.
-        assert staff.sign_in(admin.email, PASSWORD) == 302
-        status, _h, page, _took = staff.fetch("/staff/supporters?q=%E3%81%99%E3%81%9A%E3%81%8D")
+        assert signed_in(staff, base, admin.email, PASSWORD) == 302
+        status, _h, page = staff(f"{base}/staff/supporters?q=%E3%81%99%E3%81%9A%E3%81%8D")
         assert status == 200 and "鈴木 花子" in page and "不動産" in category_options(page)
         assert cached_pages(cache)
 
@@ -170,32 +148,32 @@ def test_search_dashboard_renames_sign_in_and_reports_work_while_redis_is_down_o
         for path, shown in (("/staff/supporters?q=%E3%81%99%E3%81%9A%E3%81%8D", "鈴木 花子"),
                             ("/staff/supporters", "鈴木 花子"), ("/staff/concerns", "<h1>気になること</h1>")):
             for _each_worker in range(WORKERS):
-                status, _h, page, _took = staff.fetch(path)
+                status, _h, page = staff(base + path)
                 assert status == 200 and shown in page, (path, status, page[-2000:])
         # A category renamed meanwhile is shown renamed at once (the copy kept by Redis could
         # not be deleted, but no page reads it while Redis is away).
-        _status, _h, page, _took = staff.fetch("/admin/categories")
-        status, headers, _page, _took = staff.fetch("/admin/categories", {
+        page = staff(f"{base}/admin/categories")[2]
+        status, _h, _page = staff(f"{base}/admin/categories", {
             "csrf_token": hidden(page, "csrf_token"), "category_id": str(real_estate.id),
             "name": "不動産・住まい", "name_en": "Real estate"})
         assert status == 302, status
         for _each_worker in range(WORKERS):
-            options = category_options(staff.fetch("/staff/supporters")[2])
+            options = category_options(staff(f"{base}/staff/supporters")[2])
             assert "不動産・住まい" in options and "不動産" not in options
         # Signing in works, and failed attempts are still limited (counted in each worker
         # while Redis is away: at most the limit per worker get through).
-        assert other.sign_in(coordinator.email, PASSWORD) == 302
-        answers = [Browser(staff.base).sign_in(admin.email, "wrong-password")
+        assert signed_in(other, base, coordinator.email, PASSWORD) == 302
+        answers = [signed_in(browser()[0], base, admin.email, "wrong-password")
                    for _attempt in range(WORKERS * SIGN_IN_LIMIT + 3)]
         assert set(answers) == {200, 429}, answers
         assert answers.count(200) <= WORKERS * SIGN_IN_LIMIT, answers
         # Monitoring is told (a warning: the site works), without the server's address.
-        ready = staff.fetch("/healthz/ready")[2].replace(" ", "")
+        ready = staff(f"{base}/healthz/ready")[2].replace(" ", "")
         assert '"redis":{"status":"warning"}' in ready and str(redis_port) not in ready, ready
         # A neighbour's report is taken and kept.
-        neighbour = Browser(staff.base)
-        _status, _h, page, _took = neighbour.fetch("/report")
-        status, headers, _page, _took = neighbour.fetch("/report", {
+        neighbour = browser()[0]
+        page = neighbour(f"{base}/report")[2]
+        status, headers, _page = neighbour(f"{base}/report", {
             "csrf_token": hidden(page, "csrf_token"),
             "submission_key": hidden(page, "submission_key"),
             "category_id": str(list_categories()[0].id), "body": "Redisが止まっている間の相談",
@@ -211,9 +189,9 @@ def test_search_dashboard_renames_sign_in_and_reports_work_while_redis_is_down_o
         time.sleep(11)  # past the cache's pause after the last failure: it asks again
         for path in ("/staff/supporters?q=%E3%81%99%E3%81%9A%E3%81%8D", "/staff/concerns"):
             for _each_worker in range(WORKERS):
-                status, _h, page, took = staff.fetch(path)
+                status, _page, took = timed(staff, base + path)
                 assert status == 200 and took < 5, (path, status, took)
-        assert Browser(staff.base).sign_in(coordinator.email, PASSWORD) == 302
+        assert signed_in(browser()[0], base, coordinator.email, PASSWORD) == 302
 
         # Redis back (empty, as after a restart): the pages are kept in it again.
         silent.close()
@@ -222,7 +200,7 @@ def test_search_dashboard_renames_sign_in_and_reports_work_while_redis_is_down_o
         deadline = time.monotonic() + 30
         while not cached_pages(cache):
             assert time.monotonic() < deadline, "the pages were not cached again"
-            status, _h, page, _took = staff.fetch("/staff/supporters")
+            status, _h, page = staff(f"{base}/staff/supporters")
             assert status == 200 and "不動産・住まい" in category_options(page)
             time.sleep(0.5)
     finally:
