@@ -147,6 +147,7 @@ def smtp_server():
         attempts: "451"/"550" refuse at RCPT, "421" answers DATA so, "drop" hangs up after DATA."""
 
         pipelining = True  # offered after EHLO, as Postfix does; a test may turn it off
+        on_accept = None  # called (in the server's thread) as each message is accepted
 
         def __init__(self):
             self.messages = Mailbox()
@@ -177,6 +178,8 @@ def smtp_server():
                     answers.pop(0)
                     server.transport.close()
                     return "250 OK"
+            if self.on_accept is not None:
+                self.on_accept()
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             message.raw = envelope.content  # as received, for signature checks
             self.messages.append((envelope.rcpt_tos, message))
@@ -196,6 +199,7 @@ def mailbox(smtp_server):
     handler.messages.clear()
     handler.plan.clear()
     handler.pipelining = True
+    handler.on_accept = None
     return handler.messages
 
 

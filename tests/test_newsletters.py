@@ -576,6 +576,39 @@ def test_an_address_mail_cannot_carry_is_set_aside_and_the_rest_go(client, coord
     assert db.session.scalar(select(func.count(Supporter.id))) == 3
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_each_message_is_accepted_only_once_the_one_before_it_is_marked_sent(
+        app, client, coordinator, geography, smtp_server, mailbox, pipelining):
+    """The mark of a message is committed while the next one goes out, but always before the
+    server accepts that one: a crash at any moment repeats at most the last message."""
+    from sqlalchemy import create_engine
+
+    handler = smtp_server[1]
+    handler.pipelining = pipelining
+    for n in range(6):
+        make_supporter(name=f"順番 {n}", kana="じゅんばん", email=f"order{n}@example.jp",
+                       delivery="email")
+    login_staff(client, coordinator)
+    post(client, write(client) + "/send")
+    ledger = create_engine(db.engine.url.render_as_string(hide_password=False))
+    marked_when_accepted = []
+
+    def count_marked():
+        with ledger.connect() as conn:
+            marked_when_accepted.append(conn.scalar(
+                select(func.count(Delivery.id)).where(Delivery.status == "sent")))
+
+    handler.on_accept = count_marked
+    app.config.update(HOTNET_SEND_BATCH=4)  # the last mark of a batch is made at its end
+    try:
+        assert run(until_idle=True).sent == 6
+    finally:
+        handler.on_accept = None
+        ledger.dispose()
+    assert marked_when_accepted == [0, 1, 2, 3, 4, 5]
+    assert len(mailbox) == 6
+
+
 def test_ledger_marks_only_rows_held_and_leave_their_connection_as_they_found_it(
         client, coordinator, people):
     """A mark sets a row sent only while this sender holds it; a failed mark is raised where

@@ -7,11 +7,12 @@ message of each recipient, and stopping when an issue is paused or cancelled.
 One process drives HOTNET_SEND_CONNECTIONS SMTP connections (default 1), each in a thread
 of its own with its own database session and worker id (host:pid/cN). On each connection
 three things overlap: the SMTP exchange; the making of the next messages (rendered,
-serialised, signed: `Lookahead`, at most two ahead), done while the server works on what it
-was just sent — in the same thread, for in one process threads take turns on the
-interpreter lock and a renderer thread would hold up the exchange; and the commit of the
-last message's mark, which the database works on while the next message's MAIL FROM, RCPT
-TO and DATA go out, and is waited for before that message's final dot (see ledger.py).
+serialised, signed: `Lookahead`, at most two ahead), done while the server reads the message
+just sent — in the same thread, for in one process threads take turns on the interpreter
+lock and a renderer thread would hold up the exchange; and the commit of the last message's
+mark, made while the server reads the next message's MAIL FROM, RCPT TO and DATA
+(PostgreSQL works on it meanwhile; SQLite's is made in this thread then), and waited for
+before that message's final dot (see ledger.py).
 So a crash repeats at most one message per open connection. The connections share the
 process's pace (HOTNET_SEND_RATE is per process) and today's cap (`Shared`): no batch claims
 more than is left, counting what the other connections hold, and what other senders' batches

@@ -10,9 +10,9 @@ past its lease, repeats at most the one message that was in flight on each open 
 
 Each mark is committed on a ledger connection of its own (`Marks`). On PostgreSQL it is
 sent without waiting for the reply, so the server commits it while the next message's MAIL
-FROM, RCPT TO and DATA go out; on SQLite, a local write, it is made at once. Before the final
-dot of the next message — the moment the server accepts it — the sender waits until the mark
-is committed (`TimedConnection.exchange`). So at any moment each connection has at most one
+FROM, RCPT TO and DATA go out; on SQLite, a local write, it is made once they have gone out,
+while the SMTP server reads them. Before the final dot of the next message — the moment the
+server accepts it — the sender waits until the mark is committed (`TimedConnection.exchange`). So at any moment each connection has at most one
 accepted message whose mark is not yet committed: the one it sent last. A crash (SIGKILL)
 repeats at most that one per open connection, as before (a mark already sent may still be
 committed by PostgreSQL after the crash: its message was accepted, so that is no repeat); if
@@ -195,7 +195,9 @@ class Marks:
     commands, autocommit): the server works on it and flushes its commit while the next
     envelope goes out, and `settle` reads the reply. No thread: handing each mark to one cost
     more CPU than the commit itself (measured with bench/newsletter_send.py, issue 16). On
-    SQLite the commit is a local write, made at once. Either way an error surfaces at `settle`.
+    SQLite the commit is a local write, in this thread: `submit` keeps the mark and `commit`
+    makes it while the SMTP server reads the next envelope (the sender calls it then; `settle`
+    makes it if it was not). Either way an error surfaces at `settle`.
 
     The connection is the driver's own (engine.raw_connection()): a mark runs once per
     message. SQLite keeps timestamps as UTC text in the format SQLAlchemy writes."""
@@ -207,6 +209,7 @@ class Marks:
         self.name = f"hotnet_mark_{uuid.uuid4().hex[:12]}"
         self.pending: bool | BaseException | None = None
         self.in_flight = False
+        self.kept: tuple | None = None  # SQLite: a mark submitted, not yet made (`commit`)
 
     def __enter__(self) -> Marks:
         self.sqlite = db.engine.dialect.name == "sqlite"
@@ -244,24 +247,34 @@ class Marks:
             self.connection.invalidate()
 
     def submit(self, row_id: int, worker: str) -> None:
-        if self.pending is not None or self.in_flight:
+        if self.pending is not None or self.in_flight or self.kept is not None:
             raise RuntimeError("the previous mark was not settled")
         now = utcnow()
+        if self.sqlite:
+            self.kept = (now.strftime("%Y-%m-%d %H:%M:%S.%f"), row_id, worker)
+            return
         try:
-            if self.sqlite:
-                self.pending = self._mark_now(now.strftime("%Y-%m-%d %H:%M:%S.%f"), row_id,
-                                              worker)
-            else:
-                self.pgconn.send_query_prepared(self.name.encode(), [
-                    now.isoformat().encode(), str(row_id).encode(), worker.encode()])
-                self._flush()
-                self.in_flight = True
+            self.pgconn.send_query_prepared(self.name.encode(), [
+                now.isoformat().encode(), str(row_id).encode(), worker.encode()])
+            self._flush()
+            self.in_flight = True
         except Exception as exc:  # noqa: BLE001 - raised where the mark is waited for
             self.pending = exc
+
+    def commit(self) -> None:
+        """SQLite: make the mark submitted last, if not yet made (PostgreSQL: nothing to do,
+        the server is at it)."""
+        if self.kept is not None:
+            kept, self.kept = self.kept, None
+            try:
+                self.pending = self._mark_now(*kept)
+            except Exception as exc:  # noqa: BLE001 - raised where the mark is waited for
+                self.pending = exc
 
     def settle(self) -> bool | None:
         """Wait for the mark in flight: True marked, False no longer ours (another sender
         took the row over: it may repeat the message), None: there was none."""
+        self.commit()
         if self.in_flight:
             self.in_flight = False
             try:
@@ -372,7 +385,8 @@ class TimedConnection(flask_mail.Connection):
             host.login(self.mail.username, self.mail.password)
         return host
 
-    def exchange(self, prepared: Prepared, before_end=None, meanwhile=None) -> None:
+    def exchange(self, prepared: Prepared, before_end=None, after_envelope=None,
+                 after_payload=None) -> None:
         """Send one message as smtplib's sendmail does (same replies, same errors), except
         that `before_end` is called between the server's 354 and the final dot: the message
         is accepted only after it returned. If it raises, the connection is dropped and the
@@ -380,8 +394,9 @@ class TimedConnection(flask_mail.Connection):
 
         When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and DATA go in one
         write and their replies are read together: two round trips per message, not four.
-        `meanwhile` is called while the server works on what it was just sent (the next
-        message is made then)."""
+        While the server works on what it was just sent, `after_envelope` is called once the
+        envelope went out (the last message's mark is committed then) and `after_payload` once
+        the message did (the next message is made then: the server takes longer over it)."""
         smtp = self.host
         smtp.ehlo_or_helo_if_needed()
         options = []
@@ -393,8 +408,8 @@ class TimedConnection(flask_mail.Connection):
         pipelined = smtp.does_esmtp and smtp.has_extn("pipelining")
         if pipelined:
             smtp.send("".join(f"{command}\r\n" for command in commands + ["DATA"]))
-        if meanwhile is not None:
-            meanwhile()
+        if after_envelope is not None:
+            after_envelope()
         replies = (smtp.getreply() if pipelined else smtp.docmd(command) for command in commands)
         code, reply = next(replies)
         if code != 250:
@@ -424,8 +439,8 @@ class TimedConnection(flask_mail.Connection):
                 smtp.close()  # no QUIT: inside DATA it would be taken for the message
                 raise
         smtp.send(prepared.payload)
-        if meanwhile is not None:
-            meanwhile()
+        if after_payload is not None:
+            after_payload()
         code, reply = smtp.getreply()
         if code != 250:
             _reset(smtp, code)
@@ -592,11 +607,11 @@ SENT, DEFERRED, FAILED, DROPPED = "sent", "deferred", "failed", "dropped"
 
 
 def attempt(connection: TimedConnection, prepared: Prepared, before_end=None,
-            meanwhile=None) -> tuple[str, str, bool]:
+            after_envelope=None, after_payload=None) -> tuple[str, str, bool]:
     """Send one message; returns (outcome, the server's reply, whether the connection is
     still usable). 4xx and a dropped connection are worth another try; 5xx is not."""
     try:
-        connection.exchange(prepared, before_end, meanwhile)
+        connection.exchange(prepared, before_end, after_envelope, after_payload)
     except smtplib.SMTPServerDisconnected as exc:
         return DEFERRED, smtp_reply(exc), False
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
@@ -653,10 +668,12 @@ class Batch:
         self.report.skipped += mark_skipped(self.model, row_id, reason, self.worker)
         self.heartbeat.done(row_id)
 
-    def send_prepared(self, row, prepared: Prepared, meanwhile=None) -> None:
+    def send_prepared(self, row, prepared: Prepared, make_ahead=None) -> None:
         """Send one message; its mark is committed while the next one starts (and before
-        the next one is accepted). After a connection failure, defer it. `meanwhile` is
-        work to do while the server is busy (see TimedConnection.exchange)."""
+        the next one is accepted). After a connection failure, defer it. `make_ahead` makes
+        the next messages while the server reads this one (see TimedConnection.exchange)."""
+        if self.pacer.interval:
+            self.marks.commit()  # not kept waiting through the pause
         self.pacer.wait()
         if self.connection is None and not self.broken:
             try:
@@ -668,7 +685,8 @@ class Batch:
         if self.broken:
             self._problem(row, self.reply, permanent=False)
             return
-        outcome, reply, usable = attempt(self.connection, prepared, self._settle, meanwhile)
+        outcome, reply, usable = attempt(self.connection, prepared, self._settle,
+                                         self.marks.commit, make_ahead)
         if outcome == SENT:
             self.heartbeat.done(row.id)
             self.marks.submit(row.id, self.worker)
