@@ -609,6 +609,43 @@ def test_each_message_is_accepted_only_once_the_one_before_it_is_marked_sent(
     assert len(mailbox) == 6
 
 
+@pytest.mark.parametrize("data, payload", [
+    (b".first\r\nplain. text ...\r\n..two\r\n.", b"..first\r\nplain. text ...\r\n...two\r\n..\r\n.\r\n"),
+    (b"a.b\r\nc.\r\n", b"a.b\r\nc.\r\n.\r\n"),
+    (b"no dot at all", b"no dot at all\r\n.\r\n"),
+])
+def test_lines_that_begin_with_a_dot_and_only_those_are_doubled_for_smtp(app, data, payload):
+    from flask_mail import Message
+
+    from app.outbox import ledger
+
+    message = Message("件名", sender="hotnet@example.jp", recipients=["r@example.jp"], body="x")
+    assert ledger.prepare(message, data, "o", 1).payload == payload
+
+
+@pytest.mark.parametrize("marked", [
+    "前文" * 40 + "NAME 様\n" + "本文 & <b>太字</b>。" * 60 + "LINK\n末尾 NAME",
+    "NAMELINK" + "ab" * 100 + "LINK",
+])
+def test_a_part_in_base64_decodes_to_the_recipients_text_exactly(marked):
+    """Each recipient's part, made from runs encoded once, is their own text in base64
+    (strictly: no padding but at the end), in CRLF lines of at most 76 characters."""
+    import base64
+
+    from app.newsletters.mime import MarkedPart
+
+    part = MarkedPart(marked, ["NAME", "LINK"])
+    for name in ["", "a", "ab", "abc", "山", "山田 太郎", "㈱髙橋商店 御中", "x" * 100]:
+        for link in ["", "h", "https://hotnet.test/u/WzEsMV0.KFs_4eBjcagb"]:
+            values = {"NAME": name, "LINK": link}
+            text = marked.replace("NAME", name).replace("LINK", link)
+            assert part.fill(values) == text
+            lines = part.base64(values)
+            assert lines.endswith(b"\r\n")
+            assert all(0 < len(line) <= 76 for line in lines.split(b"\r\n")[:-1])
+            assert base64.b64decode(lines.replace(b"\r\n", b""), validate=True) == text.encode()
+
+
 def test_ledger_marks_only_rows_held_and_leave_their_connection_as_they_found_it(
         client, coordinator, people):
     """A mark sets a row sent only while this sender holds it; a failed mark is raised where

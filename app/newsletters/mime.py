@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import binascii
 import functools
+import re
 import uuid
+from collections.abc import Iterable, Mapping
 from email.header import Header
 from email.utils import formatdate
 
@@ -30,13 +32,15 @@ class NewsletterMessage(Message):
     """
 
     def __init__(self, *, subject: str, recipients: list[str], body: str, html: str, sender: str,
-                 reply_to: str | None, extra_headers: dict[str, str], msg_id: str):
+                 reply_to: str | None, extra_headers: dict[str, str], msg_id: str,
+                 encoded: tuple[bytes, bytes] | None = None):
         self.cc, self.bcc, self.attachments, self.alts = [], [], [], {}
         self.subject, self.recipients, self.body, self.html = subject, recipients, body, html
         self.sender, self.reply_to, self.extra_headers = sender, reply_to, extra_headers
         self.msgId = msg_id
         self.date = self.charset = None
         self.mail_options, self.rcpt_options = [], []
+        self.encoded = encoded  # the body and the HTML in base64 lines, when made already
 
     def as_bytes(self) -> bytes:
         boundary = _BOUNDARY
@@ -54,10 +58,12 @@ class NewsletterMessage(Message):
         headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
         lines = [f"{name}: {value}" for name, value in headers]
         out = "\r\n".join(lines).encode("ascii") + b"\r\n\r\n"
-        for subtype, content in (("plain", self.body), ("html", self.html)):
+        encoded = self.encoded or (_base64_lines(self.body.encode("utf-8")),
+                                   _base64_lines(self.html.encode("utf-8")))
+        for subtype, lines in zip(("plain", "html"), encoded, strict=True):
             out += (f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
                     f"Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii")
-            out += _base64_lines(content.encode("utf-8"))
+            out += lines
         return out + f"--{boundary}--\r\n".encode("ascii")
 
 
@@ -72,6 +78,51 @@ def _base64_lines(data: bytes) -> bytes:
     if not encoded:
         return b""
     return b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
+
+
+class MarkedPart:
+    """A part's text (text or HTML) with markers where each recipient's values go, cut once at
+    the markers: filled in for one recipient after another, as text and as the base64 lines
+    the message carries. The runs of text between the values are encoded once
+    (for each of the three places a run can begin within base64's groups of three bytes), and
+    for each recipient only the few bytes around each value: encoding the whole part for each
+    took a third of the time it takes to make a message. A run ends where a group does, so a
+    line before a value may be shorter than 76 characters (RFC 2045 sets only the longest);
+    decoded, the part is the text with the values in, exactly."""
+
+    def __init__(self, marked: str, markers: Iterable[str]):
+        parts = re.split("(" + "|".join(map(re.escape, markers)) + ")", marked)
+        self.texts, self.markers = parts[0::2], parts[1::2]
+        self.runs = [text.encode("utf-8") for text in self.texts]
+        self._encoded: dict[tuple[int, int], bytes] = {}
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The text with each marker's value."""
+        out = [self.texts[0]]
+        for marker, text in zip(self.markers, self.texts[1:], strict=True):
+            out += (values[marker], text)
+        return "".join(out)
+
+    def base64(self, values: Mapping[str, str]) -> bytes:
+        """The base64 lines (each ending in CRLF) of the text with each marker's value."""
+        out, carried = [], b""  # carried: the bytes not yet encoded, fewer than three
+        for n, run in enumerate(self.runs):
+            if n:
+                carried += values[self.markers[n - 1]].encode("utf-8")
+            start = -len(carried) % 3  # the run's bytes that complete carried's last group
+            if len(run) <= start:
+                carried += run
+                continue
+            if carried:
+                out.append(_base64_lines(carried + run[:start]))
+            end = start + (len(run) - start) // 3 * 3
+            encoded = self._encoded.get((n, start))
+            if encoded is None:
+                encoded = self._encoded[n, start] = _base64_lines(run[start:end])
+            out.append(encoded)
+            carried = run[end:]
+        out.append(_base64_lines(carried))
+        return b"".join(out)
 
 
 @functools.lru_cache(maxsize=16)
@@ -104,4 +155,5 @@ def build_message(newsletter: Newsletter, address: str, rendered, personal, *,
             "List-Id": config["HOTNET_LIST_ID"],
         },
         msg_id=msg_id,
+        encoded=rendered.encoded,
     )

@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from app.formatting import format_date
 from app.i18n import gettext, lazy_gettext
+from app.newsletters.mime import MarkedPart
 from app.newsletters.plaintext import to_text
 from app.urls import external_url
 
@@ -87,6 +88,7 @@ class Personal:
 class Rendered:
     html: str
     text: str
+    encoded: tuple[bytes, bytes] | None = None  # text and HTML in base64 lines (TemplateCache)
 
 
 @dataclass
@@ -222,25 +224,31 @@ def render(newsletter, area: AreaInfo | None, personal: Personal, extra: dict | 
 
 
 class TemplateCache:
-    """Renders each (issue, area) once with markers, then fills in each recipient."""
+    """Renders each (issue, area) once with markers, then fills in each recipient (and their
+    base64 lines: see MarkedPart)."""
 
     def __init__(self, newsletter, extra: dict | None = None):
         self.newsletter = newsletter
         self.extra = {**block_context(newsletter), **(extra or {})}
-        self._by_area: dict[object, Rendered] = {}
+        self._by_area: dict[object, tuple[MarkedPart, MarkedPart]] = {}  # text, HTML
 
     def for_recipient(self, area_key, area: AreaInfo | None, personal: Personal) -> Rendered:
         shell = self._by_area.get(area_key)
         if shell is None:
             marked = Personal(MARK["name"], MARK["unsubscribe"], MARK["preferences"])
-            shell = render(self.newsletter, area, marked, self.extra)
-            self._by_area[area_key] = shell
-        return Rendered(html=_fill(shell.html, personal, escape=True),
-                        text=_fill(shell.text, personal, escape=False))
+            rendered = render(self.newsletter, area, marked, self.extra)
+            shell = self._by_area[area_key] = (MarkedPart(rendered.text, MARK.values()),
+                                               MarkedPart(rendered.html, MARK.values()))
+        text, page = shell
+        text_values = _values(personal, escape=False)
+        html_values = _values(personal, escape=True)
+        return Rendered(html=page.fill(html_values), text=text.fill(text_values),
+                        encoded=(text.base64(text_values), page.base64(html_values)))
 
 
-def _fill(template: str, personal: Personal, *, escape: bool) -> str:
+def _values(personal: Personal, *, escape: bool) -> dict[str, str]:
+    """Each marker's value for this recipient (escaped for HTML)."""
     quote = (lambda v: html.escape(v, quote=True)) if escape else (lambda v: v)
-    return (template.replace(MARK["name"], quote(personal.name))
-            .replace(MARK["unsubscribe"], quote(personal.unsubscribe_url))
-            .replace(MARK["preferences"], quote(personal.preferences_url)))
+    return {MARK["name"]: quote(personal.name),
+            MARK["unsubscribe"]: quote(personal.unsubscribe_url),
+            MARK["preferences"]: quote(personal.preferences_url)}

@@ -496,6 +496,20 @@ class Prepared:
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _begins_a_line_with_a_dot(data: bytes) -> bool:
+    """Whether a line of the message begins with "." (SMTP doubles it). Only the dots are
+    looked at, found by bytes.find (memchr): `b"\\n." in data` goes byte by byte, 25 µs for a
+    newsletter, a sixth of making one, and a message has few dots (base64 has none)."""
+    at = data.find(b".")
+    while at != -1:
+        if at == 0 or data[at - 1] == 0x0A:
+            return True
+        at = data.find(b".", at + 1)
+    return False
+
+
 _PLAIN_ADDRESS = re.compile(r'^[^<>()\[\]\\,;:\s@"]+@[^<>()\[\]\\,;:\s@"]+$')
 
 
@@ -515,7 +529,7 @@ def prepare(message, data: bytes, kind: str, row_id: int) -> Prepared:
     message.return_path = return_path(kind, row_id)
     data = dkim_sign(data)
     payload = data
-    if payload.startswith(b".") or b"\n." in payload:  # rare: a search of the whole is dearer
+    if _begins_a_line_with_a_dot(payload):  # rare: a substitution over the whole is dearer
         payload = _LEADING_DOT.sub(b"..", payload)
     if not payload.endswith(b"\r\n"):
         payload += b"\r\n"
