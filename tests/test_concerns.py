@@ -100,9 +100,15 @@ def test_visitor_with_an_address_gets_a_receipt_that_repeats_nothing(client, geo
                 may_contact="y")
     concern = only_concern()
     [receipt] = mails_to(mailbox, "hanako@example.jp")
-    body = text_of(receipt)
+    body = text_of(receipt).replace("\r\n", "\n")
     assert concern.reference in receipt["Subject"] and concern.reference in body
     assert "新聞" not in body and "北原公園" not in body and "おばあさん" not in body
+    assert body.startswith("通りがかり 花子 様\n\n気になることをお知らせいただき")
+    # Without a name the receipt begins with its thanks, addressed to nobody.
+    mailbox.clear()
+    send_report(client, reporter_name="  ", reporter_email="anon@example.jp", may_contact="y")
+    assert text_of(mails_to(mailbox, "anon@example.jp")[0]).startswith(
+        "気になることをお知らせいただき")
 
 
 def test_signed_in_supporter_reports_with_contact_prefilled(client, geography, mailbox):
@@ -114,7 +120,8 @@ def test_signed_in_supporter_reports_with_contact_prefilled(client, geography, m
     send_report(client, reporter_email="yamada@example.jp", may_contact="y")
     concern = only_concern()
     assert concern.reporter_supporter_id == supporter.id
-    assert len(mails_to(mailbox, "yamada@example.jp")) == 1
+    [receipt] = mails_to(mailbox, "yamada@example.jp")
+    assert text_of(receipt).startswith(f"{supporter.name} 様\r\n\r\n")
     mine = page_text(client.get("/me/reports"))
     assert concern.reference in mine and "受け付けました" in mine
 
@@ -292,9 +299,18 @@ def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
     assert listed(q=theirs.reference) == {theirs.reference}
     assert "（担当外）" in page_text(client.get("/staff/concerns", query_string={
         "q": theirs.reference}))
-    # Another state or area chosen than the list's own still counts.
+    # Another state or area chosen than the list's own still counts; the page says only
+    # what it looked in besides.
     assert listed(q=closed.reference, status="received") == set()
     assert listed(q=theirs.reference, area=district("d01").area_id) == set()
+    only = {"area": ("受付番号で探したので、担当外の圏域のものも含めて探しました。",
+                     {"q": theirs.reference, "area": "mine", "status": "all"}),
+            "state": ("受付番号で探したので、完了したものも含めて探しました。",
+                      {"q": closed.reference, "area": district("d01").area_id,
+                       "status": "open"})}
+    for notice, query in only.values():
+        page = page_text(client.get("/staff/concerns", query_string=query))
+        assert notice in page and "完了したものや担当外" not in page, notice
     # The start of a number lists those it begins.
     assert listed(q=f"HN-{year}-", area="all", status="all") == {
         closed.reference, theirs.reference, mine.reference}
@@ -511,6 +527,8 @@ def test_reporter_sees_messages_never_internal_notes(client, coordinator, mailbo
     everything_mailed = "".join(text_of(m) for _r, m in mailbox)
     assert "担当者が確認しました。" in everything_mailed
     assert "長男" not in everything_mailed and "民生委員さん" not in everything_mailed
+    [message] = [m for _r, m in mailbox if "担当者が確認しました。" in text_of(m)]
+    assert text_of(message).startswith(f"{supporter.name} 様\r\n\r\n")  # addressed to them
 
 
 def test_a_note_or_message_sent_again_after_going_back_is_kept_once(client, coordinator, mailbox):

@@ -21,6 +21,7 @@ from app.dbtypes import UTCDateTime, utcnow
 from app.extensions import db
 from app.geography.models import Area, District
 from app.partners.models import Agency
+from app.supporters.models import salutation
 
 STATUSES = ("received", "acknowledged", "in_progress", "connected", "closed", "duplicate")
 OPEN_STATUSES = ("received", "acknowledged", "in_progress", "connected")
@@ -112,6 +113,15 @@ class Concern(db.Model):
         Index("ix_concern_open", "area_id", "assignee_id", "created_at",
               postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
     )
+
+    @property
+    def reporter_salutation(self) -> str:
+        """How mail to the reporter begins: a supporter as registered (山田 太郎 様, ㈱… 御中),
+        anyone else by the name they gave; "" when they gave none."""
+        if self.reporter is not None:
+            return self.reporter.salutation
+        name = (self.reporter_name or "").strip()
+        return salutation("person", name) if name else ""
 
     @property
     def contact_email(self) -> str:

@@ -193,7 +193,7 @@ class Chosen(NamedTuple):
     area: str         # the areas looked in: "mine", "all", "none" or an area's id
     form_area: str    # what the form shows chosen (the list's own, after a widened search)
     form_status: str  # "open", "all" or a state
-    widened: bool     # a reference number was searched past the list's own state and areas
+    widened: frozenset[str]  # past the list's own ("state", "area"): a reference number
 
 
 def _filters() -> Chosen:
@@ -225,7 +225,13 @@ def _filters() -> Chosen:
     # The queue opens on what is still being worked on; "all" shows closed ones too, and
     # anything else it does not know opens it as it opens.
     form_status = sent_status if sent_status == "all" or sent_status in STATUSES else "open"
-    status = "all" if wide and sent_status in ("open", "") else form_status
+    state_widened = wide and sent_status in ("open", "")
+    status = "all" if state_widened else form_status
+    # What the page says it looked in besides the list's own (for an account with no areas
+    # of its own, "mine" is every area already).
+    widened = frozenset(part for part, more in (("state", state_widened),
+                                                ("area", area_widened and bool(my_areas)))
+                        if more)
     return Chosen(queue.QueueFilters(
         area_ids=area_ids,
         status="" if status == "all" else status,
@@ -235,7 +241,7 @@ def _filters() -> Chosen:
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
         q=q,
         with_unplaced=area == "mine",
-    ), area, form_area, form_status, wide)
+    ), area, form_area, form_status, widened)
 
 
 # The list as the staff member last saw it (its filters, search and page), for the way back
