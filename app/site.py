@@ -120,6 +120,22 @@ def _sign_in_failed(response) -> bool:
     return response.status_code != 302
 
 
+def form_when_limited(render_form):
+    """Mark a view whose form, when too many were sent (429), is shown again with what was
+    typed and the message at its top, instead of an error page that loses it. `render_form`
+    renders the page (in the request that was refused) with its form."""
+    def mark(view):
+        view.form_when_limited = render_form  # kept on the limiter's wrappers (functools.wraps)
+        return view
+    return mark
+
+
+def limited_form(form):
+    """The form as sent, with the message that says to wait (see form_when_limited)."""
+    add_error(form, None, {None: _("操作が続いたため、しばらくお待ちください。数分ほど時間をおいてから、もう一度お試しください。")})
+    return form
+
+
 # Sign-in attempts are limited twice, counting only failures: per account (a slow guess of
 # one password is stopped wherever it comes from) and, more loosely, per network address
 # (so one colleague's typos in a shared office do not lock the others out).
@@ -332,6 +348,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(error):
+        view = app.view_functions.get(request.endpoint)
+        again = getattr(view, "form_when_limited", None)
+        if again is not None and request.method == "POST":
+            return again(), 429
         return _error_page(429, _("操作が続いたため、しばらくお待ちください"),
                            _("数分ほど時間をおいてから、もう一度お試しください。"))
 

@@ -377,6 +377,14 @@ def test_a_colleagues_typos_do_not_lock_out_the_office(app, client, coordinator,
     wrong = [client.post("/login", data={"csrf_token": token, "email": coordinator.email,
                                          "password": "wrong"}).status_code for _ in range(5)]
     assert wrong == [200, 200, 200, 429, 429]
+    # Refused, the form comes back with the address typed (never the password) and says to
+    # wait, instead of a page without the form.
+    refused = client.post("/login", data={"csrf_token": token, "email": coordinator.email,
+                                          "password": "secret-typed"})
+    page = page_text(refused)
+    assert refused.status_code == 429 and f'value="{coordinator.email}"' in page
+    assert "操作が続いたため、しばらくお待ちください。" in page and "secret-typed" not in page
+    assert '<form method="post" novalidate>' in page and 'id="password"' in page
     # Another account from the same office network still signs in.
     right = client.post("/login", data={"csrf_token": token, "email": admin.email,
                                         "password": PASSWORD})
@@ -396,6 +404,22 @@ def test_a_slow_guess_is_stopped_per_account_and_a_spray_per_address(app, client
                                          "password": "Password1"}).status_code for n in range(4)]
     # Each of these accounts was tried once, but the address has failed too often.
     assert spray[0] == 200 and spray[-1] == 429
+
+
+def test_a_supporter_asking_too_often_for_a_link_keeps_the_form_and_the_address(
+        app, client, geography, mailbox):
+    from app.extensions import limiter
+    limiter.reset()
+    app.config["HOTNET_LOGIN_IP_RATE_LIMIT"] = "2 per minute"
+    token = csrf(client, "/login/link")
+    codes = [client.post("/login/link", data={"csrf_token": token,
+                                              "email": "hanako@example.jp"}).status_code
+             for _ in range(3)]
+    assert codes == [302, 302, 429]
+    page = page_text(client.post("/login/link", data={"csrf_token": token,
+                                                      "email": "hanako@example.jp"}))
+    assert 'value="hanako@example.jp"' in page and "操作が続いたため、しばらくお待ちください。" in page
+    assert '<form method="post"' in page
 
 
 # --- 10. statistics that cannot be undone by subtraction --------------------------------------

@@ -14,7 +14,7 @@ from app.forms import ConfirmForm
 from app.geography.services import list_areas, list_stations
 from app.i18n import gettext as _
 from app.labels import ROLE
-from app.site import add_error, safe_next, sign_in_limits
+from app.site import add_error, form_when_limited, limited_form, safe_next, sign_in_limits
 from app.submissions import create_once
 
 bp = Blueprint("accounts", __name__)
@@ -22,6 +22,8 @@ bp = Blueprint("accounts", __name__)
 
 @bp.route("/login", methods=["GET", "POST"])
 @sign_in_limits
+@form_when_limited(lambda: render_template("accounts/login.html",
+                                           form=limited_form(StaffLoginForm())))
 def login():
     form = StaffLoginForm()
     if form.validate_on_submit():

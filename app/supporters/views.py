@@ -20,9 +20,11 @@ from app.site import (
     busy_message,
     form_data,
     form_int,
+    form_when_limited,
     fragment_key,
     int_arg,
     is_busy,
+    limited_form,
     page_arg,
     public_form_limit,
     remember_list,
@@ -125,6 +127,8 @@ def privacy():
 @bp.route("/login/link", methods=["GET", "POST"])
 @limiter.limit(sign_in_account_limit, key_func=sign_in_account_key, methods=["POST"])
 @limiter.limit(sign_in_address_limit, methods=["POST"])
+@form_when_limited(lambda: render_template("accounts/link_request.html",
+                                           form=limited_form(LinkRequestForm())))
 def request_link():
     form = LinkRequestForm()
     if form.validate_on_submit():
