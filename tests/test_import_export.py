@@ -113,6 +113,19 @@ def test_missing_headers_and_unreadable_files_are_explained(client, coordinator)
     assert count() == 0
 
 
+def test_columns_the_registry_has_no_place_for_are_named_before_anything_is_imported(
+        client, coordinator):
+    login_staff(client, coordinator)
+    content = ("氏名,ふりがな,生年月日,地区,備考,,職員メモ\r\n"
+               "山田 花子,やまだ はなこ,1950-01-01,田無小地区,鍵は隣に,,メモ\r\n").encode("cp932")
+    body = page_text(upload(client, content))
+    assert "次の列は名簿にない項目のため、取り込みません: 生年月日、備考。" in body
+    assert "「職員メモ」の列に移してから" in body
+    # A file with only the registry's columns says nothing of the kind.
+    body = page_text(upload(client, "氏名,地区\r\n山田 一郎,田無小地区\r\n".encode("cp932")))
+    assert "名簿にない項目" not in body
+
+
 def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_will_be(
         client, coordinator):
     """A NUL or an escape in a cell is refused (a database would cut the text at a NUL), a

@@ -12,8 +12,9 @@ Each mark is committed on a ledger connection of its own (`Marks`). On PostgreSQ
 sent without waiting for the reply, so the server commits it while the next message's MAIL
 FROM, RCPT TO and DATA go out; on SQLite, a local write, it is made once they have gone out,
 while the SMTP server reads them. Before the final dot of the next message — the moment the
-server accepts it — the sender waits until the mark is committed (`TimedConnection.exchange`). So at any moment each connection has at most one
-accepted message whose mark is not yet committed: the one it sent last. A crash (SIGKILL)
+server accepts it — the sender waits until the mark is committed
+(`TimedConnection.exchange`). So at any moment each connection has at most one accepted
+message whose mark is not yet committed: the one it sent last. A crash (SIGKILL)
 repeats at most that one per open connection, as before (a mark already sent may still be
 committed by PostgreSQL after the crash: its message was accepted, so that is no repeat); if
 the mark cannot be committed, the next message is abandoned before its dot (the connection is

@@ -102,6 +102,8 @@ class Review:
     # serve: once imported, that area's staff look after them, and the viewer's list
     # does not show them.
     outside: list[tuple[str, int]] = field(default_factory=list)
+    # Headers of columns the registry has no place for: what they hold is not imported.
+    ignored_headers: list[str] = field(default_factory=list)
 
     @property
     def bad(self) -> int:
@@ -408,8 +410,10 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
     mobile = sum(1 for key in db.session.scalars(
         select(Row.email_key).where(Row.import_id == pending.id, Row.ok, Row.email_key != ""))
         if services.is_mobile_carrier(key))
+    known = set(_HEADER.values())
     pending.summary = {"total": counts[0], "ok": counts[1], "mobile": mobile,
                        "missing_headers": missing,
+                       "ignored_headers": [h for h in headers if h and h not in known],
                        "districts": {str(key): n for key, n in per_district.items()}}
 
 
@@ -430,7 +434,8 @@ def review(pending: SupporterImport, *, actor) -> Review:
                   mobile=summary.get("mobile", 0),
                   missing_headers=summary.get("missing_headers", []),
                   preview=preview, problems=first(False),
-                  outside=_outside(summary.get("districts", {}), Viewer.of(actor)))
+                  outside=_outside(summary.get("districts", {}), Viewer.of(actor)),
+                  ignored_headers=summary.get("ignored_headers", []))
 
 
 def _outside(per_district: dict[str, int], viewer: Viewer) -> list[tuple[str, int]]:

@@ -196,7 +196,8 @@ class SupporterImport(db.Model):
     """An uploaded CSV waiting for the user's choice after the dry run.
 
     Its checked rows (SupporterImportRow) are kept only until it is imported or discarded;
-    `summary` holds the dry run's counts ({"total", "ok", "mobile"}, "missing_headers").
+    `summary` holds the dry run's counts ({"total", "ok", "mobile"}), "missing_headers" and
+    "ignored_headers" (columns the registry has no place for), and the rows per district.
     """
 
     __tablename__ = "supporter_import"
