@@ -28,6 +28,7 @@ from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db, limiter
 from app.i18n import gettext as _
 from app.labels import all_labels
+from app.text import email_key
 
 bp = Blueprint("site", __name__)
 
@@ -113,7 +114,7 @@ def sign_in_address_limit() -> str:
 
 def sign_in_account_key() -> str:
     """The account being tried (the address typed), whichever network it comes from."""
-    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
+    return "account:" + (email_key(request.form.get("email")) or "")[:254]
 
 
 def _sign_in_failed(response) -> bool:

@@ -97,10 +97,18 @@ def phone_text(text: str | None) -> str:
     return clean(text).translate(_PHONE_DASHES)
 
 
+def email_text(address: str | None) -> str:
+    """An e-mail address as typed, made what mail can carry where it only looks different:
+    letters, digits and signs typed full-width on a Japanese keyboard
+    (ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ) become ASCII (NFKC), surrounding spaces go. A name in
+    kanji before the @ stays as typed, for validation to refuse."""
+    return unicodedata.normalize("NFKC", address or "").strip()
+
+
 def email_key(address: str | None) -> str | None:
-    """An e-mail address as it is looked up: case and surrounding spaces ignored (None when
+    """An e-mail address as it is looked up: as email_text makes it, case ignored (None when
     there is none)."""
-    return (address or "").strip().lower() or None
+    return email_text(address).lower() or None
 
 
 def digits(text: str | None) -> str:

@@ -111,6 +111,12 @@ def test_visitor_with_an_address_gets_a_receipt_that_repeats_nothing(client, geo
         "気になることをお知らせいただき")
 
 
+def test_a_receipt_goes_to_an_address_typed_full_width(client, geography, mailbox):
+    send_report(client, reporter_email="ｔｓｕｕｋａ＠ｅｘａｍｐｌｅ．ｊｐ", may_contact="y")
+    assert only_concern().reporter_email == "tsuuka@example.jp"
+    assert len(mails_to(mailbox, "tsuuka@example.jp")) == 1
+
+
 def test_signed_in_supporter_reports_with_contact_prefilled(client, geography, mailbox):
     supporter = make_supporter(email="yamada@example.jp", phone="042-111-2222", delivery="email")
     login_supporter(client, supporter, mailbox)

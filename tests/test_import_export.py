@@ -126,6 +126,22 @@ def test_columns_the_registry_has_no_place_for_are_named_before_anything_is_impo
     assert "名簿にない項目" not in body
 
 
+def test_an_address_typed_full_width_in_the_file_is_imported_as_the_address_it_is(
+        client, coordinator):
+    login_staff(client, coordinator)
+    content = ("氏名,ふりがな,メールアドレス,地区,通信の受け取り方\r\n"
+               "全角 花子,ぜんかく はなこ,ｚｅｎｋａｋｕ＠ｅｘａｍｐｌｅ．ｊｐ,田無小地区,メール\r\n"
+               ).encode("cp932")
+    review = upload(client, content)
+    assert "登録できる行は 1 行" in page_text(review)
+    decide(client, review, "import")
+    assert db.session.scalar(select(Supporter.email)) == "zenkaku@example.jp"
+    # Found again by that address however it is typed: a second file is told it is there.
+    again = page_text(upload(client, content.replace("全角 花子".encode("cp932"),
+                                                     "別人 花子".encode("cp932"))))
+    assert "登録できる行は 0 行" in again
+
+
 def test_cells_with_control_characters_too_long_or_a_business_are_shown_as_they_will_be(
         client, coordinator):
     """A NUL or an escape in a cell is refused (a database would cut the text at a NUL), a

@@ -47,6 +47,17 @@ def test_application_errors_are_in_japanese_next_to_the_field_and_keep_input(cli
     assert 'id="email-error"' in body and 'aria-describedby="email-hint email-error"' in body
 
 
+def test_an_address_typed_full_width_is_taken_as_the_address_it_is(client, geography, mailbox):
+    """ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ, as a Japanese keyboard may type it, is hanako@example.jp;
+    a name in kanji before the @ is still refused."""
+    response = _apply(client, email="　ＨＡＮＡＫＯ＿１２＠ｅｘａｍｐｌｅ．ｊｐ ")
+    assert response.status_code == 302
+    assert db.session.scalar(select(Supporter.email)) == "HANAKO_12@example.jp"
+    assert [r for r, _m in mailbox] == [["HANAKO_12@example.jp"]]
+    body = page_text(_apply(client, email="花子＠example.jp", name="二人目 花子"))
+    assert "メールアドレスの形式が正しくありません" in body
+
+
 def test_email_delivery_needs_an_address(client, geography):
     body = page_text(_apply(client, email="", delivery="email"))
     assert "メールで受け取るには、メールアドレスが必要です。" in body

@@ -377,6 +377,10 @@ def test_a_colleagues_typos_do_not_lock_out_the_office(app, client, coordinator,
     wrong = [client.post("/login", data={"csrf_token": token, "email": coordinator.email,
                                          "password": "wrong"}).status_code for _ in range(5)]
     assert wrong == [200, 200, 200, 429, 429]
+    # The same address typed full-width or in capitals is the same account, limited too.
+    wide = coordinator.email.upper().translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    assert client.post("/login", data={"csrf_token": token, "email": wide,
+                                       "password": "wrong"}).status_code == 429
     # Refused, the form comes back with the address typed (never the password) and says to
     # wait, instead of a page without the form.
     refused = client.post("/login", data={"csrf_token": token, "email": coordinator.email,
@@ -385,8 +389,10 @@ def test_a_colleagues_typos_do_not_lock_out_the_office(app, client, coordinator,
     assert refused.status_code == 429 and f'value="{coordinator.email}"' in page
     assert "操作が続いたため、しばらくお待ちください。" in page and "secret-typed" not in page
     assert '<form method="post" novalidate>' in page and 'id="password"' in page
-    # Another account from the same office network still signs in.
-    right = client.post("/login", data={"csrf_token": token, "email": admin.email,
+    # Another account from the same office network still signs in, its address typed
+    # full-width as a Japanese keyboard may.
+    wide = admin.email.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    right = client.post("/login", data={"csrf_token": token, "email": wide,
                                         "password": PASSWORD})
     assert right.status_code == 302
 

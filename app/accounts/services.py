@@ -17,6 +17,7 @@ from app.extensions import db
 from app.formatting import today_tokyo
 from app.geography.models import Area
 from app.i18n import gettext as _
+from app.text import email_key
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -67,7 +68,7 @@ def _dummy_hash() -> str:
 def authenticate_staff(email: str, password: str) -> StaffUser | None:
     """The active staff user with these credentials, or None."""
     user = db.session.scalar(
-        select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower())
+        select(StaffUser).where(func.lower(StaffUser.email) == email_key(email))
     )
     if user is None:
         check_password_hash(_dummy_hash(), password)

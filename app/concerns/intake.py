@@ -28,7 +28,7 @@ from app.i18n import gettext as _
 from app.images import clean_image, store
 from app.outbox import services as outbox
 from app.supporters.models import Supporter
-from app.text import clean, phone_text, tidy
+from app.text import clean, email_text, phone_text, tidy
 from app.urls import external_url
 from app.validators import is_valid_email, phone_problem
 
@@ -134,7 +134,8 @@ def submit_concern(data: dict, *, photo: Photo | None = None, reporter: Supporte
     raises AlreadySubmitted with the first report instead of storing a second.
     """
     # Names, places and addresses as typed (spaces tidied); the phone with ASCII digits.
-    data = {key: ((phone_text(value) if key == "reporter_phone" else tidy(value))
+    data = {key: ((phone_text(value) if key == "reporter_phone" else
+                   email_text(value) if key == "reporter_email" else tidy(value))
                   if isinstance(value, str) and key != "body" else value)
             for key, value in data.items()}
     data["body"] = (data.get("body") or "").strip()

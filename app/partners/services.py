@@ -21,7 +21,7 @@ from app.i18n import gettext as _
 from app.labels import AGENCY_KIND
 from app.partners.models import KINDS, Agency
 from app.spreadsheet import control_problem, decode, restore
-from app.text import clean, fold, phone_text, sort_key, tidy
+from app.text import clean, email_text, fold, phone_text, sort_key, tidy
 from app.validators import is_valid_email, phone_problem
 
 LIMITS = {"name": 200, "kana": 200, "phone": 40, "fax": 40, "email": 254, "postal_code": 10,
@@ -70,7 +70,7 @@ def problems(data: dict) -> dict[str, str]:
     for key in ("phone", "fax"):
         if problem := phone_problem(data.get(key)):
             found.setdefault(key, problem)
-    email = (data.get("email") or "").strip()
+    email = email_text(data.get("email"))
     if email and not is_valid_email(email):
         found.setdefault("email", _("メールアドレスの形式が正しくありません（例: hanako@example.jp）。"))
     return found
@@ -94,8 +94,8 @@ def _fill(agency: Agency | None, data: dict) -> Agency:
     for key in LIMITS:
         value = data.get(key) or ""
         setattr(agency, key, value.strip() if key == "notes" else
-                (phone_text(value) if key in ("phone", "fax") else
-                 clean(value) if key in ("email", "postal_code") else tidy(value)))
+                (phone_text(value) if key in ("phone", "fax") else email_text(value)
+                 if key == "email" else clean(value) if key == "postal_code" else tidy(value)))
     agency.kind = data["kind"]
     agency.active = bool(data.get("active", True))
     agency.category_codes = sorted({str(c) for c in data.get("category_codes") or []})

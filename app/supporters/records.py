@@ -24,7 +24,7 @@ from app.supporters.models import (
     Supporter,
 )
 from app.supporters.searchindex import with_terms
-from app.text import digits, email_key, fold, is_kana, phone_text, postal_digits, tidy
+from app.text import digits, email_key, email_text, fold, is_kana, phone_text, postal_digits, tidy
 from app.validators import is_valid_email, phone_problem
 
 # Fields a staff member may edit, in form order.
@@ -64,7 +64,7 @@ def normalise(data: dict) -> dict:
         code = postal_digits(out["postal_code"])
         out["postal_code"] = code if code is not None else tidy(out["postal_code"])
     if "email" in out:
-        out["email"] = (out["email"] or "").strip() or None
+        out["email"] = email_text(out["email"]) or None
     if "notes" in out:
         out["notes"] = (out["notes"] or "").strip()
     for key in ("district_id", "business_category_id"):
