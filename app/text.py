@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from functools import lru_cache, wraps
 
 _KATAKANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
@@ -95,6 +96,43 @@ def phone_text(text: str | None) -> str:
     """A phone or fax number as stored and shown: ASCII digits and hyphens (０４２ー１２３ー
     ４５６７ → 042-123-4567), spaces tidied."""
     return clean(text).translate(_PHONE_DASHES)
+
+
+# The eras a date may be written in (和暦): their first days. A year of an era counts from 1
+# (元年), and a date before the era's first day, or on or after the next one's, is no date.
+_ERAS = (("令和", "R", date(2019, 5, 1)), ("平成", "H", date(1989, 1, 8)),
+         ("昭和", "S", date(1926, 12, 25)), ("大正", "T", date(1912, 7, 30)))
+_ERA_DATE = re.compile(r"(?P<era>[^\d\s]+?)\s*(?P<year>\d{1,2}|元)\s*[年.\-/]\s*(?P<month>\d{1,2})\s*"
+                       r"[月.\-/]\s*(?P<day>\d{1,2})\s*日?")
+_WESTERN_DATE = re.compile(r"(?P<year>\d{4})\s*[年.\-/]\s*(?P<month>\d{1,2})\s*[月.\-/]\s*"
+                           r"(?P<day>\d{1,2})\s*日?|(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})")
+
+
+def japanese_date(text: str | None) -> date | None:
+    """A date as people write it in Japan, or None when it is not one: 2026-04-01, 2026/4/1,
+    20260401, 2026年4月1日, 令和8年4月1日 (元年 too), R8.4.1 or R8/4/1 as spreadsheets show
+    it, full-width digits included. An era's date outside the era (平成31年5月1日) is none."""
+    value = unicodedata.normalize("NFKC", text or "").strip()
+    if found := _WESTERN_DATE.fullmatch(value):
+        year, month, day = (found["year"] or found["y"], found["month"] or found["m"],
+                            found["day"] or found["d"])
+    elif found := _ERA_DATE.fullmatch(value):
+        era = next((i for i, (name, letter, _start) in enumerate(_ERAS)
+                    if found["era"] in (name, letter, letter.lower())), None)
+        if era is None:
+            return None
+        start = _ERAS[era][2]
+        year = start.year + (1 if found["year"] == "元" else int(found["year"])) - 1
+        month, day = found["month"], found["day"]
+    else:
+        return None
+    try:
+        written = date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    if found.re is _ERA_DATE and not (start <= written < (_ERAS[era - 1][2] if era else date.max)):
+        return None
+    return written
 
 
 def email_text(address: str | None) -> str:

@@ -311,6 +311,25 @@ def test_an_import_in_many_chunks_keeps_every_good_row_its_order_values_and_hist
     assert sorted(entries) == [(s.id, 1) for s in imported]
 
 
+def test_joining_dates_written_in_the_japanese_era_are_read_and_wrong_ones_named(
+        client, coordinator):
+    """令和8年4月1日, R8.4.1 as a spreadsheet shows it, 平成元年 … are dates; 平成31年5月1日
+    (the first day of 令和) is none, and the row says so."""
+    login_staff(client, coordinator)
+    written = {"和暦 一": "令和6年4月1日", "和暦 二": "R5.10.2", "和暦 三": "平成元年1月8日",
+               "和暦 四": "２０２３年１２月１日", "和暦 五": "平成31年5月1日"}
+    rows = [f"個人,{name},われき,,,188-0012,南町1,田無小地区,郵送,活動中,{day}"
+            for name, day in written.items()]
+    review = upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("cp932"))
+    body = page_text(review)
+    assert "登録できる行は 4 行、問題のある行は 1 行です。" in body
+    assert "登録日「平成31年5月1日」は日付として読めません（例: 2026/04/01、令和8年4月1日）。" in body
+    decide(client, review, "import")
+    assert {s.name: s.joined_on.isoformat() for s in db.session.scalars(select(Supporter))} == {
+        "和暦 一": "2024-04-01", "和暦 二": "2023-10-02", "和暦 三": "1989-01-08",
+        "和暦 四": "2023-12-01"}
+
+
 def test_a_joining_date_in_the_future_is_refused_by_the_import_and_the_form(client, coordinator):
     """2030/01/01 for 2020/01/01: a year mistyped is shown for correcting, not kept."""
     login_staff(client, coordinator)

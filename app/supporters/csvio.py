@@ -35,7 +35,7 @@ from app.supporters.models import (
     SupporterImportRow,
 )
 from app.supporters.records import joining_date
-from app.text import email_key, fold
+from app.text import email_key, fold, japanese_date
 
 # (column header, field) — the same headers for export and import, so a file round-trips.
 COLUMNS = (
@@ -121,13 +121,11 @@ def _reverse(kind: str, value: str) -> str | None:
 
 
 def _parse_date(value: str) -> date | None | str:
-    value = value.strip().replace("/", "-")
-    if not value:
+    """A date as written in the file (japanese_date: 2026/04/01, 令和8年4月1日 …); None when
+    the cell is empty, "?" when it is not a date."""
+    if not value.strip():
         return None
-    try:
-        return date.fromisoformat("-".join(part.zfill(2) for part in value.split("-")))
-    except ValueError:
-        return "?"
+    return japanese_date(value) or "?"
 
 
 def _lookups() -> tuple[dict, dict]:
@@ -213,7 +211,7 @@ def _row_to_data(cells: list[str], plan, districts: dict, categories: dict
         elif key in _DATES:
             parsed = _parse_date(raw)
             if parsed == "?":
-                problems.append(_("%(col)s「%(value)s」は日付として読めません（例: 2026/04/01）。",
+                problems.append(_("%(col)s「%(value)s」は日付として読めません（例: 2026/04/01、令和8年4月1日）。",
                                   col=header, value=raw))
             else:
                 data[key] = parsed
