@@ -251,6 +251,18 @@ def test_starting_twice_queues_once(client, coordinator, people, mailbox):
     run(until_idle=True)
     run(until_idle=True)
     assert sorted(len(v) for v in by_recipient(mailbox).values()) == [1, 1]
+    # The same confirmation sent twice (a double click on 「N 人に送る」) shows what the first
+    # did, once, and no error about the send it began.
+    url = write(client, title="二度押し")
+    confirm = page_text(client.get(url + "/send"))
+    sent = {name: re.search(rf'name="{name}" value="([^"]+)"', confirm).group(1)
+            for name in ("csrf_token", "submission_key")}
+    client.post(url + "/send", data=sent)  # as a browser sends it twice: no page between
+    page = page_text(client.post(url + "/send", data=sent, follow_redirects=True))
+    assert "すでに送信を始めています" not in page and page.count("送信を始めました。") == 1
+    assert db.session.scalar(select(func.count(Delivery.id))) == 4
+    run(until_idle=True)
+    assert sorted(len(v) for v in by_recipient(mailbox).values()) == [2, 2]  # each issue once
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])

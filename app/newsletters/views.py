@@ -33,7 +33,7 @@ from app.newsletters import recipients, sender, services
 from app.newsletters.forms import NewsletterForm, ScheduleForm
 from app.newsletters.rendering import content, layouts
 from app.site import add_error, int_arg, parse_id, search_arg
-from app.submissions import create_once
+from app.submissions import create_once, new_key
 from app.supporters import services as supporters_services
 from app.supporters.models import Supporter
 from app.supporters.services import area_of, list_categories
@@ -261,7 +261,7 @@ def confirm_action(newsletter_id: int, action: str):
                  _("郵送の %(n)d 人分は、郵送版と宛名ラベルを印刷してお送りください。", n=counts["post"])]
         return render_template("confirm.html", title=_("通信を送る"), lines=lines,
                                warning=_("送ったメールは取り消せません（止められるのは、まだ送っていない分だけです）。"),
-                               action=target, back=back,
+                               action=target, back=back, hidden={"submission_key": new_key()},
                                button=_("%(n)d 人に送る", n=counts["email"]))
     waiting = services.progress(newsletter.id)
     lines = [_("「%(title)s」の送信を取り消します。", title=newsletter.title),
@@ -288,7 +288,11 @@ def act(newsletter_id: int, action: str):
     }
     try:
         if action == "send":
-            services.start_send(newsletter.id, actor=current_user)
+            started, _first = create_once(request.form.get("submission_key"), "newsletter_send",
+                                          lambda: _start_send(newsletter))
+            if started is None:  # this confirmation came twice (a double click): the first's
+                # message is the one shown, not an error about the send it began.
+                return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
         elif action == "retry":
             services.retry_failed(newsletter)
         elif action == "cancel":
@@ -300,6 +304,11 @@ def act(newsletter_id: int, action: str):
     else:
         flash(messages[action], "success")
     return redirect(url_for("newsletters.show", newsletter_id=newsletter.id))
+
+
+def _start_send(newsletter):
+    services.start_send(newsletter.id, actor=current_user)
+    return newsletter
 
 
 @bp.post("/staff/newsletters/<int:newsletter_id>/copy")
