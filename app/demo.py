@@ -88,7 +88,7 @@ def seed_demo() -> dict:
             name=name, kana=kana,
             email=f"demo{i + 1:04d}@example.jp" if with_email else None,
             phone=f"042-{rng.randint(400, 499)}-{rng.randint(0, 9999):04d}",
-            postal_code=f"{rng.choice(['188', '202'])}-00{rng.randint(0, 99):02d}",
+            postal_code=f"{rng.choice(['188', '202'])}00{rng.randint(0, 99):02d}",  # as stored: 7 digits
             address=f"西東京市{rng.choice(TOWNS)}{rng.randint(1, 6)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}",
             district_id=rng.choice(districts).id,
             delivery=delivery, status=status,
