@@ -95,6 +95,10 @@ def test_test_send_goes_to_my_address_only(client, coordinator, people, mailbox)
     (recipients, message), = mailbox
     assert recipients == [coordinator.email] and message["Subject"].startswith("[テスト]")
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
+    # As a recipient's would read if sent now: dated today, with the coordinator's area.
+    from app.formatting import format_date
+    text = message.get_body(("plain",)).get_content()
+    assert f"第1号　{format_date(utcnow())}" in text and "調整 花子" in text
     # Its unsubscribe link says it belongs to a test (not "this link cannot be used").
     link = message["List-Unsubscribe"].strip("<>")
     path = "/" + link.split("://", 1)[1].split("/", 1)[1]

@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from app.dbtypes import utcnow
 from app.formatting import format_date
 from app.i18n import gettext, lazy_gettext
 from app.newsletters.mime import MarkedPart
@@ -109,9 +110,10 @@ class Content:
 
 
 def _newsletter_values(newsletter) -> dict:
+    # A draft (its preview, a test sent to staff) carries the date it would if sent now.
     return {"number": newsletter.number, "title": newsletter.title,
             "subject": newsletter.subject,
-            "date": newsletter.started_at or newsletter.scheduled_at}
+            "date": newsletter.started_at or newsletter.scheduled_at or utcnow()}
 
 
 def image_url_of(newsletter) -> str:
