@@ -200,6 +200,8 @@ def test_unsubscribe_get_asks_post_unsubscribes_even_one_click(client, coordinat
     # Opened again later, the link says it is done instead of asking again.
     again = page_text(anonymous.get(link))
     assert "メールでの通信の配信を停止しました。" in again and "配信を停止する" not in again
+    assert '<a href="/me">マイページを開く（メールでログインします）</a>' in again  # to change it
+    assert anonymous.get("/me").headers["Location"].endswith("/login/link?next=/me")  # way in
     counts = services.audiences.counts(services.audiences.Audience())
     assert counts["email"] == 1 and counts["post"] == 2
     assert anonymous.get("/u/forged-token").status_code == 404
