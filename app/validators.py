@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, St
 from app.errors import InvalidInput
 from app.i18n import gettext as _
 from app.i18n import lazy_gettext as _l
-from app.text import digits, is_kana, phone_text, same_label, tidy
+from app.text import digits, email_text, is_kana, phone_text, same_label, tidy
 
 
 def required(message=None):
@@ -51,10 +51,11 @@ def is_valid_email(value: str) -> bool:
 
 
 class Email:
-    """A syntactically valid e-mail address (no DNS look-up)."""
+    """A syntactically valid e-mail address (no DNS look-up), typed full-width or not (see
+    email_text: the services store and look it up so; the field keeps what was typed)."""
 
     def __call__(self, form, field):
-        if field.data and not is_valid_email(field.data.strip()):
+        if field.data and not is_valid_email(email_text(field.data)):
             raise ValidationError(_l("メールアドレスの形式が正しくありません（例: hanako@example.jp）。"))
 
 

@@ -158,10 +158,11 @@ def test_admin_creates_a_coordinator_who_can_sign_in(client, admin):
         "active": "y", "password": "short"})
     assert "10文字以上" in page_text(response)
     assert 'value="new.coord@example.jp"' in page_text(response)
+    # Typed full-width, as a Japanese keyboard may: stored as the address it stands for.
     response = post(client, "/admin/staff/new", {
-        "email": "new.coord@example.jp", "name": "新人 調整", "kana": "しんじん ちょうせい",
-        "role": "coordinator", "station_id": str(area.station_id), "area_ids": [str(area.id)],
-        "active": "y", "password": "long-enough-password"})
+        "email": "ｎｅｗ．ｃｏｏｒｄ＠ｅｘａｍｐｌｅ．ｊｐ", "name": "新人 調整",
+        "kana": "しんじん ちょうせい", "role": "coordinator", "station_id": str(area.station_id),
+        "area_ids": [str(area.id)], "active": "y", "password": "long-enough-password"})
     assert response.status_code == 302
     post(client, "/logout")
     response = post(client, "/login", {"email": "new.coord@example.jp",

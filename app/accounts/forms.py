@@ -11,17 +11,16 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
-from app.text import email_text
 from app.validators import Email, Kana, max_length, optional, required
 
 
 class StaffLoginForm(Form):
-    email = EmailField(_l("メールアドレス"), validators=[required(), Email()], filters=[email_text])
+    email = EmailField(_l("メールアドレス"), validators=[required(), Email()])
     password = PasswordField(_l("パスワード"), validators=[required()])
 
 
 class StaffForm(OneTimeForm):
-    email = EmailField(_l("メールアドレス"), validators=[required(), Email(), max_length(254)], filters=[email_text])
+    email = EmailField(_l("メールアドレス"), validators=[required(), Email(), max_length(254)])
     name = StringField(_l("氏名"), validators=[required(), max_length(100)])
     kana = StringField(_l("ふりがな"), validators=[optional(), Kana(), max_length(100)])
     role = SelectField(_l("役割"), choices=[])

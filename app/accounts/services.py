@@ -90,7 +90,7 @@ def create_staff(email: str, name: str, password: str, role: str, kana: str = ""
                  station_id: int | None = None, area_ids: list[int] | None = None,
                  all_areas: bool = False, *, actor) -> StaffUser:
     """Create a staff account (`actor`: the admin, or None from a command); raises InvalidInput for a taken e-mail or weak password."""
-    email = email.strip().lower()
+    email = email_key(email) or ""
     if role not in ROLES:
         raise InvalidInput(_("役割が正しくありません。"), field="role")
     _check_email_free(email)
@@ -117,7 +117,7 @@ def update_staff(user: StaffUser, *, email: str, name: str, kana: str, role: str
                  password: str = "", all_areas: bool = False, actor) -> StaffUser:
     if role not in ROLES:
         raise InvalidInput(_("役割が正しくありません。"), field="role")
-    email = email.strip().lower()
+    email = email_key(email) or ""
     _check_email_free(email, user.id)
     new_areas = _areas(area_ids)
     ends_sessions = bool(password) or role != user.role or active != user.active or \

@@ -15,7 +15,6 @@ from wtforms import (
 from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.labels import CONCERN_CHANNEL, CONCERN_STATUS, URGENCY
-from app.text import email_text
 from app.validators import max_length, optional
 
 
@@ -31,8 +30,7 @@ class ConcernForm(OneTimeForm):
     urgency = RadioField(_l("急ぎ具合"), choices=list(URGENCY.items()), default="normal")
     photo = FileField(_l("写真（任意・JPEG か PNG）"))
     reporter_name = StringField(_l("お名前（任意）"), validators=[optional(), max_length(100)])
-    reporter_email = EmailField(_l("メールアドレス（任意）"), validators=[optional(), max_length(254)],
-                                filters=[email_text])
+    reporter_email = EmailField(_l("メールアドレス（任意）"), validators=[optional(), max_length(254)])
     reporter_phone = TelField(_l("電話番号（任意）"), validators=[optional(), max_length(40)])
     may_contact = BooleanField(_l("職員から連絡してもかまいません"))
 
@@ -46,8 +44,7 @@ class StaffConcernForm(ConcernForm):
     channel = SelectField(_l("受付の方法"), choices=[(k, v) for k, v in CONCERN_CHANNEL.items()
                                                  if k != "web"], default="phone")
     reporter_name = StringField(_l("報告者のお名前"), validators=[optional(), max_length(100)])
-    reporter_email = EmailField(_l("報告者のメールアドレス"), validators=[optional(), max_length(254)],
-                                filters=[email_text])
+    reporter_email = EmailField(_l("報告者のメールアドレス"), validators=[optional(), max_length(254)])
     reporter_phone = TelField(_l("報告者の電話番号"), validators=[optional(), max_length(40)])
     may_contact = BooleanField(_l("報告者に連絡してよい"))
 

@@ -4,7 +4,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
-from app.text import email_text
 from app.validators import Email, max_length, optional
 
 
@@ -19,8 +18,7 @@ class AgencyForm(OneTimeForm):
     kana = StringField(_l("ふりがな"), validators=[optional(), max_length(200)])
     phone = StringField(_l("電話番号"), validators=[optional(), max_length(40)])
     fax = StringField(_l("FAX番号"), validators=[optional(), max_length(40)])
-    email = StringField(_l("メールアドレス"), validators=[optional(), Email(), max_length(254)],
-                        filters=[email_text])
+    email = StringField(_l("メールアドレス"), validators=[optional(), Email(), max_length(254)])
     postal_code = StringField(_l("郵便番号"), validators=[optional(), max_length(10)])
     address = StringField(_l("住所"), validators=[optional(), max_length(300)])
     hours = StringField(_l("受付時間"), validators=[optional(), max_length(300)])

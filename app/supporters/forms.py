@@ -16,7 +16,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from app.forms import Form, OneTimeForm, bounded_int
 from app.i18n import lazy_gettext as _l
 from app.labels import DELIVERY, HELP_KIND, JOINED_VIA, KIND, STATUS
-from app.text import email_text
 from app.validators import Email, max_length, optional, required
 
 _DELIVERY_CHOICES = [(code, label) for code, label in DELIVERY.items()]
@@ -25,7 +24,7 @@ _DELIVERY_CHOICES = [(code, label) for code, label in DELIVERY.items()]
 class ContactFields(Form):
     """Contact details shared by every supporter form."""
 
-    email = EmailField(_l("メールアドレス（お持ちの方のみ）"), validators=[optional(), max_length(254)], filters=[email_text])
+    email = EmailField(_l("メールアドレス（お持ちの方のみ）"), validators=[optional(), max_length(254)])
     phone = TelField(_l("電話番号"), validators=[optional(), max_length(40)])
     postal_code = StringField(_l("郵便番号"), validators=[optional(), max_length(10)])
     address = StringField(_l("住所"), validators=[optional(), max_length(300)])
@@ -111,10 +110,10 @@ class CategoryForm(Form):
 class EmailConfirmForm(Form):
     """A supporter whose mail bounced says which address works now."""
 
-    email = EmailField(_l("メールアドレス"), validators=[optional(), max_length(254)], filters=[email_text])
+    email = EmailField(_l("メールアドレス"), validators=[optional(), max_length(254)])
     delivery = RadioField(_l("通信（ニュースレター）の受け取り方"), choices=_DELIVERY_CHOICES,
                           validators=[InputRequired(message=_l("選んでください。"))])
 
 
 class LinkRequestForm(Form):
-    email = EmailField(_l("登録したメールアドレス"), validators=[required(), Email()], filters=[email_text])
+    email = EmailField(_l("登録したメールアドレス"), validators=[required(), Email()])

@@ -49,6 +49,7 @@ from app.supporters.forms import (
     SupporterForm,
 )
 from app.supporters.models import DELIVERIES, KINDS, STATUSES, BusinessCategory, Supporter
+from app.text import email_text
 
 bp = Blueprint("supporters", __name__)
 
@@ -134,7 +135,7 @@ def request_link():
     if form.validate_on_submit():
         # The same answer and the same work whether or not the address is registered.
         signin.request_login_link(form.email.data)
-        session["link_sent_to"] = form.email.data.strip()[:254]
+        session["link_sent_to"] = email_text(form.email.data)[:254]  # where the link went
         return redirect(url_for("supporters.link_sent"))
     return render_template("accounts/link_request.html", form=form)
 
