@@ -317,6 +317,15 @@ def test_a_reference_number_finds_its_concern_whatever_its_state_and_area(
     for notice, query in only.values():
         page = page_text(client.get("/staff/concerns", query_string=query))
         assert notice in page and "完了したものや担当外" not in page, notice
+    # The tiles above go on counting the list's own areas (new ones: mine, not theirs too),
+    # and lead to them.
+    def tiles(page: str) -> str:
+        return re.search(r'<ul class="tiles".*?</ul>', page, re.S).group(0)
+
+    own = tiles(page_text(client.get("/staff/concerns")))
+    assert tiles(page_text(client.get("/staff/concerns", query_string={
+        "q": theirs.reference}))) == own
+    assert 'area=mine&amp;status=received"><span class="tile-n">1</span>' in own
     # The start of a number lists those it begins.
     assert listed(q=f"HN-{year}-", area="all", status="all") == {
         closed.reference, theirs.reference, mine.reference}

@@ -190,10 +190,12 @@ def my_report(reference: str):
 class Chosen(NamedTuple):
     """The dashboard's filters as read from the request."""
     filters: queue.QueueFilters
-    area: str         # the areas looked in: "mine", "all", "none" or an area's id
     form_area: str    # what the form shows chosen (the list's own, after a widened search)
     form_status: str  # "open", "all" or a state
     widened: frozenset[str]  # past the list's own ("state", "area"): a reference number
+    # The areas the tiles and figures count (and the unplaced with them): the list's own,
+    # also when a reference number looked wider.
+    counted: tuple[list[int] | None, bool]
 
 
 def _filters() -> Chosen:
@@ -241,7 +243,8 @@ def _filters() -> Chosen:
         urgency=args.get("urgency") if args.get("urgency") in URGENCIES else "",
         q=q,
         with_unplaced=area == "mine",
-    ), area, form_area, form_status, widened)
+    ), form_area, form_status, widened,
+        (my_areas, True) if "area" in widened else (area_ids, area == "mine"))
 
 
 # The list as the staff member last saw it (its filters, search and page), for the way back
@@ -260,14 +263,13 @@ def _list_url() -> str:
 @bp.get("/staff/concerns")
 @staff_required
 def dashboard():
-    filters, area, form_area, form_status, widened = _filters()
+    filters, form_area, form_status, widened, (scope, unplaced) = _filters()
     _remember_list()
     page = page_arg()
     per_page = current_app.config["HOTNET_PAGE_SIZE"]
     viewer = Viewer.of(current_user)
-    scope = filters.area_ids
     cap = queue.COUNT_CAP
-    quick = queue.waiting_counts(scope, viewer, filters.with_unplaced, matching=filters)
+    quick = queue.waiting_counts(scope, viewer, unplaced, matching=filters)
     total = quick["matching"]
     rows, pinned = queue.page_and_pinned(filters, viewer, page=page, per_page=per_page)
     pick_lists = queue.pick_lists()
@@ -275,7 +277,7 @@ def dashboard():
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "concerns/dashboard.html", rows=rows, total=total, page=page,
-        pages=max(1, -(-min(total, cap) // per_page)), cap=cap, filters=filters, area=area,
+        pages=max(1, -(-min(total, cap) // per_page)), cap=cap, filters=filters,
         args=args, quick=quick, areas=pick_lists[0],
         figures=functools.cache(lambda: statistics.dashboard_figures(scope)),
         referral_figures=functools.cache(lambda: statistics.referral_figures(scope)),
