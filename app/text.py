@@ -114,25 +114,23 @@ def japanese_date(text: str | None) -> date | None:
     it, full-width digits included. An era's date outside the era (平成31年5月1日) is none."""
     value = unicodedata.normalize("NFKC", text or "").strip()
     if found := _WESTERN_DATE.fullmatch(value):
-        year, month, day = (found["year"] or found["y"], found["month"] or found["m"],
-                            found["day"] or found["d"])
-    elif found := _ERA_DATE.fullmatch(value):
-        era = next((i for i, (name, letter, _start) in enumerate(_ERAS)
-                    if found["era"] in (name, letter, letter.lower())), None)
-        if era is None:
-            return None
-        start = _ERAS[era][2]
-        year = start.year + (1 if found["year"] == "元" else int(found["year"])) - 1
-        month, day = found["month"], found["day"]
-    else:
-        return None
+        return _date(found["year"] or found["y"], found["month"] or found["m"],
+                     found["day"] or found["d"])
+    found = _ERA_DATE.fullmatch(value)
+    for n, (name, letter, start) in enumerate(_ERAS if found else ()):
+        if found["era"] in (name, letter, letter.lower()):
+            year = start.year + (1 if found["year"] == "元" else int(found["year"])) - 1
+            written = _date(year, found["month"], found["day"])
+            ends = _ERAS[n - 1][2] if n else date.max  # the next era's first day
+            return written if written and start <= written < ends else None
+    return None
+
+
+def _date(year, month, day) -> date | None:
     try:
-        written = date(int(year), int(month), int(day))
+        return date(int(year), int(month), int(day))
     except ValueError:
         return None
-    if found.re is _ERA_DATE and not (start <= written < (_ERAS[era - 1][2] if era else date.max)):
-        return None
-    return written
 
 
 def email_text(address: str | None) -> str:

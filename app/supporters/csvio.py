@@ -156,6 +156,7 @@ _DATES = ("joined_on", "registration_training_on")
 _EMPTY = {key: (None if key in _DATES else "") for _header, key in COLUMNS
           if key not in WORDS and key not in ("district", "business_category", "area")}
 _HEADER = {key: header for header, key in COLUMNS}
+_HEADERS = frozenset(_HEADER.values())
 # The column of each field the checks name (a district or category is chosen by its name).
 _FIELD_HEADER = dict(_HEADER, district_id=_HEADER["district"],
                      business_category_id=_HEADER["business_category"])
@@ -408,10 +409,9 @@ def _check_into(pending: SupporterImport, text: IO[str]) -> None:
     mobile = sum(1 for key in db.session.scalars(
         select(Row.email_key).where(Row.import_id == pending.id, Row.ok, Row.email_key != ""))
         if services.is_mobile_carrier(key))
-    known = set(_HEADER.values())
     pending.summary = {"total": counts[0], "ok": counts[1], "mobile": mobile,
                        "missing_headers": missing,
-                       "ignored_headers": [h for h in headers if h and h not in known],
+                       "ignored_headers": [h for h in headers if h and h not in _HEADERS],
                        "districts": {str(key): n for key, n in per_district.items()}}
 
 
